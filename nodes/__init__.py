@@ -1,0 +1,1 @@
+"""The five SustainML nodes, installed as the package ``sustainml_nodes``."""

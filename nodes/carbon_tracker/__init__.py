@@ -1,0 +1,1 @@
+"""The carbon_tracker node."""

@@ -1,0 +1,1 @@
+"""The hw_constraints node."""

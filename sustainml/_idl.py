@@ -1,0 +1,188 @@
+"""Reader for the subset of IDL 4 that ``idl/sustainml.idl`` uses, and the Python generator.
+
+Why by hand: cyclonedds 11.0.1's ``idlc -l py`` segfaulted on our file, and no maintained pure-Python
+IDL parser exists on PyPI. The subset is small (one module; enums; structs with @final/@appendable;
+@key members; primitive, string, sequence and nested struct types), so a strict reader that
+rejects everything else is short and safe. ``python -m sustainml._idl`` regenerates
+``sustainml/msg.py``; ``tests/test_idl.py`` fails when the two differ.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+IDL_PATH = Path(__file__).resolve().parent.parent / "idl" / "sustainml.idl"
+MSG_PATH = Path(__file__).resolve().parent / "msg.py"
+
+# IDL primitive -> (Python annotation, default expression)
+PRIMITIVES: dict[str, tuple[str, str]] = {
+    "string": ("str", '""'),
+    "boolean": ("bool", "False"),
+    "double": ("float", "0.0"),
+    "uint32": ("types.uint32", "0"),
+    "uint64": ("types.uint64", "0"),
+    "int32": ("types.int32", "0"),
+    "int64": ("types.int64", "0"),
+}
+
+
+class IdlSyntaxError(ValueError):
+    """Raised when the IDL file uses a construct outside the supported subset."""
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    idl_type: str        # "double", "sequence<string>", "TaskId"
+    is_key: bool = False
+
+
+@dataclass
+class Struct:
+    name: str
+    extensibility: str   # "final" or "appendable"
+    members: list[Member] = field(default_factory=list)
+
+
+@dataclass
+class Enum:
+    name: str
+    literals: list[str] = field(default_factory=list)
+
+
+@dataclass
+class IdlModule:
+    name: str
+    enums: dict[str, Enum] = field(default_factory=dict)
+    structs: dict[str, Struct] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+
+
+_TOKEN = re.compile(r"@\w+|\w+|<|>|[{};,]")
+
+
+def parse(text: str) -> IdlModule:
+    """Parse the IDL text into enums and structs, in declaration order."""
+    text = re.sub(r"//[^\n]*", "", text)
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    tokens = _TOKEN.findall(text)
+    pos = 0
+
+    def take(expected: str | None = None) -> str:
+        nonlocal pos
+        if pos >= len(tokens):
+            raise IdlSyntaxError(f"unexpected end of file, expected {expected!r}")
+        tok = tokens[pos]
+        pos += 1
+        if expected is not None and tok != expected:
+            raise IdlSyntaxError(f"expected {expected!r}, found {tok!r} (token {pos})")
+        return tok
+
+    take("module")
+    module = IdlModule(take())
+    take("{")
+    while tokens[pos] != "}":
+        annotations = []
+        while tokens[pos].startswith("@"):
+            annotations.append(take()[1:])
+        kind = take()
+        if kind == "enum":
+            enum = Enum(take())
+            take("{")
+            while True:
+                enum.literals.append(take())
+                if take() == "}":
+                    break
+            take(";")
+            module.enums[enum.name] = enum
+            module.order.append(enum.name)
+        elif kind == "struct":
+            ext = [a for a in annotations if a in ("final", "appendable", "mutable")]
+            if len(ext) != 1 or ext[0] == "mutable":
+                raise IdlSyntaxError(f"struct after {annotations}: give exactly one of @final or @appendable")
+            struct = Struct(take(), ext[0])
+            take("{")
+            while tokens[pos] != "}":
+                is_key = False
+                while tokens[pos].startswith("@"):
+                    ann = take()
+                    if ann != "@key":
+                        raise IdlSyntaxError(f"member annotation {ann} is not supported")
+                    is_key = True
+                idl_type = take()
+                if idl_type == "sequence":
+                    take("<")
+                    idl_type = f"sequence<{take()}>"
+                    take(">")
+                struct.members.append(Member(take(), idl_type, is_key))
+                take(";")
+            take("}")
+            take(";")
+            module.structs[struct.name] = struct
+            module.order.append(struct.name)
+        else:
+            raise IdlSyntaxError(f"unsupported declaration {kind!r}")
+    take("}")
+    take(";")
+    return module
+
+
+def _annotation(idl_type: str, module: IdlModule) -> tuple[str, str]:
+    """Python annotation and default-value expression for one IDL member type."""
+    if idl_type.startswith("sequence<"):
+        inner, _ = _annotation(idl_type[len("sequence<"):-1], module)
+        return f"types.sequence[{inner}]", "field(default_factory=list)"
+    if idl_type in PRIMITIVES:
+        return PRIMITIVES[idl_type]
+    if idl_type in module.enums:
+        first = module.enums[idl_type].literals[0]
+        return idl_type, f"{idl_type}.{first}"
+    if idl_type in module.structs:
+        return idl_type, f"field(default_factory={idl_type})"
+    raise IdlSyntaxError(f"unknown type {idl_type!r}")
+
+
+def generate(module: IdlModule) -> str:
+    """Python source of the message dataclasses, one per IDL type, in IDL order."""
+    out = [
+        '"""Message types of the SustainML pipeline. GENERATED from idl/sustainml.idl: do not edit.',
+        "",
+        "Regenerate with ``python -m sustainml._idl``; tests/test_idl.py fails when this file and the IDL",
+        "differ. Field comments and units are in the IDL.",
+        '"""',
+        "",
+        "from dataclasses import dataclass, field",
+        "",
+        "from cyclonedds.idl import IdlEnum, IdlStruct, types",
+        "from cyclonedds.idl.annotations import appendable, final, key",
+        "",
+        f"__all__ = {sorted(module.order)!r}",
+    ]
+    for name in module.order:
+        out += ["", ""]
+        if name in module.enums:
+            out.append(f'class {name}(IdlEnum, typename="{module.name}::{name}"):')
+            out += [f"    {lit} = {i}" for i, lit in enumerate(module.enums[name].literals)]
+            continue
+        struct = module.structs[name]
+        out += ["@dataclass", f"@{struct.extensibility}",
+                f'class {name}(IdlStruct, typename="{module.name}::{name}"):']
+        for m in struct.members:
+            ann, default = _annotation(m.idl_type, module)
+            out.append(f"    {m.name}: {ann} = {default}")
+            if m.is_key:
+                out.append(f'    key("{m.name}")')
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    module = parse(IDL_PATH.read_text())
+    MSG_PATH.write_text(generate(module))
+    print(f"wrote {MSG_PATH} ({len(module.order)} types)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

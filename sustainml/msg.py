@@ -1,0 +1,385 @@
+"""Message types of the SustainML pipeline. GENERATED from idl/sustainml.idl: do not edit.
+
+Regenerate with ``python -m sustainml._idl``; tests/test_idl.py fails when this file and the IDL
+differ. Field comments and units are in the IDL.
+"""
+
+from dataclasses import dataclass, field
+
+from cyclonedds.idl import IdlEnum, IdlStruct, types
+from cyclonedds.idl.annotations import appendable, final, key
+
+__all__ = ['CarbonFootprint', 'CatalogueReply', 'CatalogueRequest', 'Constraints', 'ControlCommand', 'DatasetInfo', 'Device', 'EncodeReply', 'EncodeRequest', 'EncodedTask', 'Footprint', 'HardwareInventory', 'HardwareMeasurement', 'InventoryReply', 'InventoryRequest', 'Measurement', 'ModelCandidate', 'ModelCandidates', 'NodeControl', 'NodeState', 'NodeStatus', 'Quality', 'ResultReply', 'ResultRequest', 'SubmitReply', 'SubmitRequest', 'TaskId', 'TaskOption', 'TaskResult', 'TaskState', 'TaskStatus', 'Usage', 'UserInput']
+
+
+@dataclass
+@final
+class TaskId(IdlStruct, typename="sustainml::TaskId"):
+    problem_id: str = ""
+    iteration: types.uint32 = 0
+
+
+class TaskState(IdlEnum, typename="sustainml::TaskState"):
+    TASK_QUEUED = 0
+    TASK_RUNNING = 1
+    TASK_DONE = 2
+    TASK_FAILED = 3
+    TASK_CANCELLED = 4
+
+
+class NodeState(IdlEnum, typename="sustainml::NodeState"):
+    NODE_STARTING = 0
+    NODE_IDLE = 1
+    NODE_BUSY = 2
+    NODE_ERROR = 3
+    NODE_STOPPING = 4
+
+
+class ControlCommand(IdlEnum, typename="sustainml::ControlCommand"):
+    CONTROL_CANCEL_TASK = 0
+
+
+@dataclass
+@appendable
+class Constraints(IdlStruct, typename="sustainml::Constraints"):
+    quality_target: float = 0.0
+    max_latency_ms: float = 0.0
+    max_train_hours: float = 0.0
+    max_train_co2_g: float = 0.0
+    max_memory_mb: float = 0.0
+
+
+@dataclass
+@appendable
+class Usage(IdlStruct, typename="sustainml::Usage"):
+    requests_per_day: float = 0.0
+    horizon_days: float = 0.0
+    batch_size: types.uint32 = 0
+
+
+@dataclass
+@appendable
+class DatasetInfo(IdlStruct, typename="sustainml::DatasetInfo"):
+    path: str = ""
+    description: str = ""
+    num_samples: types.uint64 = 0
+    input_shape: types.sequence[types.uint32] = field(default_factory=list)
+    num_classes: types.uint32 = 0
+    num_features: types.uint32 = 0
+
+
+@dataclass
+@appendable
+class UserInput(IdlStruct, typename="sustainml::UserInput"):
+    task_id: TaskId = field(default_factory=TaskId)
+    text: str = ""
+    task_type_hint: str = ""
+    modality_hint: str = ""
+    dataset: DatasetInfo = field(default_factory=DatasetInfo)
+    constraints: Constraints = field(default_factory=Constraints)
+    usage: Usage = field(default_factory=Usage)
+    epochs: types.uint32 = 0
+    train_region: str = ""
+    inference_region: str = ""
+    alternative_regions: types.sequence[str] = field(default_factory=list)
+    allowed_hardware: types.sequence[str] = field(default_factory=list)
+    candidate_models: types.sequence[str] = field(default_factory=list)
+
+
+@dataclass
+@appendable
+class EncodedTask(IdlStruct, typename="sustainml::EncodedTask"):
+    task_id: TaskId = field(default_factory=TaskId)
+    task_type: str = ""
+    modality: str = ""
+    metric: str = ""
+    higher_is_better: bool = False
+    confidence: float = 0.0
+    explanation: str = ""
+    warnings: types.sequence[str] = field(default_factory=list)
+    dataset: DatasetInfo = field(default_factory=DatasetInfo)
+    constraints: Constraints = field(default_factory=Constraints)
+    usage: Usage = field(default_factory=Usage)
+    epochs: types.uint32 = 0
+    train_region: str = ""
+    inference_region: str = ""
+    alternative_regions: types.sequence[str] = field(default_factory=list)
+    allowed_hardware: types.sequence[str] = field(default_factory=list)
+    candidate_models: types.sequence[str] = field(default_factory=list)
+
+
+@dataclass
+@appendable
+class ModelCandidate(IdlStruct, typename="sustainml::ModelCandidate"):
+    name: str = ""
+    family: str = ""
+    task_type: str = ""
+    params: float = 0.0
+    flops_per_sample: float = 0.0
+    input_shape: types.sequence[types.uint32] = field(default_factory=list)
+    quality_metric: str = ""
+    quality_value: float = 0.0
+    higher_is_better: bool = False
+    quality_benchmark: str = ""
+    quality_source: str = ""
+    default_epochs: types.uint32 = 0
+    default_batch_size: types.uint32 = 0
+    reason: str = ""
+
+
+@dataclass
+@appendable
+class ModelCandidates(IdlStruct, typename="sustainml::ModelCandidates"):
+    task_id: TaskId = field(default_factory=TaskId)
+    candidates: types.sequence[ModelCandidate] = field(default_factory=list)
+    excluded: types.sequence[str] = field(default_factory=list)
+
+
+@dataclass
+@appendable
+class Device(IdlStruct, typename="sustainml::Device"):
+    id: str = ""
+    name: str = ""
+    cores: types.uint32 = 0
+    memory_mb: float = 0.0
+    power_limit_w: float = 0.0
+    energy_method: str = ""
+
+
+@dataclass
+@appendable
+class HardwareInventory(IdlStruct, typename="sustainml::HardwareInventory"):
+    host: str = ""
+    key("host")
+    cpu_model: str = ""
+    cpu_cores: types.uint32 = 0
+    ram_mb: float = 0.0
+    devices: types.sequence[Device] = field(default_factory=list)
+    software: str = ""
+
+
+@dataclass
+@appendable
+class Measurement(IdlStruct, typename="sustainml::Measurement"):
+    model: str = ""
+    device: str = ""
+    host: str = ""
+    precision: str = ""
+    batch_size: types.uint32 = 0
+    latency_ms_p50: float = 0.0
+    latency_ms_p95: float = 0.0
+    throughput_per_s: float = 0.0
+    energy_j_per_inference: float = 0.0
+    energy_j_per_inference_uncertainty: float = 0.0
+    total_energy_j_per_inference: float = 0.0
+    train_batch_size: types.uint32 = 0
+    train_step_ms: float = 0.0
+    energy_j_per_train_sample: float = 0.0
+    energy_j_per_train_sample_uncertainty: float = 0.0
+    peak_memory_mb: float = 0.0
+    active_power_w: float = 0.0
+    idle_power_w: float = 0.0
+    window_s: float = 0.0
+    repetitions: types.uint32 = 0
+    energy_method: str = ""
+    assumptions: str = ""
+    cached: bool = False
+
+
+@dataclass
+@appendable
+class HardwareMeasurement(IdlStruct, typename="sustainml::HardwareMeasurement"):
+    task_id: TaskId = field(default_factory=TaskId)
+    host: str = ""
+    measurements: types.sequence[Measurement] = field(default_factory=list)
+    excluded: types.sequence[str] = field(default_factory=list)
+
+
+@dataclass
+@appendable
+class Footprint(IdlStruct, typename="sustainml::Footprint"):
+    model: str = ""
+    device: str = ""
+    host: str = ""
+    region: str = ""
+    intensity_g_per_kwh: float = 0.0
+    train_region: str = ""
+    train_intensity_g_per_kwh: float = 0.0
+    intensity_source: str = ""
+    pue: float = 0.0
+    train_energy_kwh: float = 0.0
+    inference_energy_kwh: float = 0.0
+    co2_g_training: float = 0.0
+    co2_g_inference: float = 0.0
+    co2_g_total: float = 0.0
+    sci_g_per_request: float = 0.0
+
+
+@dataclass
+@appendable
+class CarbonFootprint(IdlStruct, typename="sustainml::CarbonFootprint"):
+    task_id: TaskId = field(default_factory=TaskId)
+    host: str = ""
+    footprints: types.sequence[Footprint] = field(default_factory=list)
+
+
+@dataclass
+@appendable
+class Quality(IdlStruct, typename="sustainml::Quality"):
+    metric: str = ""
+    value: float = 0.0
+    higher_is_better: bool = False
+
+
+@dataclass
+@appendable
+class TaskOption(IdlStruct, typename="sustainml::TaskOption"):
+    model: str = ""
+    device: str = ""
+    host: str = ""
+    region: str = ""
+    quality: Quality = field(default_factory=Quality)
+    latency_ms: float = 0.0
+    energy_j_per_inference: float = 0.0
+    energy_j_per_inference_uncertainty: float = 0.0
+    train_energy_kwh: float = 0.0
+    energy_method: str = ""
+    intensity_g_per_kwh: float = 0.0
+    pue: float = 0.0
+    co2_g_training: float = 0.0
+    co2_g_inference: float = 0.0
+    co2_g_total: float = 0.0
+    sci_g_per_request: float = 0.0
+    meets_constraints: bool = False
+    pareto: bool = False
+    rank: types.uint32 = 0
+    note: str = ""
+
+
+@dataclass
+@appendable
+class TaskResult(IdlStruct, typename="sustainml::TaskResult"):
+    task_id: TaskId = field(default_factory=TaskId)
+    key("task_id")
+    state: TaskState = TaskState.TASK_QUEUED
+    error: str = ""
+    failed_node: str = ""
+    explanation: str = ""
+    task_type: str = ""
+    metric: str = ""
+    options: types.sequence[TaskOption] = field(default_factory=list)
+    submitted_unix_s: float = 0.0
+    finished_unix_s: float = 0.0
+
+
+@dataclass
+@appendable
+class TaskStatus(IdlStruct, typename="sustainml::TaskStatus"):
+    task_id: TaskId = field(default_factory=TaskId)
+    key("task_id")
+    state: TaskState = TaskState.TASK_QUEUED
+    stage: str = ""
+    progress: float = 0.0
+    message: str = ""
+    updated_unix_s: float = 0.0
+
+
+@dataclass
+@appendable
+class NodeStatus(IdlStruct, typename="sustainml::NodeStatus"):
+    node: str = ""
+    key("node")
+    host: str = ""
+    pid: types.uint32 = 0
+    state: NodeState = NodeState.NODE_STARTING
+    task_id: TaskId = field(default_factory=TaskId)
+    progress: float = 0.0
+    message: str = ""
+    heartbeat_unix_s: float = 0.0
+    started_unix_s: float = 0.0
+
+
+@dataclass
+@appendable
+class NodeControl(IdlStruct, typename="sustainml::NodeControl"):
+    target_node: str = ""
+    command: ControlCommand = ControlCommand.CONTROL_CANCEL_TASK
+    task_id: TaskId = field(default_factory=TaskId)
+    reason: str = ""
+
+
+@dataclass
+@appendable
+class SubmitRequest(IdlStruct, typename="sustainml::SubmitRequest"):
+    request_id: str = ""
+    problem: UserInput = field(default_factory=UserInput)
+
+
+@dataclass
+@appendable
+class SubmitReply(IdlStruct, typename="sustainml::SubmitReply"):
+    request_id: str = ""
+    accepted: bool = False
+    task_id: TaskId = field(default_factory=TaskId)
+    error: str = ""
+
+
+@dataclass
+@appendable
+class CatalogueRequest(IdlStruct, typename="sustainml::CatalogueRequest"):
+    request_id: str = ""
+    task_type: str = ""
+
+
+@dataclass
+@appendable
+class CatalogueReply(IdlStruct, typename="sustainml::CatalogueReply"):
+    request_id: str = ""
+    models: types.sequence[ModelCandidate] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+@appendable
+class InventoryRequest(IdlStruct, typename="sustainml::InventoryRequest"):
+    request_id: str = ""
+
+
+@dataclass
+@appendable
+class InventoryReply(IdlStruct, typename="sustainml::InventoryReply"):
+    request_id: str = ""
+    inventory: HardwareInventory = field(default_factory=HardwareInventory)
+    error: str = ""
+
+
+@dataclass
+@appendable
+class EncodeRequest(IdlStruct, typename="sustainml::EncodeRequest"):
+    request_id: str = ""
+    problem: UserInput = field(default_factory=UserInput)
+
+
+@dataclass
+@appendable
+class EncodeReply(IdlStruct, typename="sustainml::EncodeReply"):
+    request_id: str = ""
+    task: EncodedTask = field(default_factory=EncodedTask)
+    error: str = ""
+
+
+@dataclass
+@appendable
+class ResultRequest(IdlStruct, typename="sustainml::ResultRequest"):
+    request_id: str = ""
+    problem_id: str = ""
+    iteration: types.uint32 = 0
+    limit: types.uint32 = 0
+
+
+@dataclass
+@appendable
+class ResultReply(IdlStruct, typename="sustainml::ResultReply"):
+    request_id: str = ""
+    results: types.sequence[TaskResult] = field(default_factory=list)
+    error: str = ""
