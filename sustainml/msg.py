@@ -289,6 +289,7 @@ class TaskStatus(IdlStruct, typename="sustainml::TaskStatus"):
 class NodeStatus(IdlStruct, typename="sustainml::NodeStatus"):
     node: str = ""
     key("node")
+    kind: str = ""
     host: str = ""
     pid: types.uint32 = 0
     state: NodeState = NodeState.NODE_STARTING

@@ -1,0 +1,276 @@
+"""The thin layer over Cyclone DDS that nodes and clients share: typed publishers, subscriptions and
+request/reply. Nothing outside this module and ``node.py`` touches cyclonedds entities directly, and
+no cyclonedds exception type leaks out of here."""
+
+import itertools
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Generic, TypeVar
+
+from cyclonedds.core import DDSException, InstanceState, Listener
+from cyclonedds.domain import DomainParticipant
+from cyclonedds.pub import DataWriter
+from cyclonedds.sub import DataReader
+from cyclonedds.topic import Topic
+
+from .config import RuntimeConfig, apply_dds_config, load_config
+from .exceptions import RequestTimeout, SustainMLError
+from .topics import ServiceSpec, TopicSpec
+
+__all__ = ["Participant", "Publisher", "Subscription", "ServiceClient", "Gone"]
+
+T = TypeVar("T")
+ReqT = TypeVar("ReqT")
+RepT = TypeVar("RepT")
+
+log = logging.getLogger("sustainml.bus")
+
+
+class Gone:
+    """Delivered to a subscription callback that asked for it when a keyed instance lost its last
+    writer (for node status: the node's process died or left). ``key`` holds the key fields."""
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"Gone({self.key!r})"
+
+
+class Publisher(Generic[T]):
+    """Writes messages of one type on one topic."""
+
+    def __init__(self, writer: DataWriter, spec: TopicSpec[T]) -> None:
+        self._writer = writer
+        self.spec = spec
+
+    def publish(self, message: T) -> None:
+        if not isinstance(message, self.spec.type):
+            raise TypeError(f"{self.spec.name} carries {self.spec.type.__name__}, "
+                            f"not {type(message).__name__}")
+        try:
+            self._writer.write(message)
+        except DDSException as e:
+            raise SustainMLError(f"publishing on {self.spec.name} failed: {e}") from e
+
+    def unregister(self, message: T) -> None:
+        """Forget the instance (key) of ``message`` so transient-local history stays bounded."""
+        try:
+            self._writer.unregister_instance(message)
+        except DDSException as e:
+            log.debug("unregister on %s failed: %s", self.spec.name, e)
+
+    def matched(self) -> int:
+        return len(self._writer.get_matched_subscriptions())
+
+
+class Subscription(Generic[T]):
+    """Calls ``callback(message)`` for each message on a topic, in a DDS listener thread: callbacks
+    must be short (enqueue work, don't do it)."""
+
+    def __init__(self, participant: "Participant", spec: TopicSpec[T], callback: Callable[[Any], None],
+                 *, on_gone: Callable[[Gone], None] | None = None) -> None:
+        self.spec = spec
+        self._callback = callback
+        self._on_gone = on_gone
+        self._lock = threading.Lock()
+        outer = self
+
+        class _Listener(Listener):
+            def on_data_available(self, reader: DataReader) -> None:
+                outer._drain(reader)
+
+        self._reader = DataReader(participant.dp, participant.topic(spec), qos=spec.qos,
+                                  listener=_Listener())
+        self._drain(self._reader)  # samples that arrived before the listener was attached
+
+    def _drain(self, reader: DataReader) -> None:
+        with self._lock:
+            while True:
+                try:
+                    samples = reader.take(N=64)
+                except DDSException as e:
+                    log.warning("reading %s failed: %s", self.spec.name, e)
+                    return
+                if not samples:
+                    return
+                for sample in samples:
+                    info = sample.sample_info
+                    try:
+                        if info.valid_data:
+                            self._callback(sample)
+                        elif self._on_gone and info.instance_state != InstanceState.Alive:
+                            self._on_gone(Gone(sample.key_sample))
+                    except Exception:  # a callback bug must not kill the DDS listener thread
+                        log.exception("callback for %s failed", self.spec.name)
+
+    def matched(self) -> int:
+        return len(self._reader.get_matched_publications())
+
+
+class Participant:
+    """One process's membership of the pipeline's DDS domain: the participant and its topics."""
+
+    def __init__(self, config: RuntimeConfig | None = None) -> None:
+        self.config = config or load_config()
+        apply_dds_config(self.config)
+        try:
+            self.dp = DomainParticipant(self.config.domain_id)
+        except DDSException as e:
+            raise SustainMLError(
+                f"cannot join DDS domain {self.config.domain_id}: {e}; check the Cyclone XML "
+                f"(CYCLONEDDS_URI={os.environ.get('CYCLONEDDS_URI', '')[:80]!r})") from e
+        self.host = socket.gethostname()
+        self._topics: dict[str, Topic] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def topic(self, spec: TopicSpec) -> Topic:
+        with self._lock:
+            if spec.name not in self._topics:
+                self._topics[spec.name] = Topic(self.dp, spec.name, spec.type)
+            return self._topics[spec.name]
+
+    def publisher(self, spec: TopicSpec[T]) -> Publisher[T]:
+        return Publisher(DataWriter(self.dp, self.topic(spec), qos=spec.qos), spec)
+
+    def subscribe(self, spec: TopicSpec[T], callback: Callable[[T], None], *,
+                  on_gone: Callable[[Gone], None] | None = None) -> Subscription[T]:
+        return Subscription(self, spec, callback, on_gone=on_gone)
+
+    def close(self) -> None:
+        """Delete the participant and everything in it (readers, writers, topics). Idempotent."""
+        if not self._closed:
+            self._closed = True
+            del self._topics
+            del self.dp
+
+
+class ServiceServer(Generic[ReqT, RepT]):
+    """Answers requests of one service. ``handler(request) -> reply``; an exception becomes a reply
+    whose ``error`` field carries one readable line. Replies are remembered for a while so that a
+    client that re-sends (it does, until the first reply comes) gets the same answer, not a second
+    execution: this makes ``submit`` safe to retry."""
+
+    def __init__(self, participant: Participant, spec: ServiceSpec[ReqT, RepT],
+                 handler: Callable[[ReqT], RepT], *, workers: int = 2, remember: int = 4096) -> None:
+        self.spec = spec
+        self._handler = handler
+        self._replies: OrderedDict[str, RepT | None] = OrderedDict()
+        self._remember = remember
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"srv-{spec.name}")
+        self._writer = participant.publisher(spec.reply_topic)
+        self._sub = participant.subscribe(spec.request_topic, self._on_request)
+
+    def _on_request(self, request: ReqT) -> None:
+        rid = getattr(request, "request_id", "")
+        with self._lock:
+            if rid in self._replies:
+                done = self._replies[rid]
+                if done is not None:
+                    self._writer.publish(done)
+                return  # in progress: the reply goes out when it is ready
+            self._replies[rid] = None
+            while len(self._replies) > self._remember:
+                self._replies.popitem(last=False)
+        self._pool.submit(self._answer, request)
+
+    def _answer(self, request: ReqT) -> None:
+        rid = getattr(request, "request_id", "")
+        try:
+            reply = self._handler(request)
+        except SustainMLError as e:
+            reply = self.spec.reply_type(request_id=rid, error=str(e))
+        except Exception as e:  # noqa: BLE001 - a bug in a handler still answers the client
+            log.exception("service %s failed", self.spec.name)
+            reply = self.spec.reply_type(request_id=rid, error=f"internal error: {type(e).__name__}: {e}")
+        reply.request_id = rid
+        with self._lock:
+            self._replies[rid] = reply
+        self._writer.publish(reply)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+_counter = itertools.count()
+
+
+class ServiceClient(Generic[ReqT, RepT]):
+    """Calls a service: sends a request with a unique id and waits for the reply that carries it.
+
+    A request is re-sent every ``resend_s`` until the first reply, because a request written
+    before the server's reader has discovered ours is not delivered (volatile topics)."""
+
+    def __init__(self, participant: Participant, spec: ServiceSpec[ReqT, RepT]) -> None:
+        self.spec = spec
+        self._waiting: dict[str, queue.Queue[RepT]] = {}
+        self._lock = threading.Lock()
+        self._prefix = f"{participant.host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._writer = participant.publisher(spec.request_topic)
+        self._sub = participant.subscribe(spec.reply_topic, self._on_reply)
+
+    def _on_reply(self, reply: RepT) -> None:
+        with self._lock:
+            q = self._waiting.get(getattr(reply, "request_id", ""))
+        if q is not None:
+            q.put(reply)
+
+    def _wait_for_server(self, deadline: float) -> None:
+        while self._writer.matched() == 0 or self._sub.matched() == 0:
+            if time.monotonic() > deadline:
+                raise RequestTimeout(f"no {self.spec.name} service found on the bus "
+                                     f"({self.spec.doc}); is that node running in this DDS domain?")
+            time.sleep(0.02)
+
+    def new_request_id(self) -> str:
+        return f"{self._prefix}-{next(_counter)}"
+
+    def call(self, request: ReqT, *, timeout_s: float = 10.0, resend_s: float = 1.0) -> RepT:
+        """The first reply to ``request``; RequestTimeout if none comes within ``timeout_s``."""
+        replies = self.gather(request, timeout_s=timeout_s, resend_s=resend_s, first_only=True)
+        return replies[0]
+
+    def gather(self, request: ReqT, *, timeout_s: float = 3.0, resend_s: float = 1.0,
+               first_only: bool = False) -> list[RepT]:
+        """Every reply that comes within ``timeout_s`` (several servers may answer, e.g. one
+        hardware node per host), at least one, else RequestTimeout."""
+        deadline = time.monotonic() + timeout_s
+        self._wait_for_server(deadline)
+        if not getattr(request, "request_id", ""):
+            request.request_id = self.new_request_id()
+        rid = request.request_id
+        q: queue.Queue[RepT] = queue.Queue()
+        with self._lock:
+            self._waiting[rid] = q
+        replies: list[RepT] = []
+        try:
+            next_send = 0.0
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                if not replies and now >= next_send:
+                    self._writer.publish(request)
+                    next_send = now + resend_s
+                try:
+                    replies.append(q.get(timeout=max(0.0, min(deadline, next_send) - now)))
+                    if first_only:
+                        break
+                except queue.Empty:
+                    continue
+        finally:
+            with self._lock:
+                self._waiting.pop(rid, None)
+        if not replies:
+            raise RequestTimeout(f"no reply from the {self.spec.name} service within {timeout_s:g} s")
+        return replies

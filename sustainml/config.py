@@ -1,0 +1,141 @@
+"""Configuration of every command: embedded defaults < config file < environment < command line.
+
+``SUSTAINML_DOMAIN_ID`` sets the DDS domain for every command (nodes, launch, clients).
+``SUSTAINML_DDS_CONFIG`` (or Cyclone's own ``CYCLONEDDS_URI``) names a Cyclone XML file; without
+either, the embedded default keeps all traffic on the loopback interface with unicast discovery,
+so that the whole pipeline runs on one machine with nothing to set up.
+"""
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .exceptions import ConfigError
+
+__all__ = ["RuntimeConfig", "load_config", "apply_dds_config", "LOOPBACK_XML", "node_params"]
+
+P = TypeVar("P")
+
+#: Loopback only, no multicast (``lo`` has none), peers found by unicast on 127.0.0.1.
+LOOPBACK_XML = (
+    '<CycloneDDS><Domain Id="any">'
+    "<General><Interfaces><NetworkInterface name=\"lo\"/></Interfaces>"
+    "<AllowMulticast>false</AllowMulticast></General>"
+    "<Discovery><ParticipantIndex>auto</ParticipantIndex>"
+    "<MaxAutoParticipantIndex>120</MaxAutoParticipantIndex>"
+    '<Peers><Peer address="127.0.0.1"/></Peers>{tag}</Discovery>'
+    "</Domain></CycloneDDS>"
+)
+
+
+@dataclass
+class RuntimeConfig:
+    """What every process needs to join the pipeline, plus per-node parameters from the file."""
+
+    domain_id: int = 0
+    dds_config: str = ""         # a Cyclone XML file or inline XML; "" = embedded loopback default
+    discovery_tag: str = ""      # Cyclone discovery tag: only participants with the same tag meet
+    store_dir: str = "var"       # where nodes keep their local stores (SQLite)
+    node_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _domain_from_env() -> int | None:
+    raw = os.environ.get("SUSTAINML_DOMAIN_ID", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 0 <= int(raw) <= 232:
+        raise ConfigError(f"SUSTAINML_DOMAIN_ID={raw!r}: expected an integer DDS domain id from 0 to 232")
+    return int(raw)
+
+
+def load_config(path: str | Path | None = None, *, domain_id: int | None = None,
+                dds_config: str | None = None) -> RuntimeConfig:
+    """Merge the embedded defaults, a YAML file (``path`` or ``SUSTAINML_CONFIG``), the environment
+    and explicit arguments (from the command line), later ones winning."""
+    cfg = RuntimeConfig()
+    path = path or os.environ.get("SUSTAINML_CONFIG") or None
+    if path:
+        cfg = _from_file(Path(path))
+    env_domain = _domain_from_env()
+    if env_domain is not None:
+        cfg.domain_id = env_domain
+    if os.environ.get("SUSTAINML_DDS_CONFIG"):
+        cfg.dds_config = os.environ["SUSTAINML_DDS_CONFIG"]
+    if os.environ.get("SUSTAINML_DISCOVERY_TAG"):
+        cfg.discovery_tag = os.environ["SUSTAINML_DISCOVERY_TAG"]
+    if os.environ.get("SUSTAINML_STORE_DIR"):
+        cfg.store_dir = os.environ["SUSTAINML_STORE_DIR"]
+    if domain_id is not None:
+        if not 0 <= domain_id <= 232:
+            raise ConfigError(f"domain id {domain_id}: expected an integer from 0 to 232")
+        cfg.domain_id = domain_id
+    if dds_config:
+        cfg.dds_config = dds_config
+    return cfg
+
+
+def _from_file(path: Path) -> RuntimeConfig:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    known = {f.name for f in dataclasses.fields(RuntimeConfig)} | {"nodes"}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    nodes = data.pop("nodes", {}) or {}
+    if not isinstance(nodes, dict) or not all(isinstance(v, dict) for v in nodes.values()):
+        raise ConfigError(f"config file {path}: 'nodes' must map node names to parameter mappings")
+    dds = data.get("dds_config", "")
+    if dds and not dds.lstrip().startswith("<") and not Path(dds).is_absolute():
+        data["dds_config"] = str((path.parent / dds).resolve())
+    try:
+        return RuntimeConfig(**data, node_params=nodes)
+    except TypeError as e:
+        raise ConfigError(f"config file {path}: {e}") from e
+
+
+def apply_dds_config(cfg: RuntimeConfig) -> None:
+    """Point Cyclone DDS at the configured XML. Must run before the first participant is created;
+    child processes inherit it through ``CYCLONEDDS_URI``."""
+    tag = f"<Tag>{cfg.discovery_tag}</Tag>" if cfg.discovery_tag else ""
+    if cfg.dds_config:
+        src = cfg.dds_config.strip()
+        if src.startswith("<"):
+            os.environ["CYCLONEDDS_URI"] = src
+        else:
+            if not Path(src).is_file():
+                raise ConfigError(f"DDS config {src!r} is not a file; give a Cyclone XML file or inline XML")
+            os.environ["CYCLONEDDS_URI"] = "file://" + str(Path(src).resolve())
+    elif not os.environ.get("CYCLONEDDS_URI"):
+        os.environ["CYCLONEDDS_URI"] = LOOPBACK_XML.format(tag=tag)
+
+
+def node_params(params_type: type[P], values: dict[str, Any], *, node: str) -> P:
+    """Build a node's parameter dataclass from strings or YAML values, with a readable error for an
+    unknown name or a value of the wrong type."""
+    fields = {f.name: f for f in dataclasses.fields(params_type)}
+    kwargs: dict[str, Any] = {}
+    for name, raw in values.items():
+        if name not in fields:
+            raise ConfigError(f"node {node}: unknown parameter {name!r}; known: {sorted(fields)}")
+        default = fields[name].default
+        kind = type(default) if default is not dataclasses.MISSING else str
+        try:
+            if kind is bool and isinstance(raw, str):
+                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(raw)
+                kwargs[name] = raw.lower() in ("true", "1", "yes")
+            else:
+                kwargs[name] = kind(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"node {node}: parameter {name}={raw!r} is not a {kind.__name__}") from None
+    return params_type(**kwargs)

@@ -1,0 +1,89 @@
+"""Every topic of the pipeline, listed in one place: name, message type and QoS profile.
+
+Partners writing a node in another language read this table (README has it too): the type names
+are those of ``idl/sustainml.idl``, module ``sustainml``.
+"""
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from cyclonedds.core import Qos
+
+from . import msg, qos
+
+T = TypeVar("T")
+ReqT = TypeVar("ReqT")
+RepT = TypeVar("RepT")
+
+PREFIX = "sustainml/"
+
+
+@dataclass(frozen=True)
+class TopicSpec(Generic[T]):
+    """A topic: its DDS name, its message type and the QoS every reader and writer of it uses."""
+
+    name: str
+    type: type[T]
+    qos: Qos
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceSpec(Generic[ReqT, RepT]):
+    """A request/reply service: two topics, ``sustainml/rpc/NAME/request`` and ``.../reply``."""
+
+    name: str
+    request_type: type[ReqT]
+    reply_type: type[RepT]
+    doc: str = ""
+
+    @property
+    def request_topic(self) -> TopicSpec[ReqT]:
+        return TopicSpec(f"{PREFIX}rpc/{self.name}/request", self.request_type, qos.EVENT)
+
+    @property
+    def reply_topic(self) -> TopicSpec[RepT]:
+        return TopicSpec(f"{PREFIX}rpc/{self.name}/reply", self.reply_type, qos.EVENT)
+
+
+USER_INPUT = TopicSpec(PREFIX + "user_input", msg.UserInput, qos.EVENT,
+                       "a problem with its task id, published by the orchestrator")
+ENCODED_TASK = TopicSpec(PREFIX + "encoded_task", msg.EncodedTask, qos.EVENT, "task encoder output")
+MODEL_CANDIDATES = TopicSpec(PREFIX + "model_candidates", msg.ModelCandidates, qos.EVENT,
+                             "model provider output")
+HARDWARE_MEASUREMENT = TopicSpec(PREFIX + "hardware_measurement", msg.HardwareMeasurement, qos.EVENT,
+                                 "hardware node output, one per host per task")
+CARBON_FOOTPRINT = TopicSpec(PREFIX + "carbon_footprint", msg.CarbonFootprint, qos.EVENT,
+                             "carbon tracker output, one per host per task")
+HARDWARE_INVENTORY = TopicSpec(PREFIX + "hardware_inventory", msg.HardwareInventory, qos.STATE,
+                               "each hardware node's machine, latest per host")
+TASK_STATUS = TopicSpec(PREFIX + "task_status", msg.TaskStatus, qos.STATE,
+                        "task lifecycle from the orchestrator, latest per task")
+TASK_RESULT = TopicSpec(PREFIX + "task_result", msg.TaskResult, qos.STATE,
+                        "the aggregated, ranked result, latest per task")
+NODE_STATUS = TopicSpec(PREFIX + "node_status", msg.NodeStatus, qos.STATUS,
+                        "heartbeat, state and progress of every node, with liveliness")
+NODE_CONTROL = TopicSpec(PREFIX + "node_control", msg.NodeControl, qos.EVENT, "e.g. cancel a task")
+
+SUBMIT = ServiceSpec("submit", msg.SubmitRequest, msg.SubmitReply, "orchestrator: start a task")
+RESULTS = ServiceSpec("results", msg.ResultRequest, msg.ResultReply, "orchestrator: past results")
+CATALOGUE = ServiceSpec("catalogue", msg.CatalogueRequest, msg.CatalogueReply, "model provider")
+INVENTORY = ServiceSpec("inventory", msg.InventoryRequest, msg.InventoryReply, "every hardware node")
+ENCODE = ServiceSpec("encode", msg.EncodeRequest, msg.EncodeReply, "task encoder, without a task")
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    USER_INPUT, ENCODED_TASK, MODEL_CANDIDATES, HARDWARE_MEASUREMENT, CARBON_FOOTPRINT,
+    HARDWARE_INVENTORY, TASK_STATUS, TASK_RESULT, NODE_STATUS, NODE_CONTROL,
+)
+ALL_SERVICES: tuple[ServiceSpec, ...] = (SUBMIT, RESULTS, CATALOGUE, INVENTORY, ENCODE)
+
+
+def by_name(name: str) -> TopicSpec:
+    """The topic called ``name`` (with or without the ``sustainml/`` prefix), request/reply included."""
+    every = list(ALL_TOPICS) + [t for s in ALL_SERVICES for t in (s.request_topic, s.reply_topic)]
+    wanted = name if name.startswith(PREFIX) else PREFIX + name
+    for spec in every:
+        if spec.name == wanted:
+            return spec
+    known = ", ".join(s.name for s in every)
+    raise KeyError(f"no topic {name!r}; known topics: {known}")
