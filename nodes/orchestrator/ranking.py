@@ -358,8 +358,9 @@ def explain(encoded: msg.EncodedTask, options: list[msg.TaskOption]) -> str:
         )
     else:
         sentences.append(
-            f"None of the {len(ranked)} options meets every constraint, so this is the least bad "
-            f"trade-off: {best.note or 'see the options'}."
+            f"None of the {len(ranked)} options meets every constraint, so this is "
+            + ("the greenest on the Pareto front of all of them" if best.pareto else "the first of them")
+            + f" ({best.note or 'see its figures'})."
         )
     pool = "meeting the constraints" if met else "evaluated"
     sentences.extend(_trade_offs(best, [o for o in on_front if o is not best], label, encoded.metric, pool))
