@@ -128,7 +128,10 @@ def _epochs(task: msg.EncodedTask, m: msg.Measurement, default_epochs: dict[str,
         why = "has no default_epochs" if m.model in default_epochs else "is not among the candidates"
         _log.warning(
             "task %s: training footprint of %s on %s is 0: the task sets no epochs and the model %s",
-            _label(task.task_id), m.model, m.device, why,
+            _label(task.task_id),
+            m.model,
+            m.device,
+            why,
         )
     return epochs
 

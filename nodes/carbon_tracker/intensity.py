@@ -37,7 +37,9 @@ __all__ = [
 ]
 
 COUNTRY_SOURCE = "codecarbon bundled data (Our World in Data / Ember, CC BY 4.0)"
-GCP_SOURCE = "codecarbon bundled data (Google Cloud region carbon, cloud.google.com/sustainability/region-carbon)"
+GCP_SOURCE = (
+    "codecarbon bundled data (Google Cloud region carbon, cloud.google.com/sustainability/region-carbon)"
+)
 
 ACCEPTED_FORMS = (
     "an ISO 3166 alpha-3 country code ('DEU'), an alpha-2 code ('DE'), a country name ('Germany'), "
