@@ -71,6 +71,7 @@ class Node:
     def __init__(self, *, config: RuntimeConfig | None = None, params: Any = None,
                  name: str | None = None) -> None:
         self.kind = self.kind or self.name
+        name = name or os.environ.get("SUSTAINML_NODE_NAME") or None
         self.config = config or load_config()
         self.params = params if params is not None else node_params(
             self.Params, self.config.node_params.get(self.name, {}), node=self.name)

@@ -1,0 +1,40 @@
+"""Model provider node: an encoded task in, candidate models out (logic in ``catalogue.py``)."""
+
+from dataclasses import dataclass
+
+from sustainml import msg, topics
+from sustainml.node import Input, TaskContext, TaskNode, run_node
+
+from .catalogue import load_catalogue, propose, to_candidate
+
+
+@dataclass
+class ModelProviderParams:
+    catalogue: str = ""   # a catalogue YAML file; "" = the bundled catalogue
+
+
+class ModelProvider(TaskNode):
+    name = "model_provider"
+    Params = ModelProviderParams
+    inputs = {"task": Input(topics.ENCODED_TASK)}
+    output = topics.MODEL_CANDIDATES
+
+    def on_configure(self) -> None:
+        self.entries = load_catalogue(self.params.catalogue or None)
+        self.create_service(topics.CATALOGUE, self._catalogue)
+
+    def process(self, ctx: TaskContext, task: msg.EncodedTask) -> msg.ModelCandidates:
+        return propose(task, self.entries)
+
+    def _catalogue(self, request: msg.CatalogueRequest) -> msg.CatalogueReply:
+        entries = [e for e in self.entries if request.task_type in ("", e.task_type)]
+        return msg.CatalogueReply(request_id=request.request_id,
+                                  models=[to_candidate(e, reason="catalogue entry") for e in entries])
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node(ModelProvider, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""The orchestrator: accepts problems, follows each task through the nodes, and publishes the ranked
+result. The task logic is in ``tasks.py``, ranking in ``ranking.py``, persistence in ``store.py``;
+this file is the DDS wiring."""
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sustainml import msg, topics
+from sustainml.bus import Gone
+from sustainml.exceptions import InvalidProblem
+from sustainml.node import Node, run_node, task_key
+
+from .store import TaskStore
+from .tasks import Action, TaskBook
+
+
+@dataclass
+class OrchestratorParams:
+    store: str = ""                 # SQLite file; "" = STORE_DIR/orchestrator.sqlite3
+    stage_timeout_s: float = 600.0  # the longest a task waits on one node
+    keep_published: int = 256       # results and statuses kept for late-joining subscribers
+
+
+class Orchestrator(Node):
+    name = "orchestrator"
+    Params = OrchestratorParams
+
+    def on_configure(self) -> None:
+        path = self.params.store or str(Path(self.config.store_dir) / "orchestrator.sqlite3")
+        self.store = TaskStore(path)
+        self.book = TaskBook(self.store, stage_timeout_s=self.params.stage_timeout_s, log=self.log)
+        self._lock = threading.RLock()
+        self._published: list[msg.TaskId] = []
+        self.pub_input = self.create_publisher(topics.USER_INPUT)
+        self.pub_encoded = self.create_publisher(topics.ENCODED_TASK)
+        self.pub_candidates = self.create_publisher(topics.MODEL_CANDIDATES)
+        self.pub_measurement = self.create_publisher(topics.HARDWARE_MEASUREMENT)
+        self.pub_status = self.create_publisher(topics.TASK_STATUS)
+        self.pub_result = self.create_publisher(topics.TASK_RESULT)
+        self.pub_control = self.create_publisher(topics.NODE_CONTROL)
+        self.create_subscription(topics.ENCODED_TASK, lambda m: self._apply(self.book.on_encoded(m)))
+        self.create_subscription(topics.MODEL_CANDIDATES, lambda m: self._apply(self.book.on_candidates(m)))
+        self.create_subscription(topics.HARDWARE_MEASUREMENT,
+                                 lambda m: self._apply(self.book.on_measurement(m)))
+        self.create_subscription(topics.CARBON_FOOTPRINT, lambda m: self._apply(self.book.on_footprint(m)))
+        self.create_subscription(topics.NODE_STATUS, self._on_node_status, on_gone=self._on_node_gone)
+        self.create_subscription(topics.NODE_CONTROL, self._on_control)
+        self.create_service(topics.SUBMIT, self._submit)
+        self.create_service(topics.RESULTS, self._results)
+        self.create_timer(1.0, lambda: self._apply(self.book.on_tick(time.monotonic())))
+
+    def on_activate(self) -> None:
+        for task_id, problem in self.store.unfinished():
+            self.log.info("resuming task %s/%d after a restart", task_id.problem_id, task_id.iteration)
+            self._apply(self.book.resume(task_id, problem))
+
+    def on_shutdown(self) -> None:
+        self.store.close()
+
+    # ---------------------------------------------------------------- inputs
+    def _submit(self, request: msg.SubmitRequest) -> msg.SubmitReply:
+        try:
+            task_id, actions = self.book.submit(request.problem)
+        except InvalidProblem as e:
+            return msg.SubmitReply(request_id=request.request_id, accepted=False, error=str(e))
+        self._apply(actions)
+        return msg.SubmitReply(request_id=request.request_id, accepted=True, task_id=task_id)
+
+    def _results(self, request: msg.ResultRequest) -> msg.ResultReply:
+        results = self.store.results(request.problem_id, int(request.iteration), int(request.limit or 20))
+        if request.problem_id and not results:
+            raise InvalidProblem(f"no task with problem id {request.problem_id!r}")
+        return msg.ResultReply(request_id=request.request_id, results=results)
+
+    def _on_node_status(self, status: msg.NodeStatus) -> None:
+        self._apply(self.book.on_node_status(status, time.monotonic()))
+
+    def _on_node_gone(self, gone: Gone) -> None:
+        self._apply(self.book.on_node_gone(gone.key.node, time.monotonic()))
+
+    def _on_control(self, control: msg.NodeControl) -> None:
+        if control.command == msg.ControlCommand.CONTROL_CANCEL_TASK and control.target_node in ("", self.name):
+            self._apply(self.book.cancel(control.task_id, control.reason))
+
+    # ---------------------------------------------------------------- outputs
+    def _apply(self, actions: list[Action]) -> None:
+        """Carry out what the task book decided: publish messages, lifecycle and results."""
+        with self._lock:
+            for action in actions:
+                message = action.message
+                if isinstance(message, msg.UserInput):
+                    self.pub_input.publish(message)
+                elif isinstance(message, msg.EncodedTask):
+                    self.pub_encoded.publish(message)
+                elif isinstance(message, msg.ModelCandidates):
+                    self.pub_candidates.publish(message)
+                elif isinstance(message, msg.HardwareMeasurement):
+                    self.pub_measurement.publish(message)
+                elif isinstance(message, msg.TaskStatus):
+                    self.pub_status.publish(message)
+                elif isinstance(message, msg.NodeControl):
+                    self.pub_control.publish(message)
+                elif isinstance(message, msg.TaskResult):
+                    self.pub_result.publish(message)
+                    self._bound_history(message.task_id)
+
+    def _bound_history(self, task_id: msg.TaskId) -> None:
+        """Transient-local writers keep every instance; forget the oldest finished tasks."""
+        self._published.append(task_id)
+        while len(self._published) > self.params.keep_published:
+            old = self._published.pop(0)
+            if any(task_key(t) == task_key(old) for t in self._published):
+                continue
+            self.pub_result.unregister(msg.TaskResult(task_id=old))
+            self.pub_status.unregister(msg.TaskStatus(task_id=old))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node(Orchestrator, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,322 @@
+"""The orchestrator's task book: where each task stands, which node it waits on, what to do when a
+node answers, fails, dies or comes back. Plain logic that returns the messages to publish, so it is
+tested without DDS (the wiring is in ``node.py``).
+
+A task goes encoder -> model provider -> hardware node(s) -> carbon tracker. The hardware stage fans
+out: every live hardware node measures the candidates on its host, and the carbon tracker answers
+once per host. A host that fails or vanishes is marked missing with the reason; the task completes
+with the others, and fails only when no host is left.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sustainml import msg
+from sustainml.node import task_key
+
+from . import ranking
+from .store import TaskStore
+
+ENCODER, PROVIDER, HARDWARE, CARBON = "task_encoder", "model_provider", "hw_constraints", "carbon_tracker"
+STAGES = (ENCODER, PROVIDER, HARDWARE, CARBON)
+#: Share of the overall progress at which each stage starts, for the progress display.
+_STAGE_START = {ENCODER: 0.0, PROVIDER: 10.0, HARDWARE: 20.0, CARBON: 90.0}
+_STAGE_SPAN = {ENCODER: 10.0, PROVIDER: 10.0, HARDWARE: 70.0, CARBON: 10.0}
+
+# Per host, in the hardware stage.
+MEASURING, FOOTPRINT, DONE, MISSING = "measuring", "footprint", "done", "missing"
+
+
+@dataclass
+class Action:
+    """A message the orchestrator must publish."""
+
+    message: Any
+
+
+@dataclass
+class NodeInfo:
+    name: str
+    kind: str
+    host: str
+    pid: int
+    started_unix_s: float
+    alive: bool = True
+    down_since: float = 0.0   # monotonic seconds, while not alive
+
+
+@dataclass
+class Task:
+    task_id: msg.TaskId
+    problem: msg.UserInput
+    submitted_unix_s: float
+    stage: str = ENCODER
+    deadline: float = 0.0
+    encoded: msg.EncodedTask | None = None
+    candidates: msg.ModelCandidates | None = None
+    hosts: dict[str, str] = field(default_factory=dict)          # host -> MEASURING/FOOTPRINT/DONE/MISSING
+    missing: dict[str, str] = field(default_factory=dict)        # host -> why
+    measurements: dict[str, msg.HardwareMeasurement] = field(default_factory=dict)
+    footprints: dict[str, msg.CarbonFootprint] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.task_id.problem_id}/{self.task_id.iteration}"
+
+
+class TaskBook:
+    """Follows every unfinished task. Each ``on_*`` method returns the Actions to carry out."""
+
+    def __init__(self, store: TaskStore, *, stage_timeout_s: float = 600.0,
+                 node_down_grace_s: float = 60.0, log: logging.Logger | None = None) -> None:
+        self.store = store
+        self.stage_timeout_s = stage_timeout_s
+        self.node_down_grace_s = node_down_grace_s
+        self.log = log or logging.getLogger("sustainml.orchestrator")
+        self.tasks: dict[tuple[str, int], Task] = {}
+        self.nodes: dict[str, NodeInfo] = {}
+
+    # ---------------------------------------------------------------- task lifecycle
+    def submit(self, problem: msg.UserInput) -> tuple[msg.TaskId, list[Action]]:
+        """Register a new task (or a new iteration of ``problem.task_id.problem_id``) and start it.
+        Raises InvalidProblem for an unknown problem id."""
+        task_id = self.store.new_task(problem)
+        problem.task_id = task_id
+        return task_id, self._start(task_id, problem, time.time())
+
+    def resume(self, task_id: msg.TaskId, problem: msg.UserInput) -> list[Action]:
+        """Restart an unfinished task after an orchestrator restart, from its first stage (the
+        hardware node's cache makes re-measuring cheap)."""
+        problem.task_id = task_id
+        return self._start(task_id, problem, time.time())
+
+    def _start(self, task_id: msg.TaskId, problem: msg.UserInput, submitted: float) -> list[Action]:
+        task = Task(task_id=task_id, problem=problem, submitted_unix_s=submitted)
+        self.tasks[task_key(task_id)] = task
+        self.store.set_state(task_id, msg.TaskState.TASK_RUNNING, ENCODER)
+        return [self._enter(task, ENCODER), Action(problem)]
+
+    def _enter(self, task: Task, stage: str, message: str = "") -> Action:
+        task.stage = stage
+        task.deadline = time.monotonic() + self.stage_timeout_s
+        self.store.set_state(task.task_id, msg.TaskState.TASK_RUNNING, stage)
+        return self._status(task, _STAGE_START[stage], message or f"waiting for {stage}")
+
+    def _status(self, task: Task, progress: float, message: str,
+                state: msg.TaskState = msg.TaskState.TASK_RUNNING) -> Action:
+        return Action(msg.TaskStatus(task_id=task.task_id, state=state, stage=task.stage,
+                                     progress=progress, message=message, updated_unix_s=time.time()))
+
+    def _active(self, task_id: msg.TaskId, stages: tuple[str, ...]) -> Task | None:
+        task = self.tasks.get(task_key(task_id))
+        return task if task is not None and task.stage in stages else None
+
+    # ---------------------------------------------------------------- node outputs
+    def on_encoded(self, encoded: msg.EncodedTask) -> list[Action]:
+        task = self._active(encoded.task_id, (ENCODER,))
+        if task is None:
+            return []
+        task.encoded = encoded
+        return [self._enter(task, PROVIDER)]
+
+    def on_candidates(self, candidates: msg.ModelCandidates) -> list[Action]:
+        task = self._active(candidates.task_id, (PROVIDER,))
+        if task is None:
+            return []
+        task.candidates = candidates
+        hosts = sorted({n.host for n in self.nodes.values() if n.kind == HARDWARE and n.alive})
+        task.hosts = {h: MEASURING for h in hosts}
+        waiting = f"measuring on {', '.join(hosts)}" if hosts else "waiting for a hardware node to join"
+        return [self._enter(task, HARDWARE, waiting)]
+
+    def on_measurement(self, measurement: msg.HardwareMeasurement) -> list[Action]:
+        task = self._active(measurement.task_id, (HARDWARE, CARBON))
+        if task is None or task.hosts.get(measurement.host) in (FOOTPRINT, DONE):
+            return []
+        task.measurements[measurement.host] = measurement
+        task.hosts[measurement.host] = FOOTPRINT
+        task.missing.pop(measurement.host, None)
+        if all(state != MEASURING for state in task.hosts.values()):
+            return [self._enter(task, CARBON)]
+        return []
+
+    def on_footprint(self, footprint: msg.CarbonFootprint) -> list[Action]:
+        task = self._active(footprint.task_id, (HARDWARE, CARBON))
+        if task is None or footprint.host not in task.measurements:
+            return []
+        task.footprints[footprint.host] = footprint
+        task.hosts[footprint.host] = DONE
+        return self._maybe_finish(task)
+
+    def _maybe_finish(self, task: Task) -> list[Action]:
+        if any(state in (MEASURING, FOOTPRINT) for state in task.hosts.values()) or not task.hosts:
+            if task.stage == HARDWARE and task.hosts and all(s != MEASURING for s in task.hosts.values()):
+                return [self._enter(task, CARBON)]
+            return []
+        if not task.footprints:
+            reasons = "; ".join(f"{h}: {why}" for h, why in sorted(task.missing.items()))
+            nodes = ", ".join(sorted(f"{HARDWARE}@{h}" for h in task.missing)) or HARDWARE
+            return self._fail(task, f"no hardware node returned measurements ({reasons})", nodes)
+        return self._finish(task)
+
+    def _finish(self, task: Task) -> list[Action]:
+        assert task.encoded is not None and task.candidates is not None
+        measurements = [task.measurements[h] for h in sorted(task.footprints)]
+        footprints = [task.footprints[h] for h in sorted(task.footprints)]
+        options = ranking.build_options(task.encoded, task.candidates, measurements, footprints)
+        explanation = ranking.explain(task.encoded, options)
+        extra = [f"Results from {h} are missing: {why}." for h, why in sorted(task.missing.items())]
+        extra += [f"Note: {w}" for w in task.encoded.warnings]
+        result = msg.TaskResult(
+            task_id=task.task_id, state=msg.TaskState.TASK_DONE,
+            explanation=" ".join([explanation, *extra]).strip(),
+            task_type=task.encoded.task_type, metric=task.encoded.metric, options=options,
+            submitted_unix_s=task.submitted_unix_s, finished_unix_s=time.time())
+        return self._close(task, result, "done")
+
+    def _fail(self, task: Task, error: str, node: str,
+              state: msg.TaskState = msg.TaskState.TASK_FAILED) -> list[Action]:
+        self.log.warning("task %s %s: %s (%s)", task.label, state.name[5:].lower(), error, node)
+        result = msg.TaskResult(task_id=task.task_id, state=state, error=error, failed_node=node,
+                                task_type=task.encoded.task_type if task.encoded else "",
+                                metric=task.encoded.metric if task.encoded else "",
+                                submitted_unix_s=task.submitted_unix_s, finished_unix_s=time.time())
+        return self._close(task, result, error)
+
+    def _close(self, task: Task, result: msg.TaskResult, message: str) -> list[Action]:
+        self.tasks.pop(task_key(task.task_id), None)
+        self.store.save_result(result)
+        return [Action(result), self._status(task, 100.0, message, result.state)]
+
+    def cancel(self, task_id: msg.TaskId, reason: str) -> list[Action]:
+        task = self.tasks.get(task_key(task_id))
+        if task is None:
+            return []
+        return self._fail(task, f"cancelled: {reason or 'by the user'}", "", msg.TaskState.TASK_CANCELLED)
+
+    # ---------------------------------------------------------------- node health
+    def on_node_status(self, status: msg.NodeStatus, now: float) -> list[Action]:
+        actions: list[Action] = []
+        known = self.nodes.get(status.node)
+        restarted = known is not None and (known.pid, known.started_unix_s) != (status.pid, status.started_unix_s)
+        came_back = known is not None and not known.alive
+        info = NodeInfo(status.node, status.kind or status.node, status.host, status.pid,
+                        status.started_unix_s)
+        self.nodes[status.node] = info
+        if came_back and not restarted:
+            self.log.info("node %s is back", status.node)
+        if (restarted or came_back) and status.state in (msg.NodeState.NODE_IDLE, msg.NodeState.NODE_BUSY):
+            if restarted:
+                self.log.warning("node %s restarted (pid %d); re-sending its pending inputs",
+                                 status.node, status.pid)
+                actions += self._resend(info)
+        task = self.tasks.get(task_key(status.task_id)) if status.task_id.problem_id else None
+        if task is None:
+            return actions
+        if status.state == msg.NodeState.NODE_ERROR:
+            if info.kind in (HARDWARE, CARBON) and status.host in task.hosts:
+                actions += self._host_missing(task, status.host, f"{status.node}: {status.message}")
+            elif info.kind == task.stage:
+                actions += self._fail(task, status.message, status.node)
+        elif status.state == msg.NodeState.NODE_BUSY and info.kind == task.stage:
+            overall = _STAGE_START[task.stage] + _STAGE_SPAN[task.stage] * status.progress / 100.0
+            actions.append(self._status(task, overall, f"{status.node}: {status.message}"))
+        return actions
+
+    def on_node_gone(self, name: str, now: float) -> list[Action]:
+        info = self.nodes.get(name)
+        if info is None or not info.alive:
+            return []
+        info.alive, info.down_since = False, now
+        self.log.warning("node %s is down (liveliness lost)", name)
+        actions = []
+        for task in list(self.tasks.values()):
+            if self._waits_on(task, info):
+                actions.append(self._status(task, _STAGE_START[task.stage],
+                                            f"{name} is down; waiting up to {self.node_down_grace_s:g} s "
+                                            "for it to come back"))
+        return actions
+
+    def on_tick(self, now: float) -> list[Action]:
+        """Enforce stage timeouts and the grace period of nodes that went down."""
+        actions: list[Action] = []
+        for task in list(self.tasks.values()):
+            if task.stage in (HARDWARE, CARBON):
+                for host, state in list(task.hosts.items()):
+                    node = self._node_on(host, HARDWARE if state == MEASURING else CARBON)
+                    if state in (MEASURING, FOOTPRINT) and node is not None and not node.alive \
+                            and now - node.down_since > self.node_down_grace_s:
+                        actions += self._host_missing(
+                            task, host, f"{node.name} went down during the task and did not come back "
+                                        f"within {self.node_down_grace_s:g} s")
+                if task.stage == HARDWARE and not task.hosts:
+                    hosts = sorted({n.host for n in self.nodes.values() if n.kind == HARDWARE and n.alive})
+                    if hosts:
+                        task.hosts = {h: MEASURING for h in hosts}
+                        actions += [Action(task.encoded), Action(task.candidates)]
+            if task_key(task.task_id) not in self.tasks:
+                continue
+            if now > task.deadline:
+                waiting = [f"{HARDWARE}@{h}" if task.stage == HARDWARE else f"{CARBON} (for {h})"
+                           for h, s in task.hosts.items() if s in (MEASURING, FOOTPRINT)]
+                if task.stage in (HARDWARE, CARBON) and task.footprints:
+                    for host, state in list(task.hosts.items()):
+                        if state in (MEASURING, FOOTPRINT):
+                            actions += self._host_missing(task, host, f"no answer within {self.stage_timeout_s:g} s")
+                else:
+                    node = ", ".join(waiting) or task.stage
+                    actions += self._fail(task, f"{node} gave no answer within {self.stage_timeout_s:g} s",
+                                          node)
+            elif task.stage in (ENCODER, PROVIDER):
+                node = self._node_of_kind(task.stage)
+                if node is not None and not node.alive and now - node.down_since > self.node_down_grace_s:
+                    actions += self._fail(task, f"{node.name} went down during the task and did not come "
+                                                f"back within {self.node_down_grace_s:g} s", node.name)
+        return actions
+
+    def _host_missing(self, task: Task, host: str, why: str) -> list[Action]:
+        task.hosts[host] = MISSING
+        task.missing[host] = why
+        task.measurements.pop(host, None)
+        task.footprints.pop(host, None)
+        return self._maybe_finish(task)
+
+    def _node_on(self, host: str, kind: str) -> NodeInfo | None:
+        on_host = [n for n in self.nodes.values() if n.kind == kind and n.host == host]
+        if kind == CARBON and not on_host:
+            on_host = [n for n in self.nodes.values() if n.kind == kind]
+        return next((n for n in on_host if n.alive), on_host[0] if on_host else None)
+
+    def _node_of_kind(self, kind: str) -> NodeInfo | None:
+        of_kind = [n for n in self.nodes.values() if n.kind == kind]
+        return next((n for n in of_kind if n.alive), of_kind[0] if of_kind else None)
+
+    def _waits_on(self, task: Task, node: NodeInfo) -> bool:
+        if node.kind == HARDWARE:
+            return task.hosts.get(node.host) == MEASURING
+        if node.kind == CARBON:
+            return any(s == FOOTPRINT for s in task.hosts.values())
+        return task.stage == node.kind
+
+    def _resend(self, node: NodeInfo) -> list[Action]:
+        """The inputs a restarted node lost, for every task that waits on it."""
+        actions: list[Action] = []
+        for task in self.tasks.values():
+            if not self._waits_on(task, node):
+                continue
+            self.log.info("re-sending inputs of task %s to %s", task.label, node.name)
+            if node.kind == ENCODER:
+                actions.append(Action(task.problem))
+            elif node.kind == PROVIDER:
+                actions.append(Action(task.encoded))
+            elif node.kind == HARDWARE:
+                actions += [Action(task.encoded), Action(task.candidates)]
+            elif node.kind == CARBON:
+                actions += [Action(task.encoded), Action(task.candidates)]
+                actions += [Action(task.measurements[h]) for h, s in task.hosts.items() if s == FOOTPRINT]
+        return actions
+
+    def live_nodes(self) -> list[NodeInfo]:
+        return [n for n in self.nodes.values() if n.alive]

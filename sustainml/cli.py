@@ -1,0 +1,318 @@
+"""The ``sustainml`` command. Every failure ends as one readable line on stderr and a non-zero exit:
+2 for a bad problem, file or option; 3 when a task failed or was cancelled; 4 on a timeout;
+1 for anything else."""
+
+import argparse
+import dataclasses
+import enum
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .exceptions import (ConfigError, InvalidProblem, LaunchError, RequestTimeout, SustainMLError,
+                         TaskFailed)
+
+EXIT_CODES = {InvalidProblem: 2, ConfigError: 2, LaunchError: 2, TaskFailed: 3, RequestTimeout: 4}
+
+DEFAULT_LAUNCH = Path("launch") / "pipeline.yaml"
+EXAMPLES = Path("examples")
+
+
+def _runtime_args(parser: argparse.ArgumentParser) -> None:
+    from .node import add_runtime_arguments
+    add_runtime_arguments(parser)
+
+
+def _client(args: argparse.Namespace):
+    from .client import Client
+    from .config import load_config
+    return Client(load_config(args.config, domain_id=args.domain, dds_config=args.dds_config))
+
+
+def to_plain(value: Any) -> Any:
+    """A message as JSON-ready data: dataclasses to dicts, enums to their names."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    return value
+
+
+# -------------------------------------------------------------------- commands
+def cmd_node(args: argparse.Namespace) -> int:
+    import importlib
+
+    from .launch import NODE_KINDS
+    if args.kind not in NODE_KINDS:
+        raise ConfigError(f"unknown node {args.kind!r}; known: {', '.join(NODE_KINDS)}")
+    module = importlib.import_module(NODE_KINDS[args.kind])
+    argv = [f"--param={p}" for p in args.param]
+    for flag in ("config", "domain", "dds_config"):
+        if getattr(args, flag) is not None:
+            argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    if args.name:
+        os.environ["SUSTAINML_NODE_NAME"] = args.name
+    return module.main(argv)
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    from .launch import launch_main
+    path = Path(args.file) if args.file else _default_launch()
+    _export_runtime(args)
+    return launch_main(path)
+
+
+def _default_launch() -> Path:
+    if DEFAULT_LAUNCH.is_file():
+        return DEFAULT_LAUNCH
+    bundled = Path(__file__).resolve().parent.parent / DEFAULT_LAUNCH
+    if bundled.is_file():
+        return bundled
+    raise LaunchError(f"no launch file given and {DEFAULT_LAUNCH} not found; run from the project folder "
+                      "or name a launch file")
+
+
+def _export_runtime(args: argparse.Namespace) -> None:
+    """Options given to launch/demo reach the nodes through the environment."""
+    if args.domain is not None:
+        os.environ["SUSTAINML_DOMAIN_ID"] = str(args.domain)
+    if args.dds_config:
+        os.environ["SUSTAINML_DDS_CONFIG"] = str(Path(args.dds_config).resolve())
+    if args.config:
+        os.environ["SUSTAINML_CONFIG"] = str(Path(args.config).resolve())
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from .problem import load_problem
+    from .report import print_result, result_to_dict
+    problem = load_problem(args.problem)   # malformed files fail here, before touching the bus
+    console = Console(stderr=True)
+    with _client(args) as client:
+        handle = client.submit(problem, problem_id=args.problem_id, timeout_s=min(30.0, args.timeout))
+        if not args.json:
+            console.print(f"submitted task {handle.task_id.problem_id}/{handle.task_id.iteration}")
+        if not args.quiet:
+            _follow(handle, console, args.timeout)
+        result = handle.result(timeout_s=args.timeout, raise_on_failure=False)
+    if args.json:
+        print(json.dumps(result_to_dict(result), indent=2))
+    else:
+        print_result(result, Console())
+    if result.state.name != "TASK_DONE":
+        where = f" (node {result.failed_node})" if result.failed_node else ""
+        print(f"sustainml: task {result.state.name[5:].lower()}{where}: {result.error}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _follow(handle: Any, console: Console, timeout_s: float) -> None:
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        row = bar.add_task("waiting", total=100)
+        for status in handle.progress(timeout_s=timeout_s):
+            bar.update(row, completed=status.progress, description=(status.message or status.stage)[:70])
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        nodes = client.nodes(wait_s=args.wait)
+    if args.json:
+        print(json.dumps([to_plain(n) for n in nodes], indent=2))
+        return 0
+    if not nodes:
+        print(f"no node is running in DDS domain {client.bus.config.domain_id}", file=sys.stderr)
+        return 1
+    table = Table(title="live nodes")
+    for column in ("node", "kind", "host", "pid", "state", "task", "progress", "message", "heartbeat age"):
+        table.add_column(column)
+    now = time.time()
+    for n in nodes:
+        task = f"{n.task_id.problem_id[:8]}/{n.task_id.iteration}" if n.task_id.problem_id else ""
+        table.add_row(n.node, n.kind, n.host, str(n.pid), n.state.name[5:].lower(), task,
+                      f"{n.progress:.0f}%", n.message[:60], f"{now - n.heartbeat_unix_s:.1f} s")
+    Console().print(table)
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from . import topics
+    rows = [(t.name, t.type.__name__, t.doc) for t in topics.ALL_TOPICS]
+    for s in topics.ALL_SERVICES:
+        rows += [(s.request_topic.name, s.request_type.__name__, s.doc),
+                 (s.reply_topic.name, s.reply_type.__name__, "")]
+    if args.json:
+        print(json.dumps([{"name": n, "type": t, "doc": d} for n, t, d in rows], indent=2))
+        return 0
+    for name, type_name, doc in rows:
+        print(f"{name:42} {type_name:20} {doc}")
+    return 0
+
+
+def cmd_echo(args: argparse.Namespace) -> int:
+    from . import topics
+    from .bus import Participant
+    from .config import load_config
+    try:
+        spec = topics.by_name(args.topic)
+    except KeyError as e:
+        raise ConfigError(e.args[0]) from None
+    seen = threading.Semaphore(0)
+    lock = threading.Lock()
+
+    def show(message: Any) -> None:
+        with lock:
+            print(json.dumps(to_plain(message)), flush=True)
+        seen.release()
+
+    bus = Participant(load_config(args.config, domain_id=args.domain, dds_config=args.dds_config))
+    try:
+        bus.subscribe(spec, show)
+        deadline = time.monotonic() + args.timeout if args.timeout else None
+        count = 0
+        while args.count == 0 or count < args.count:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            if seen.acquire(timeout=0.5 if left is None else min(left, 0.5)):
+                count += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        bus.close()
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from .report import result_to_dict, status_name
+    with _client(args) as client:
+        results = client.history(args.problem_id, args.iteration, args.limit)
+    if args.json:
+        print(json.dumps([result_to_dict(r) for r in results], indent=2))
+        return 0
+    table = Table(title="results")
+    for column in ("problem", "iteration", "status", "task type", "options", "best", "error"):
+        table.add_column(column)
+    for r in results:
+        best = r.options[0].model + " on " + r.options[0].device if r.options else ""
+        table.add_row(r.task_id.problem_id, str(r.task_id.iteration), status_name(r.state), r.task_type,
+                      str(len(r.options)), best, r.error[:60])
+    Console().print(table)
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from . import msg
+    with _client(args) as client:
+        task_id = msg.TaskId(args.problem_id, args.iteration)
+        client.cancel(task_id, args.reason)
+        result = client.wait_result(task_id, timeout_s=args.timeout)
+    print(f"task {args.problem_id}/{args.iteration}: {result.state.name[5:].lower()}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    _export_runtime(args)
+    problems = args.problems or sorted(EXAMPLES.glob("*.yaml"))
+    if not problems:
+        raise InvalidProblem(f"no problem files given and none in {EXAMPLES}/")
+    return run_demo(args.launch or _default_launch(), problems, keep=args.keep, timeout_s=args.timeout)
+
+
+# -------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sustainml", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("node", help="run one node in this process")
+    p.add_argument("kind", help="orchestrator, task_encoder, model_provider, hw_constraints, carbon_tracker")
+    p.add_argument("--name", help="instance name (default: the kind; hw_constraints@HOST)")
+    _runtime_args(p)
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="node parameter")
+    p.set_defaults(func=cmd_node)
+
+    p = sub.add_parser("launch", help="start the nodes of a launch file, each as a process")
+    p.add_argument("file", nargs="?", help=f"launch file (default {DEFAULT_LAUNCH})")
+    _runtime_args(p)
+    p.set_defaults(func=cmd_launch)
+
+    p = sub.add_parser("submit", help="submit a problem file and print the ranked options")
+    p.add_argument("problem", help="problem YAML file (see examples/)")
+    p.add_argument("--json", action="store_true", help="print the TaskResult as JSON")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the result")
+    p.add_argument("--problem-id", default="", help="make this a new iteration of that problem")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    _runtime_args(p)
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("status", help="list live nodes and their state")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--wait", type=float, default=2.0, help="seconds to listen for nodes")
+    _runtime_args(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("topics", help="list the pipeline's topics and their types")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_topics)
+
+    p = sub.add_parser("echo", help="print the messages on a topic as JSON lines")
+    p.add_argument("topic", help="e.g. sustainml/task_result or task_result")
+    p.add_argument("--count", type=int, default=0, help="stop after N messages (0 = never)")
+    p.add_argument("--timeout", type=float, default=0.0, help="stop after S seconds (0 = never)")
+    _runtime_args(p)
+    p.set_defaults(func=cmd_echo)
+
+    p = sub.add_parser("results", help="past results from the orchestrator's store")
+    p.add_argument("--problem-id", default="")
+    p.add_argument("--iteration", type=int, default=0)
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    _runtime_args(p)
+    p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("cancel", help="cancel a task on every node")
+    p.add_argument("problem_id")
+    p.add_argument("iteration", type=int)
+    p.add_argument("--reason", default="cancelled by the user")
+    p.add_argument("--timeout", type=float, default=30.0)
+    _runtime_args(p)
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("demo", help="launch the pipeline on localhost, submit the examples, show results")
+    p.add_argument("problems", nargs="*", help="problem files (default examples/*.yaml)")
+    p.add_argument("--launch", help=f"launch file (default {DEFAULT_LAUNCH})")
+    p.add_argument("--keep", action="store_true", help="keep the pipeline running afterwards")
+    p.add_argument("--timeout", type=float, default=900.0)
+    _runtime_args(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("SUSTAINML_LOG_LEVEL", "WARNING"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("sustainml: interrupted", file=sys.stderr)
+        return 130
+    except SustainMLError as e:
+        print(f"sustainml: {e}", file=sys.stderr)
+        return next((code for kind, code in EXIT_CODES.items() if isinstance(e, kind)), 1)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

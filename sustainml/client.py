@@ -1,0 +1,225 @@
+"""The Python API for clients: submit a problem, follow it, get the ranked result.
+
+    from sustainml import Client
+
+    with Client() as client:
+        task = client.submit("examples/tabular_regression.yaml")
+        for status in task.progress():
+            print(f"{status.progress:5.1f}% {status.message}")
+        result = task.result(timeout_s=600)
+        for option in result.options:
+            print(option.rank, option.model, option.device, option.co2_g_total)
+
+A client is a DDS participant like the nodes (it joins the domain of ``SUSTAINML_DOMAIN_ID``), but
+publishes no status: it is not a node.
+"""
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from . import msg, topics
+from .bus import Gone, Participant, ServiceClient
+from .config import RuntimeConfig, load_config
+from .exceptions import InvalidProblem, RequestTimeout, TaskFailed
+from .node import TERMINAL, TaskKey, task_key
+from .problem import load_problem, problem_from_dict
+from .report import status_name
+
+__all__ = ["Client", "TaskHandle"]
+
+
+class TaskHandle:
+    """A submitted task: wait for its result, follow its progress, cancel it."""
+
+    def __init__(self, client: "Client", task_id: msg.TaskId) -> None:
+        self.client = client
+        self.task_id = task_id
+
+    def result(self, timeout_s: float | None = 600.0, *, raise_on_failure: bool = True) -> msg.TaskResult:
+        """The task's result. Raises TaskFailed when it failed or was cancelled (unless
+        ``raise_on_failure`` is false), RequestTimeout when nothing came within ``timeout_s``."""
+        result = self.client.wait_result(self.task_id, timeout_s)
+        if raise_on_failure and result.state != msg.TaskState.TASK_DONE:
+            where = f" (node {result.failed_node})" if result.failed_node else ""
+            raise TaskFailed(f"task {status_name(result.state)}{where}: {result.error}", result)
+        return result
+
+    def progress(self, timeout_s: float | None = 600.0) -> Iterator[msg.TaskStatus]:
+        """Each lifecycle update of the task until it ends (the last one is terminal)."""
+        yield from self.client.statuses(self.task_id, timeout_s)
+
+    def cancel(self, reason: str = "cancelled by the user") -> None:
+        self.client.cancel(self.task_id, reason)
+
+
+class Client:
+    """A connection to the pipeline. Use as a context manager, or call ``close()``."""
+
+    def __init__(self, config: RuntimeConfig | None = None, *, domain_id: int | None = None) -> None:
+        self.bus = Participant(config or load_config(domain_id=domain_id))
+        self._born = time.monotonic()
+        self._lock = threading.Condition()
+        self._results: dict[TaskKey, msg.TaskResult] = {}
+        self._status_queues: dict[TaskKey, list[queue.Queue[msg.TaskStatus]]] = {}
+        self._nodes: dict[str, msg.NodeStatus] = {}
+        self._result_callbacks: list[Callable[[msg.TaskResult], None]] = []
+        self._services: dict[str, ServiceClient] = {}
+        self._control = self.bus.publisher(topics.NODE_CONTROL)
+        self._subs = [
+            self.bus.subscribe(topics.TASK_RESULT, self._on_result),
+            self.bus.subscribe(topics.TASK_STATUS, self._on_status),
+            self.bus.subscribe(topics.NODE_STATUS, self._on_node, on_gone=self._on_node_gone),
+        ]
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.bus.close()
+
+    # ---------------------------------------------------------------- subscriptions
+    def _on_result(self, result: msg.TaskResult) -> None:
+        with self._lock:
+            self._results[task_key(result.task_id)] = result
+            callbacks = list(self._result_callbacks)
+            self._lock.notify_all()
+        for callback in callbacks:
+            callback(result)
+
+    def _on_status(self, status: msg.TaskStatus) -> None:
+        with self._lock:
+            for q in self._status_queues.get(task_key(status.task_id), []):
+                q.put(status)
+
+    def _on_node(self, status: msg.NodeStatus) -> None:
+        with self._lock:
+            self._nodes[status.node] = status
+
+    def _on_node_gone(self, gone: Gone) -> None:
+        with self._lock:
+            self._nodes.pop(gone.key.node, None)
+
+    def _service(self, spec: topics.ServiceSpec) -> ServiceClient:
+        if spec.name not in self._services:
+            self._services[spec.name] = ServiceClient(self.bus, spec)
+        return self._services[spec.name]
+
+    # ---------------------------------------------------------------- tasks
+    def submit(self, problem: msg.UserInput | Mapping[str, Any] | str | Path, *,
+               problem_id: str = "", timeout_s: float = 30.0) -> TaskHandle:
+        """Start a task. ``problem`` is a UserInput, a mapping of problem-file keys, or the path of
+        a YAML problem file. ``problem_id`` makes it a new iteration of an earlier problem.
+        Raises InvalidProblem when the orchestrator refuses it, RequestTimeout when none answers."""
+        if isinstance(problem, (str, Path)):
+            problem = load_problem(problem)
+        elif isinstance(problem, Mapping):
+            problem = problem_from_dict(problem)
+        if problem_id:
+            problem.task_id = msg.TaskId(problem_id=problem_id)
+        reply = self._service(topics.SUBMIT).call(msg.SubmitRequest(problem=problem), timeout_s=timeout_s)
+        if not reply.accepted:
+            raise InvalidProblem(reply.error)
+        return TaskHandle(self, reply.task_id)
+
+    def wait_result(self, task_id: msg.TaskId, timeout_s: float | None = 600.0) -> msg.TaskResult:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        key = task_key(task_id)
+        with self._lock:
+            while True:
+                result = self._results.get(key)
+                if result is not None and result.state in TERMINAL:
+                    return result
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise RequestTimeout(f"task {key[0]}/{key[1]} gave no result within {timeout_s:g} s")
+                self._lock.wait(timeout=0.5 if left is None else min(left, 0.5))
+
+    def statuses(self, task_id: msg.TaskId, timeout_s: float | None = 600.0) -> Iterator[msg.TaskStatus]:
+        key = task_key(task_id)
+        q: queue.Queue[msg.TaskStatus] = queue.Queue()
+        with self._lock:
+            self._status_queues.setdefault(key, []).append(q)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        try:
+            while True:
+                with self._lock:
+                    result = self._results.get(key)
+                if result is not None and result.state in TERMINAL:
+                    yield msg.TaskStatus(task_id=task_id, state=result.state, progress=100.0,
+                                         message=result.error or status_name(result.state),
+                                         updated_unix_s=result.finished_unix_s)
+                    return
+                if deadline is not None and time.monotonic() > deadline:
+                    raise RequestTimeout(f"task {key[0]}/{key[1]} did not end within {timeout_s:g} s")
+                try:
+                    status = q.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if status.state not in TERMINAL:
+                    yield status
+        finally:
+            with self._lock:
+                self._status_queues[key].remove(q)
+                if not self._status_queues[key]:
+                    del self._status_queues[key]
+
+    def on_result(self, callback: Callable[[msg.TaskResult], None]) -> None:
+        """Call ``callback(result)`` for every result published from now on (and the recent ones
+        the orchestrator still holds, delivered at subscription)."""
+        with self._lock:
+            self._result_callbacks.append(callback)
+            known = list(self._results.values())
+        for result in known:
+            callback(result)
+
+    def cancel(self, task_id: msg.TaskId, reason: str = "cancelled by the user") -> None:
+        """Ask every node to stop working on the task; the orchestrator reports it cancelled."""
+        self._control.publish(msg.NodeControl(command=msg.ControlCommand.CONTROL_CANCEL_TASK,
+                                              task_id=task_id, reason=reason))
+
+    def history(self, problem_id: str = "", iteration: int = 0, limit: int = 20,
+                timeout_s: float = 10.0) -> list[msg.TaskResult]:
+        """Past results from the orchestrator's store, newest first."""
+        reply = self._service(topics.RESULTS).call(
+            msg.ResultRequest(problem_id=problem_id, iteration=iteration, limit=limit), timeout_s=timeout_s)
+        if reply.error:
+            raise InvalidProblem(reply.error)
+        return list(reply.results)
+
+    # ---------------------------------------------------------------- direct queries
+    def nodes(self, wait_s: float = 1.5) -> list[msg.NodeStatus]:
+        """The live nodes and their last status (waits ``wait_s`` for discovery on a fresh client)."""
+        time.sleep(max(0.0, wait_s - self._age()))
+        with self._lock:
+            return sorted(self._nodes.values(), key=lambda s: s.node)
+
+    def _age(self) -> float:
+        return time.monotonic() - self._born
+
+    def catalogue(self, task_type: str = "", timeout_s: float = 10.0) -> list[msg.ModelCandidate]:
+        reply = self._service(topics.CATALOGUE).call(msg.CatalogueRequest(task_type=task_type),
+                                                     timeout_s=timeout_s)
+        if reply.error:
+            raise InvalidProblem(reply.error)
+        return list(reply.models)
+
+    def inventory(self, timeout_s: float = 3.0) -> list[msg.HardwareInventory]:
+        """Every hardware node's inventory (one per host that answers within ``timeout_s``)."""
+        replies = self._service(topics.INVENTORY).gather(msg.InventoryRequest(), timeout_s=timeout_s)
+        return [r.inventory for r in replies if not r.error]
+
+    def encode(self, problem: msg.UserInput | Mapping[str, Any], timeout_s: float = 10.0) -> msg.EncodedTask:
+        """The task encoder's reading of a problem, without starting a task."""
+        if isinstance(problem, Mapping):
+            problem = problem_from_dict(problem)
+        reply = self._service(topics.ENCODE).call(msg.EncodeRequest(problem=problem), timeout_s=timeout_s)
+        if reply.error:
+            raise InvalidProblem(reply.error)
+        return reply.task

@@ -1,0 +1,59 @@
+"""``sustainml demo``: the main job on one machine. Launch the pipeline on localhost, wait until
+every node serves, submit each example problem, print its ranked options, stop the pipeline."""
+
+import io
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from .client import Client
+from .exceptions import LaunchError, RequestTimeout, TaskFailed
+from .launch import Launcher, load_launch
+from .report import print_result
+
+
+def run_demo(launch_file: str | Path, problems: Sequence[str | Path], *, keep: bool = False,
+             timeout_s: float = 900.0) -> int:
+    console = Console()
+    log = io.StringIO() if not keep else sys.stderr
+    launcher = Launcher(load_launch(launch_file), out=log)
+    runner = threading.Thread(target=launcher.run, daemon=True)
+    console.print(f"[bold]Starting the pipeline[/] from {launch_file} (node logs "
+                  f"{'below' if keep else 'hidden; see sustainml launch'})")
+    runner.start()
+    failed = 0
+    try:
+        deadline = time.monotonic() + 120
+        while not launcher.all_ready():
+            if launcher.error:
+                raise LaunchError(launcher.error)
+            if time.monotonic() > deadline:
+                raise LaunchError("the nodes did not all become ready within 120 s")
+            time.sleep(0.2)
+        console.print("all nodes ready: " + ", ".join(n.spec.name for n in launcher.nodes))
+        with Client() as client:
+            for path in problems:
+                console.rule(f"[bold]{path}")
+                handle = client.submit(path)
+                with console.status("measuring...") as spinner:
+                    for status in handle.progress(timeout_s=timeout_s):
+                        spinner.update(f"{status.progress:5.1f}% {status.message}")
+                try:
+                    print_result(handle.result(timeout_s=timeout_s), console)
+                except TaskFailed as e:
+                    failed += 1
+                    console.print(f"[red]{e}")
+        if keep:
+            console.print("pipeline running; Ctrl-C to stop")
+            while runner.is_alive():
+                time.sleep(0.5)
+    except (KeyboardInterrupt, RequestTimeout):
+        failed += 1
+    finally:
+        launcher.stop()
+        runner.join(timeout=30)
+    return 3 if failed else 0

@@ -1,0 +1,109 @@
+"""Problem files: YAML (or a dict) in, a ``UserInput`` message out, with one readable line for
+anything malformed. The keys mirror the IDL's ``UserInput`` fields; README documents each."""
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import msg
+from .exceptions import InvalidProblem
+
+__all__ = ["load_problem", "problem_from_dict", "PROBLEM_KEYS"]
+
+# file key -> UserInput field (short names for the fields people write most)
+_ALIASES = {"task_type": "task_type_hint", "modality": "modality_hint",
+            "hardware": "allowed_hardware", "models": "candidate_models"}
+_NESTED = {"dataset": msg.DatasetInfo, "constraints": msg.Constraints, "usage": msg.Usage}
+_SKIP = {"task_id"}
+_INT_LISTS = {"dataset.input_shape"}
+PROBLEM_KEYS = sorted(
+    (set(msg.UserInput.__dataclass_fields__) - _SKIP - set(_ALIASES.values())) | set(_ALIASES) | {"problem_id"})
+
+
+def load_problem(path: str | Path) -> msg.UserInput:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise InvalidProblem(f"problem file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidProblem(f"cannot read problem file {path}: {e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise InvalidProblem(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, Mapping):
+        raise InvalidProblem(f"{path}: expected a mapping of problem fields at the top level, "
+                             f"got {type(data).__name__}")
+    try:
+        return problem_from_dict(data)
+    except InvalidProblem as e:
+        raise InvalidProblem(f"{path}: {e}") from None
+
+
+def problem_from_dict(data: Mapping[str, Any]) -> msg.UserInput:
+    """A UserInput from a plain mapping; unknown keys and wrong types are errors, not ignored."""
+    problem = msg.UserInput()
+    for key, value in data.items():
+        if key == "problem_id":
+            problem.task_id.problem_id = _typed("problem_id", value, str)
+            continue
+        name = _ALIASES.get(key, key)
+        if name not in msg.UserInput.__dataclass_fields__ or name in _SKIP:
+            raise InvalidProblem(f"unknown key {key!r}; the keys are: {', '.join(PROBLEM_KEYS)}")
+        if name in _NESTED:
+            setattr(problem, name, _nested(key, value, _NESTED[name]))
+        else:
+            setattr(problem, name, _typed(key, value, type(getattr(problem, name))))
+    if not problem.text and not problem.task_type_hint:
+        raise InvalidProblem("give 'text' (the goal in your words) or 'task_type'")
+    return problem
+
+
+def _nested(key: str, value: Any, cls: type) -> Any:
+    if not isinstance(value, Mapping):
+        raise InvalidProblem(f"{key!r} must be a mapping, got {value!r}")
+    obj = cls()
+    for sub, sub_value in value.items():
+        if sub not in cls.__dataclass_fields__:
+            raise InvalidProblem(f"unknown key {key}.{sub}; the keys of {key} are: "
+                                 f"{', '.join(cls.__dataclass_fields__)}")
+        setattr(obj, sub, _typed(f"{key}.{sub}", sub_value, type(getattr(obj, sub))))
+    return obj
+
+
+def _typed(key: str, value: Any, kind: type) -> Any:
+    if kind is list:
+        items = [value] if isinstance(value, (str, int)) else value
+        if not isinstance(items, list):
+            raise InvalidProblem(f"{key!r} must be a list, got {value!r}")
+        if key in _INT_LISTS:
+            return [_typed(f"{key}[{i}]", v, int) for i, v in enumerate(items)]
+        if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in items):
+            raise InvalidProblem(f"{key!r} must be a list of names, got {value!r}")
+        return [str(v) for v in items]
+    if kind is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise InvalidProblem(f"{key!r} must be text, got {value!r}")
+        return str(value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise InvalidProblem(f"{key!r} must be true or false, got {value!r}")
+        return value
+    if kind in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidProblem(f"{key!r} must be a number, got {value!r}")
+        if value < 0:
+            raise InvalidProblem(f"{key!r} must not be negative, got {value!r}")
+        if kind is int:
+            if value != int(value):
+                raise InvalidProblem(f"{key!r} must be a whole number, got {value!r}")
+            if value > 2**32 - 1 and key != "dataset.num_samples":
+                raise InvalidProblem(f"{key!r} is too large: {value!r}")
+            return int(value)
+        return float(value)
+    raise InvalidProblem(f"{key!r}: unsupported value {value!r}")
