@@ -1,5 +1,7 @@
 """Exceptions of the model provider. Each names what was wrong and what would be right."""
 
+from collections.abc import Sequence
+
 from sustainml.exceptions import ConfigError, InvalidProblem
 
 __all__ = ["UnknownModel", "CatalogueError"]
@@ -12,7 +14,7 @@ class UnknownModel(InvalidProblem):
     ``candidate_models``, and the fix is on the side of whoever wrote the problem.
     """
 
-    def __init__(self, name: str, known: list[str] | tuple[str, ...], where: str = "the model catalogue") -> None:
+    def __init__(self, name: str, known: Sequence[str], where: str = "the model catalogue") -> None:
         self.name = name
         self.known = tuple(known)
         super().__init__(f"unknown model {name!r}: {where} knows {', '.join(self.known)}")

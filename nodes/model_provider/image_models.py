@@ -124,9 +124,12 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def _conv_bn_relu6(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
+def _conv_bn_relu6(
+    in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, groups: int = 1
+) -> nn.Sequential:
+    padding = (kernel_size - 1) // 2
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2, groups=groups, bias=False),
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False),
         nn.BatchNorm2d(out_channels),
         nn.ReLU6(inplace=True),
     )
