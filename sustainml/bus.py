@@ -85,8 +85,12 @@ class Subscription(Generic[T]):
         outer = self
 
         class _Listener(Listener):
-            def on_data_available(self, reader: DataReader) -> None:
-                outer._drain(reader)
+            def on_data_available(self, _reader: DataReader | None) -> None:
+                # Cyclone may call before the reader's Python object is registered (then
+                # ``_reader`` is None); the constructor drains those samples itself.
+                reader = getattr(outer, "_reader", None)
+                if reader is not None:
+                    outer._drain(reader)
 
         self._reader = DataReader(participant.dp, participant.topic(spec), qos=spec.qos,
                                   listener=_Listener())

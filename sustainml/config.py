@@ -115,7 +115,8 @@ def apply_dds_config(cfg: RuntimeConfig) -> None:
             if not Path(src).is_file():
                 raise ConfigError(f"DDS config {src!r} is not a file; give a Cyclone XML file or inline XML")
             os.environ["CYCLONEDDS_URI"] = "file://" + str(Path(src).resolve())
-    elif not os.environ.get("CYCLONEDDS_URI"):
+    elif not os.environ.get("CYCLONEDDS_URI") or os.environ["CYCLONEDDS_URI"].startswith(LOOPBACK_XML[:40]):
+        # Unset, or set by us earlier (perhaps with another discovery tag): the embedded default.
         os.environ["CYCLONEDDS_URI"] = LOOPBACK_XML.format(tag=tag)
 
 

@@ -415,7 +415,7 @@ def run_node(node_type: type[Node], argv: Sequence[str] | None = None) -> int:
                         help="node parameter, overrides the config file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("SUSTAINML_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     config = load_config(args.config, domain_id=args.domain, dds_config=args.dds_config)
     values = dict(config.node_params.get(node_type.name, {}))
     values.update(_parse_params(args.param))
