@@ -3,6 +3,7 @@ README, stable for scripts) and the rich tables the CLI prints."""
 
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -63,20 +64,36 @@ def _g(value: float) -> str:
     return f"{value:.3g} g"
 
 
-def result_table(result: msg.TaskResult) -> Table:
-    table = Table(title=f"{result.task_type or 'task'} {result.task_id.problem_id}/{result.task_id.iteration}",
-                  caption="* = on the Pareto front (quality vs gCO2e vs latency); ! = misses a constraint")
-    for column in ("#", "model", "device", "host", "region", result.metric or "quality", "latency ms",
-                   "J/inference", "method", "train kWh", "CO2 train", "CO2 inference", "CO2 total"):
-        table.add_column(column, justify="right" if column in ("#", "latency ms", "J/inference",
-                                                               "train kWh") else "left")
+def result_table(result: msg.TaskResult, *, wide: bool = True) -> Table:
+    """The options as a table; ``wide=False`` leaves out the training/serving split so that it fits
+    an 80-column terminal (every figure is in ``--json``)."""
+    hosts = {o.host for o in result.options}
+    methods = sorted({o.energy_method for o in result.options})
+    table = Table(title=f"{result.task_type or 'task'} {result.task_id.problem_id}/{result.task_id.iteration}"
+                        f" (quality: {result.metric or '?'})",
+                  caption="* on the Pareto front (quality, gCO2e, latency)  ! misses a constraint\n"
+                          f"energy per inference, method: {', '.join(methods)}",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    columns = ["#", "model", "device" if len(hosts) <= 1 else "device@host", "region",
+               "quality", "ms", "energy"]
+    columns += ["CO2 train", "CO2 serve", "CO2 total"] if wide else ["CO2 total"]
+    for column in columns:
+        table.add_column(column, no_wrap=True, justify="left" if column in ("model", "region") else "right")
     for o in result.options:
         flag = ("*" if o.pareto else "") + ("" if o.meets_constraints else "!")
-        table.add_row(f"{o.rank}{flag}", o.model, o.device, o.host, o.region, f"{o.quality.value:.4g}",
-                      f"{o.latency_ms:.3g}", f"{o.energy_j_per_inference:.3g}±{o.energy_j_per_inference_uncertainty:.2g}",
-                      o.energy_method, f"{o.train_energy_kwh:.3g}", _g(o.co2_g_training), _g(o.co2_g_inference),
-                      _g(o.co2_g_total))
+        device = o.device if len(hosts) <= 1 else f"{o.device}@{o.host}"
+        row = [f"{o.rank}{flag}", o.model, device, o.region, f"{o.quality.value:.3g}",
+               f"{o.latency_ms:.3g}", _j(o.energy_j_per_inference)]
+        row += [_g(o.co2_g_training), _g(o.co2_g_inference), _g(o.co2_g_total)] if wide else [_g(o.co2_g_total)]
+        table.add_row(*row)
     return table
+
+
+def _j(value: float) -> str:
+    for unit, scale in (("kJ", 1e3), ("J", 1.0), ("mJ", 1e-3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value * 1e6:.3g} µJ"
 
 
 def print_result(result: msg.TaskResult, console: Console | None = None) -> None:
@@ -85,6 +102,6 @@ def print_result(result: msg.TaskResult, console: Console | None = None) -> None
         console.print(f"[bold red]{status_name(result.state)}[/]: {result.error}"
                       + (f" (node {result.failed_node})" if result.failed_node else ""))
         return
-    console.print(result_table(result))
+    console.print(result_table(result, wide=console.width >= 110))
     if result.explanation:
         console.print(result.explanation)
