@@ -1,0 +1,432 @@
+"""Measure one model on one device for real: latency, throughput, energy per sample, peak memory.
+
+A measurement has three phases, each reported through ``progress`` before it starts:
+
+1. **Idle baseline.** The device's counter is read over a short idle window (at least five counter
+   updates) to get ``idle_power_w``.
+2. **Inference.** ``eval()`` and ``torch.inference_mode()``, ``warmup`` unmetered passes, then forward
+   passes on one batch repeated until the metered window lasts ``max(window_s, 10 × counter update
+   period)`` and holds at least :data:`MIN_REPETITIONS` passes. Each pass is timed on its own (after
+   ``torch.cuda.synchronize`` on a GPU) for the latency percentiles.
+3. **Training.** The same windowing over full steps (forward, loss, backward, SGD step) on a copy of
+   the module, so the caller's weights are untouched. ``train_step_ms`` is the mean step time (window
+   / steps), what a training-time estimate multiplies by the number of steps.
+
+Throughput is samples / window. ``active_power_w`` is the power the workload added above idle during
+the inference window (total power = active + idle). Peak memory is the larger of the two phases'.
+
+Energy is split as the mission asks: ``total`` is everything the counter saw during the window,
+``active`` is what the workload added above the idle baseline,
+``E_active = max(0, E_total - P_idle × T)``, both divided by the samples processed.
+
+Uncertainty (one standard uncertainty of the active energy per sample), with ``r`` the source's
+relative uncertainty, ``τ`` its counter update period, ``T`` the window, ``T_idle`` the idle window,
+``P`` the window's mean power, ``SE_P`` the standard error of the mean power over the window's
+sub-windows (``std(P_i, ddof=1) / sqrt(k)``, ``k`` sub-windows of at least five updates each) and
+``N`` the samples::
+
+    u = sqrt((r·E_active)² + (P·τ)² + (P_idle·τ/T_idle·T)² + (SE_P·T)²) / N
+
+i.e. the counter's calibration (applied to the active share: a scale error of the meter is common to
+the idle and the loaded readings), the quantisation of the window's edges, the quantisation of the
+idle baseline carried over the window, and the spread of the power across the window (noise,
+throttling, a counter that stalls and catches up).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+
+import psutil
+import torch
+
+from sustainml.exceptions import MeasurementError
+from sustainml.msg import Measurement
+from sustainml.units import MS_PER_S, bytes_to_mb
+from sustainml_nodes.model_provider.workload import Workload
+
+from .energy import make_energy_source, parse_device
+from .energy_source import MJ_PER_J, EnergyMeter, EnergySource, EnergyWindow
+
+__all__ = ["measure", "MIN_REPETITIONS", "DEFAULT_IDLE_S", "Progress"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+"""``progress(percent, message)``: called between phases; raising from it cancels the measurement."""
+
+MIN_REPETITIONS = 5
+DEFAULT_IDLE_S = 0.2
+WINDOW_COUNTER_UPDATES = 10  # a metered window spans at least this many counter updates
+IDLE_COUNTER_UPDATES = 5  # and the idle baseline at least this many
+SUBWINDOW_COUNTER_UPDATES = 5  # each sub-window used for the spread at least this many
+MAX_SUBWINDOWS = 5
+SGD_LR = 1e-4  # small: the steps are timed, not meant to learn anything
+
+_PRECISION = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16", torch.float64: "fp64"}
+
+
+@dataclass(frozen=True)
+class _Loop:
+    """What one metered loop found."""
+
+    window: EnergyWindow
+    iteration_s: list[float]  # Units: s, one per repetition
+    subwindow_power_w: list[float]
+
+    @property
+    def repetitions(self) -> int:
+        return len(self.iteration_s)
+
+
+@dataclass(frozen=True)
+class _PerSample:
+    """Energy per sample of one loop (Units: J)."""
+
+    active_j: float
+    total_j: float
+    uncertainty_j: float
+    active_power_w: float
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _resolve(device: str) -> torch.device:
+    kind, index = parse_device(device)
+    if kind == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise MeasurementError(
+            f"{device} was asked for, but this torch ({torch.__version__}, CUDA {torch.version.cuda or 'none'}) "
+            "sees no CUDA GPU; measure on 'cpu' or run the hardware node on a GPU machine"
+        )
+    if index >= torch.cuda.device_count():
+        raise MeasurementError(f"{device} does not exist: torch sees {torch.cuda.device_count()} GPU(s)")
+    return torch.device("cuda", index)
+
+
+def _state_bytes(module: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in itertools.chain(module.parameters(), module.buffers()))
+
+
+def _is_on(module: torch.nn.Module, device: torch.device) -> bool:
+    return all(t.device == device for t in itertools.chain(module.parameters(), module.buffers()))
+
+
+def _precision(module: torch.nn.Module) -> str:
+    for param in module.parameters():
+        if param.is_floating_point():
+            return _PRECISION.get(param.dtype, str(param.dtype).removeprefix("torch."))
+    return ""
+
+
+class _PeakMemory:
+    """Peak memory of one phase on its device (Units: MB).
+
+    GPU: ``torch.cuda.max_memory_allocated`` above what was allocated when the phase began. CPU: the
+    growth of the process's resident set, sampled at the loop's sub-window edges (an approximation:
+    the allocator may reuse freed pages without growing). ``resident_bytes`` is model state that was
+    already in memory when the phase began and belongs in its peak.
+    """
+
+    def __init__(self, device: torch.device, resident_bytes: int = 0) -> None:
+        self.device = device
+        self.resident_bytes = resident_bytes
+        self._process = psutil.Process()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            self._base = torch.cuda.memory_allocated(device)
+        else:
+            self._base = self._process.memory_info().rss
+        self._peak = self._base
+
+    def sample(self) -> None:
+        if self.device.type != "cuda":
+            self._peak = max(self._peak, self._process.memory_info().rss)
+
+    def peak_mb(self) -> float:
+        self.sample()
+        peak = torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else self._peak
+        return bytes_to_mb(max(0, peak - self._base) + self.resident_bytes)
+
+
+def _metered_loop(
+    step: Callable[[], object],
+    *,
+    name: str,
+    meter: EnergyMeter,
+    device: torch.device,
+    target_s: float,
+    memory: _PeakMemory,
+) -> _Loop:
+    """Repeat ``step`` until the metered window lasts ``target_s`` and holds MIN_REPETITIONS steps."""
+    source = meter.source
+    subwindows = max(1, min(MAX_SUBWINDOWS, int(target_s // (SUBWINDOW_COUNTER_UPDATES * source.counter_resolution_s))))
+    edges = [target_s * (i + 1) / subwindows for i in range(subwindows - 1)]
+    iteration_s: list[float] = []
+    powers_w: list[float] = []
+    _sync(device)
+    meter.begin_window(name)
+    start_s = last_s = time.perf_counter()
+    last_mj = source.read_energy_mj()
+
+    def close_subwindow() -> None:
+        nonlocal last_s, last_mj
+        now_mj, now_s = source.read_energy_mj(), time.perf_counter()
+        powers_w.append((now_mj - last_mj) / MJ_PER_J / (now_s - last_s))
+        last_s, last_mj = now_s, now_mj
+        memory.sample()
+
+    while True:
+        began_s = time.perf_counter()
+        step()
+        _sync(device)
+        ended_s = time.perf_counter()
+        iteration_s.append(ended_s - began_s)
+        elapsed_s = ended_s - start_s
+        if elapsed_s >= target_s and len(iteration_s) >= MIN_REPETITIONS:
+            break
+        if edges and elapsed_s >= edges[0]:
+            close_subwindow()
+            edges = [edge for edge in edges if edge > elapsed_s]
+    close_subwindow()
+    return _Loop(meter.end_window(name), iteration_s, powers_w)
+
+
+def _per_sample(loop: _Loop, idle: EnergyWindow, source: EnergySource, samples: int) -> _PerSample:
+    """Active and total energy per sample and the active share's uncertainty (formula in the module doc)."""
+    window = loop.window
+    idle_power_w = idle.power_w
+    total_j = window.energy_j
+    active_j = max(0.0, total_j - idle_power_w * window.duration_s)
+    tau_s = source.counter_resolution_s
+    spread_w = (
+        statistics.stdev(loop.subwindow_power_w) / math.sqrt(len(loop.subwindow_power_w))
+        if len(loop.subwindow_power_w) >= 2
+        else 0.0
+    )
+    uncertainty_j = math.sqrt(
+        (source.relative_uncertainty * active_j) ** 2
+        + (window.power_w * tau_s) ** 2
+        + (idle_power_w * tau_s / idle.duration_s * window.duration_s) ** 2
+        + (spread_w * window.duration_s) ** 2
+    )
+    return _PerSample(
+        active_j=active_j / samples,
+        total_j=total_j / samples,
+        uncertainty_j=uncertainty_j / samples,
+        active_power_w=active_j / window.duration_s,
+    )
+
+
+@contextmanager
+def _workload_errors(model_name: str, device: str, phase: str, batch_size: int) -> Iterator[None]:
+    """Turn torch's failures while running the workload into a MeasurementError that names the run."""
+    try:
+        yield
+    except torch.OutOfMemoryError as e:
+        raise MeasurementError(
+            f"{model_name} does not fit on {device} for {phase} at batch size {batch_size}: {e}; "
+            "try a smaller batch size or a device with more memory"
+        ) from e
+    except RuntimeError as e:
+        raise MeasurementError(f"{model_name} failed on {device} during {phase} at batch size {batch_size}: {e}") from e
+
+
+def _check_arguments(batch_size: int, train_batch_size: int, window_s: float, warmup: int, idle_s: float) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if train_batch_size < 0:
+        raise ValueError(f"train_batch_size must be 0 (skip training) or more, got {train_batch_size}")
+    if not window_s > 0:
+        raise ValueError(f"window_s must be positive (seconds), got {window_s}")
+    if warmup < 0:
+        raise ValueError(f"warmup must be 0 or more passes, got {warmup}")
+    if not idle_s > 0:
+        raise ValueError(f"idle_s must be positive (seconds), got {idle_s}")
+
+
+def _idle_baseline(meter: EnergyMeter, device: torch.device, idle_s: float) -> EnergyWindow:
+    _sync(device)
+    meter.begin_window("idle")
+    time.sleep(idle_s)  # deliberately idle: this is the baseline
+    return meter.end_window("idle")
+
+
+def _inference(
+    workload: Workload,
+    device: torch.device,
+    *,
+    batch_size: int,
+    warmup: int,
+    meter: EnergyMeter,
+    target_s: float,
+    before_window: Callable[[], None],
+    errors: Callable[[], AbstractContextManager[None]],
+) -> tuple[_Loop, float]:
+    """Warm up, then meter forward passes; returns the loop and the phase's peak memory (MB).
+
+    ``errors()`` wraps the torch work (not ``before_window``, whose exceptions must pass untouched).
+    """
+    module = workload.module
+    was_training = module.training
+    try:
+        with errors():
+            already_there = _is_on(module, device)
+            memory = _PeakMemory(device, resident_bytes=_state_bytes(module) if already_there else 0)
+            model = module if already_there else copy.deepcopy(module).to(device)
+            model.eval()
+            inputs = workload.inputs(batch_size).to(device)
+        with torch.inference_mode():
+            with errors():
+                for _ in range(warmup):
+                    model(inputs)
+                _sync(device)
+            before_window()
+            with errors():
+                loop = _metered_loop(
+                    lambda: model(inputs), name="inference", meter=meter, device=device, target_s=target_s, memory=memory
+                )
+        return loop, memory.peak_mb()
+    finally:
+        module.train(was_training)
+
+
+def _training(
+    workload: Workload,
+    device: torch.device,
+    *,
+    batch_size: int,
+    warmup: int,
+    meter: EnergyMeter,
+    target_s: float,
+    before_window: Callable[[], None],
+    errors: Callable[[], AbstractContextManager[None]],
+) -> tuple[_Loop, float]:
+    """Warm up, then meter full SGD steps on a copy of the module; returns the loop and peak memory (MB)."""
+    with errors():
+        memory = _PeakMemory(device)
+        model = copy.deepcopy(workload.module).to(device).train()
+        optimiser = torch.optim.SGD(model.parameters(), lr=SGD_LR)
+        inputs = workload.inputs(batch_size).to(device)
+        targets = workload.targets(batch_size).to(device)
+
+        def step() -> None:
+            optimiser.zero_grad(set_to_none=True)
+            workload.loss(model(inputs), targets).backward()
+            optimiser.step()
+
+        for _ in range(warmup):
+            step()
+        _sync(device)
+    before_window()
+    with errors():
+        loop = _metered_loop(step, name="training", meter=meter, device=device, target_s=target_s, memory=memory)
+    return loop, memory.peak_mb()
+
+
+def measure(
+    workload: Workload,
+    device: str,
+    *,
+    model_name: str,
+    host: str,
+    batch_size: int = 1,
+    train_batch_size: int = 8,
+    window_s: float = 1.0,
+    warmup: int = 2,
+    idle_s: float = DEFAULT_IDLE_S,
+    source: EnergySource | None = None,
+    progress: Progress | None = None,
+) -> Measurement:
+    """Run ``workload`` on ``device`` ("cpu", "cuda:N") and return what was measured.
+
+    ``source`` defaults to :func:`~.energy.make_energy_source` for the device; tests pass a fake.
+    ``idle_s`` is the idle baseline's length (stretched to five counter updates);
+    ``train_batch_size=0`` skips the training phase (its fields stay 0). ``progress`` is called
+    between phases and may raise to cancel; its exception propagates unchanged.
+
+    Raises MeasurementError when the device is missing, the model does not fit or fails to run,
+    or the energy counter misbehaves; ValueError for out-of-range arguments.
+    """
+    _check_arguments(batch_size, train_batch_size, window_s, warmup, idle_s)
+    report: Progress = progress or (lambda _pct, _msg: None)
+    dev = _resolve(device)
+    source = source or make_energy_source(device)
+    meter = EnergyMeter(source)
+    tau_s = source.counter_resolution_s
+    target_s = max(window_s, WINDOW_COUNTER_UPDATES * tau_s)
+    what = f"{model_name} on {device}"
+
+    report(0.0, f"{what}: idle baseline")
+    idle = _idle_baseline(meter, dev, max(idle_s, IDLE_COUNTER_UPDATES * tau_s))
+
+    report(10.0, f"{what}: inference warm-up ({warmup} passes, batch {batch_size})")
+    inference, inference_peak_mb = _inference(
+        workload, dev, batch_size=batch_size, warmup=warmup, meter=meter, target_s=target_s,
+        before_window=lambda: report(20.0, f"{what}: inference window (≥ {target_s:g} s, ≥ {MIN_REPETITIONS} passes)"),
+        errors=lambda: _workload_errors(model_name, device, "inference", batch_size),
+    )
+    per_inference = _per_sample(inference, idle, source, inference.repetitions * batch_size)
+    step_ms = [s * MS_PER_S for s in inference.iteration_s]
+
+    training: _Loop | None = None
+    per_train = _PerSample(0.0, 0.0, 0.0, 0.0)
+    train_peak_mb = 0.0
+    if train_batch_size:
+        report(55.0, f"{what}: training warm-up ({warmup} steps, batch {train_batch_size})")
+        training, train_peak_mb = _training(
+            workload, dev, batch_size=train_batch_size, warmup=warmup, meter=meter, target_s=target_s,
+            before_window=lambda: report(65.0, f"{what}: training window (≥ {target_s:g} s, ≥ {MIN_REPETITIONS} steps)"),
+            errors=lambda: _workload_errors(model_name, device, "training", train_batch_size),
+        )
+        per_train = _per_sample(training, idle, source, training.repetitions * train_batch_size)
+
+    report(100.0, f"{what}: measured")
+    return Measurement(
+        model=model_name,
+        device=device,
+        host=host,
+        precision=_precision(workload.module),
+        batch_size=batch_size,
+        latency_ms_p50=_percentile(step_ms, 50),
+        latency_ms_p95=_percentile(step_ms, 95),
+        throughput_per_s=inference.repetitions * batch_size / inference.window.duration_s,
+        energy_j_per_inference=per_inference.active_j,
+        energy_j_per_inference_uncertainty=per_inference.uncertainty_j,
+        total_energy_j_per_inference=per_inference.total_j,
+        train_batch_size=train_batch_size,
+        # The mean, not the median: a training-time estimate multiplies it by the number of steps.
+        train_step_ms=training.window.duration_s / training.repetitions * MS_PER_S if training else 0.0,
+        energy_j_per_train_sample=per_train.active_j,
+        energy_j_per_train_sample_uncertainty=per_train.uncertainty_j,
+        peak_memory_mb=max(inference_peak_mb, train_peak_mb),
+        active_power_w=per_inference.active_power_w,
+        idle_power_w=idle.power_w,
+        window_s=inference.window.duration_s,
+        repetitions=inference.repetitions,
+        energy_method=source.method,
+        assumptions=source.assumptions,
+        cached=False,
+    )
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    """Linear-interpolated percentile (numpy's default), without numpy."""
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * pct / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
