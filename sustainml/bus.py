@@ -15,7 +15,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
-from cyclonedds.core import DDSException, InstanceState, Listener
+from cyclonedds.core import (DDSException, InstanceState, Listener, ReadCondition, SampleState,
+                             ViewState)
 from cyclonedds.domain import DomainParticipant
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
@@ -86,35 +87,49 @@ class Subscription(Generic[T]):
 
         class _Listener(Listener):
             def on_data_available(self, _reader: DataReader | None) -> None:
-                # Cyclone may call before the reader's Python object is registered (then
-                # ``_reader`` is None); the constructor drains those samples itself.
-                reader = getattr(outer, "_reader", None)
-                if reader is not None:
-                    outer._drain(reader)
+                # Cyclone may call before the constructor is done (the reader's Python object
+                # may not even be registered yet); the constructor drains those samples itself.
+                if getattr(outer, "_not_alive", None) is not None:
+                    outer._drain(outer._reader)
 
         self._reader = DataReader(participant.dp, participant.topic(spec), qos=spec.qos,
                                   listener=_Listener())
+        self._alive = ReadCondition(self._reader, SampleState.Any | ViewState.Any | InstanceState.Alive)
+        self._not_alive = ReadCondition(self._reader, SampleState.Any | ViewState.Any
+                                        | InstanceState.NotAliveDisposed | InstanceState.NotAliveNoWriters)
         self._drain(self._reader)  # samples that arrived before the listener was attached
 
     def _drain(self, reader: DataReader) -> None:
         with self._lock:
-            while True:
-                try:
-                    samples = reader.take(N=64)
-                except DDSException as e:
-                    log.warning("reading %s failed: %s", self.spec.name, e)
-                    return
-                if not samples:
-                    return
-                for sample in samples:
-                    info = sample.sample_info
-                    try:
-                        if info.valid_data:
-                            self._callback(sample)
-                        elif self._on_gone and info.instance_state != InstanceState.Alive:
-                            self._on_gone(Gone(sample.key_sample))
-                    except Exception:  # a callback bug must not kill the DDS listener thread
-                        log.exception("callback for %s failed", self.spec.name)
+            # Samples of live instances first, in batches. Then those of instances that lost their
+            # writers one at a time: for a keyless type, cyclonedds-python 11.0.1 fails to decode
+            # the key of the "no writers" notification, and a failing batch would lose every
+            # valid sample taken with it.
+            while self._take(reader, 64, self._alive):
+                pass
+            while self._take(reader, 1, self._not_alive):
+                pass
+
+    def _take(self, reader: DataReader, n: int, condition: ReadCondition) -> bool:
+        """Take and dispatch up to ``n`` samples; False once there are none left."""
+        try:
+            samples = reader.take(N=n, condition=condition)
+        except DDSException as e:
+            log.warning("reading %s failed: %s", self.spec.name, e)
+            return False
+        except Exception as e:  # noqa: BLE001 - an undecodable notification, see _drain
+            log.debug("skipped an undecodable sample on %s: %s", self.spec.name, e)
+            return True
+        for sample in samples:
+            info = sample.sample_info
+            try:
+                if info.valid_data:
+                    self._callback(sample)
+                elif self._on_gone and info.instance_state != InstanceState.Alive:
+                    self._on_gone(Gone(sample.key_sample))
+            except Exception:  # a callback bug must not kill the DDS listener thread
+                log.exception("callback for %s failed", self.spec.name)
+        return bool(samples)
 
     def matched(self) -> int:
         return len(self._reader.get_matched_publications())
@@ -134,6 +149,7 @@ class Participant:
                 f"(CYCLONEDDS_URI={os.environ.get('CYCLONEDDS_URI', '')[:80]!r})") from e
         self.host = socket.gethostname()
         self._topics: dict[str, Topic] = {}
+        self._subscriptions: list[Subscription] = []   # a dropped reader whose listener fires crashes
         self._lock = threading.Lock()
         self._closed = False
 
@@ -148,14 +164,19 @@ class Participant:
 
     def subscribe(self, spec: TopicSpec[T], callback: Callable[[T], None], *,
                   on_gone: Callable[[Gone], None] | None = None) -> Subscription[T]:
-        return Subscription(self, spec, callback, on_gone=on_gone)
+        subscription = Subscription(self, spec, callback, on_gone=on_gone)
+        self._subscriptions.append(subscription)
+        return subscription
 
     def close(self) -> None:
         """Delete the participant and everything in it (readers, writers, topics). Idempotent."""
         if not self._closed:
             self._closed = True
-            del self._topics
-            del self.dp
+            # Delete the participant in C now (that deletes its readers, writers and listeners,
+            # waiting for running callbacks) rather than whenever Python collects it: a listener
+            # firing while the interpreter shuts down crashes the process. cyclonedds-python has no
+            # public delete; Entity.__del__ is its deletion and is safe to call once.
+            self.dp.__del__()
 
 
 class ServiceServer(Generic[ReqT, RepT]):

@@ -101,14 +101,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     with _client(args) as client:
         handle = client.submit(problem, problem_id=args.problem_id, timeout_s=min(30.0, args.timeout))
-        if not args.json:
+        if not args.json and not args.quiet:
             console.print(f"submitted task {handle.task_id.problem_id}/{handle.task_id.iteration}")
         if not args.quiet:
             _follow(handle, console, args.timeout)
         result = handle.result(timeout_s=args.timeout, raise_on_failure=False)
     if args.json:
         print(json.dumps(result_to_dict(result), indent=2))
-    else:
+    elif result.state.name == "TASK_DONE":
         print_result(result, Console())
     if result.state.name != "TASK_DONE":
         where = f" (node {result.failed_node})" if result.failed_node else ""

@@ -1,11 +1,20 @@
 """The orchestrator: accepts problems, follows each task through the nodes, and publishes the ranked
 result. The task logic is in ``tasks.py``, ranking in ``ranking.py``, persistence in ``store.py``;
-this file is the DDS wiring."""
+this file is the DDS wiring.
 
+Every event (a message, a node's death, a timer tick, a submission) is handled by one thread, in
+arrival order, so the task book needs no locks. DDS callbacks only enqueue: a callback that took a
+lock and published could deadlock against the local delivery of its own message.
+"""
+
+import queue
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sustainml import msg, topics
 from sustainml.bus import Gone
@@ -31,30 +40,59 @@ class Orchestrator(Node):
         path = self.params.store or str(Path(self.config.store_dir) / "orchestrator.sqlite3")
         self.store = TaskStore(path)
         self.book = TaskBook(self.store, stage_timeout_s=self.params.stage_timeout_s, log=self.log)
-        self._lock = threading.RLock()
+        self._events: queue.Queue[tuple[Callable[..., list[Action]], tuple[Any, ...], Future | None]] = queue.Queue()
         self._published: list[msg.TaskId] = []
-        self.pub_input = self.create_publisher(topics.USER_INPUT)
-        self.pub_encoded = self.create_publisher(topics.ENCODED_TASK)
-        self.pub_candidates = self.create_publisher(topics.MODEL_CANDIDATES)
-        self.pub_measurement = self.create_publisher(topics.HARDWARE_MEASUREMENT)
-        self.pub_status = self.create_publisher(topics.TASK_STATUS)
-        self.pub_result = self.create_publisher(topics.TASK_RESULT)
-        self.pub_control = self.create_publisher(topics.NODE_CONTROL)
-        self.create_subscription(topics.ENCODED_TASK, lambda m: self._apply(self.book.on_encoded(m)))
-        self.create_subscription(topics.MODEL_CANDIDATES, lambda m: self._apply(self.book.on_candidates(m)))
-        self.create_subscription(topics.HARDWARE_MEASUREMENT,
-                                 lambda m: self._apply(self.book.on_measurement(m)))
-        self.create_subscription(topics.CARBON_FOOTPRINT, lambda m: self._apply(self.book.on_footprint(m)))
+        # What the orchestrator publishes: lifecycle and results, and the stage inputs it re-sends
+        # to a node that restarted mid-task.
+        self._publishers = {spec.type: self.create_publisher(spec) for spec in (
+            topics.USER_INPUT, topics.ENCODED_TASK, topics.MODEL_CANDIDATES, topics.HARDWARE_MEASUREMENT,
+            topics.TASK_STATUS, topics.TASK_RESULT)}
+        self.pub_result = self._publishers[msg.TaskResult]
+        self.pub_status = self._publishers[msg.TaskStatus]
+        self._thread = threading.Thread(target=self._event_loop, name="orchestrator-events", daemon=True)
+        self._thread.start()
+        self.create_subscription(topics.ENCODED_TASK, lambda m: self._post(self.book.on_encoded, m))
+        self.create_subscription(topics.MODEL_CANDIDATES, lambda m: self._post(self.book.on_candidates, m))
+        self.create_subscription(topics.HARDWARE_MEASUREMENT, lambda m: self._post(self.book.on_measurement, m))
+        self.create_subscription(topics.CARBON_FOOTPRINT, lambda m: self._post(self.book.on_footprint, m))
         self.create_subscription(topics.NODE_STATUS, self._on_node_status, on_gone=self._on_node_gone)
         self.create_subscription(topics.NODE_CONTROL, self._on_control)
         self.create_service(topics.SUBMIT, self._submit)
         self.create_service(topics.RESULTS, self._results)
-        self.create_timer(1.0, lambda: self._apply(self.book.on_tick(time.monotonic())))
+        self.create_timer(1.0, lambda: self._post(self.book.on_tick, time.monotonic()))
 
     def on_activate(self) -> None:
         for task_id, problem in self.store.unfinished():
             self.log.info("resuming task %s/%d after a restart", task_id.problem_id, task_id.iteration)
-            self._apply(self.book.resume(task_id, problem))
+            self._post(self.book.resume, task_id, problem)
+
+    # ---------------------------------------------------------------- the event thread
+    def _post(self, handler: Callable[..., list[Action]], *args: Any) -> None:
+        self._events.put((handler, args, None))
+
+    def _call(self, handler: Callable[..., Any], *args: Any) -> Any:
+        """Run ``handler`` on the event thread and return what it returns (or raise what it raised)."""
+        done: Future = Future()
+        self._events.put((handler, args, done))
+        return done.result(timeout=60)
+
+    def _event_loop(self) -> None:
+        while not self.stopping:
+            try:
+                handler, args, done = self._events.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                value = handler(*args)
+                actions = value[1] if done is not None and isinstance(value, tuple) else value
+                self._apply(actions or [])
+                if done is not None:
+                    done.set_result(value)
+            except Exception as e:  # noqa: BLE001 - one bad event must not stop the orchestrator
+                if done is not None:
+                    done.set_exception(e)
+                else:
+                    self.log.exception("handling %s failed", getattr(handler, "__name__", handler))
 
     def on_shutdown(self) -> None:
         self.store.close()
@@ -62,10 +100,9 @@ class Orchestrator(Node):
     # ---------------------------------------------------------------- inputs
     def _submit(self, request: msg.SubmitRequest) -> msg.SubmitReply:
         try:
-            task_id, actions = self.book.submit(request.problem)
+            task_id, _ = self._call(self.book.submit, request.problem)
         except InvalidProblem as e:
             return msg.SubmitReply(request_id=request.request_id, accepted=False, error=str(e))
-        self._apply(actions)
         return msg.SubmitReply(request_id=request.request_id, accepted=True, task_id=task_id)
 
     def _results(self, request: msg.ResultRequest) -> msg.ResultReply:
@@ -75,36 +112,23 @@ class Orchestrator(Node):
         return msg.ResultReply(request_id=request.request_id, results=results)
 
     def _on_node_status(self, status: msg.NodeStatus) -> None:
-        self._apply(self.book.on_node_status(status, time.monotonic()))
+        self._post(self.book.on_node_status, status, time.monotonic())
 
     def _on_node_gone(self, gone: Gone) -> None:
-        self._apply(self.book.on_node_gone(gone.key.node, time.monotonic()))
+        self._post(self.book.on_node_gone, gone.key.node, time.monotonic())
 
     def _on_control(self, control: msg.NodeControl) -> None:
         if control.command == msg.ControlCommand.CONTROL_CANCEL_TASK and control.target_node in ("", self.name):
-            self._apply(self.book.cancel(control.task_id, control.reason))
+            self._post(self.book.cancel, control.task_id, control.reason)
 
     # ---------------------------------------------------------------- outputs
     def _apply(self, actions: list[Action]) -> None:
         """Carry out what the task book decided: publish messages, lifecycle and results."""
-        with self._lock:
-            for action in actions:
-                message = action.message
-                if isinstance(message, msg.UserInput):
-                    self.pub_input.publish(message)
-                elif isinstance(message, msg.EncodedTask):
-                    self.pub_encoded.publish(message)
-                elif isinstance(message, msg.ModelCandidates):
-                    self.pub_candidates.publish(message)
-                elif isinstance(message, msg.HardwareMeasurement):
-                    self.pub_measurement.publish(message)
-                elif isinstance(message, msg.TaskStatus):
-                    self.pub_status.publish(message)
-                elif isinstance(message, msg.NodeControl):
-                    self.pub_control.publish(message)
-                elif isinstance(message, msg.TaskResult):
-                    self.pub_result.publish(message)
-                    self._bound_history(message.task_id)
+        for action in actions:
+            message = action.message
+            self._publishers[type(message)].publish(message)
+            if isinstance(message, msg.TaskResult):
+                self._bound_history(message.task_id)
 
     def _bound_history(self, task_id: msg.TaskId) -> None:
         """Transient-local writers keep every instance; forget the oldest finished tasks."""

@@ -45,6 +45,7 @@ class NodeInfo:
     started_unix_s: float
     alive: bool = True
     down_since: float = 0.0   # monotonic seconds, while not alive
+    needs_resend: bool = False  # restarted or back: re-send pending inputs once it serves
 
 
 @dataclass
@@ -203,15 +204,18 @@ class TaskBook:
         restarted = known is not None and (known.pid, known.started_unix_s) != (status.pid, status.started_unix_s)
         came_back = known is not None and not known.alive
         info = NodeInfo(status.node, status.kind or status.node, status.host, status.pid,
-                        status.started_unix_s)
+                        status.started_unix_s, needs_resend=known is not None and known.needs_resend)
         self.nodes[status.node] = info
-        if came_back and not restarted:
+        if restarted:
+            self.log.warning("node %s restarted (pid %d)", status.node, status.pid)
+        elif came_back:
             self.log.info("node %s is back", status.node)
-        if (restarted or came_back) and status.state in (msg.NodeState.NODE_IDLE, msg.NodeState.NODE_BUSY):
-            if restarted:
-                self.log.warning("node %s restarted (pid %d); re-sending its pending inputs",
-                                 status.node, status.pid)
-                actions += self._resend(info)
+        # A restarted node lost the inputs it held; one that was cut off may have missed some.
+        # Either way, re-send them once it serves (repeats are dropped by the node).
+        info.needs_resend = info.needs_resend or restarted or came_back
+        if info.needs_resend and status.state in (msg.NodeState.NODE_IDLE, msg.NodeState.NODE_BUSY):
+            info.needs_resend = False
+            actions += self._resend(info)
         task = self.tasks.get(task_key(status.task_id)) if status.task_id.problem_id else None
         if task is None:
             return actions
@@ -306,7 +310,7 @@ class TaskBook:
         for task in self.tasks.values():
             if not self._waits_on(task, node):
                 continue
-            self.log.info("re-sending inputs of task %s to %s", task.label, node.name)
+            self.log.warning("re-sending the inputs of task %s to %s", task.label, node.name)
             if node.kind == ENCODER:
                 actions.append(Action(task.problem))
             elif node.kind == PROVIDER:
