@@ -241,14 +241,17 @@ class TaskNode(Node):
     pending_ttl_s: ClassVar[float] = 900.0
     max_pending: ClassVar[int] = 512
     remember_finished: ClassVar[int] = 8192
+    remember_outputs: ClassVar[int] = 1024
 
     def __init__(self, **kwargs: Any) -> None:
         self._pending: OrderedDict[TaskKey, _Pending] = OrderedDict()
         self._finished: OrderedDict[TaskKey, str] = OrderedDict()  # key -> why (cancelled, done..)
         self._lock = threading.Lock()
-        self._work: list[tuple[msg.TaskId, dict[str, Any]]] = []
+        self._work: list[tuple[msg.TaskId, dict[str, Any], Any]] = []
         self._work_ready = threading.Condition(self._lock)
-        self._processed: OrderedDict[Any, None] = OrderedDict()
+        # fire key -> None while in work, then ("output", message) or ("error", text): a repeated
+        # input (the orchestrator re-sends after a restart) is answered again, not re-processed.
+        self._processed: OrderedDict[Any, tuple[str, Any] | None] = OrderedDict()
         super().__init__(**kwargs)
 
     def _setup(self) -> None:
@@ -288,7 +291,7 @@ class TaskNode(Node):
         if self._pending.pop(key, None) is not None:
             self.log.info("dropped held inputs of %s/%d: task %s", key[0], key[1], why)
         before = len(self._work)
-        self._work = [(t, i) for t, i in self._work if task_key(t) != key]
+        self._work = [work for work in self._work if task_key(work[0]) != key]
         if len(self._work) != before:
             self.log.info("dropped queued work of %s/%d: task %s", key[0], key[1], why)
 
@@ -314,6 +317,7 @@ class TaskNode(Node):
             return
         key = task_key(task_id)
         now = time.monotonic()
+        replay: tuple[str, Any] | None = None
         with self._lock:
             if key in self._finished:
                 self.log.info("dropped %s for %s/%d: task %s", name, key[0], key[1], self._finished[key])
@@ -334,23 +338,27 @@ class TaskNode(Node):
                 return
             ready = dict(pending.inputs)
             fire = self.fire_key(task_id, ready)
-            if fire in self._processed:
-                self.log.info("dropped a repeated %s for %s/%d: already processed", name, key[0], key[1])
-                if not self.inputs[name].keep:
-                    pending.inputs.pop(name, None)
-                if not pending.inputs:
-                    del self._pending[key]
-                return
-            self._processed[fire] = None
-            while len(self._processed) > self.remember_finished:
-                self._processed.popitem(last=False)
             for input_name, spec in self.inputs.items():
                 if not spec.keep:
                     pending.inputs.pop(input_name, None)
             if not pending.inputs:
                 del self._pending[key]
-            self._work.append((task_id, ready))
-            self._work_ready.notify()
+            if fire in self._processed:
+                replay = self._processed[fire]
+                self.log.info("repeated %s for %s/%d: %s", name, key[0], key[1],
+                              "still in work" if replay is None else f"answering again ({replay[0]})")
+            else:
+                self._processed[fire] = None
+                while len(self._processed) > self.remember_outputs:
+                    self._processed.popitem(last=False)
+                self._work.append((task_id, ready, fire))
+                self._work_ready.notify()
+        if replay is not None:
+            kind, value = replay
+            if kind == "output" and self._publisher is not None:
+                self._publisher.publish(value)
+            elif kind == "error":
+                self.set_state(msg.NodeState.NODE_ERROR, task_id=task_id, message=value)
 
     def _work_loop(self) -> None:
         while True:
@@ -359,10 +367,14 @@ class TaskNode(Node):
                     self._work_ready.wait(timeout=0.5)
                 if self._stop.is_set():
                     return
-                task_id, ready = self._work.pop(0)
-            self._run(task_id, ready)
+                task_id, ready, fire = self._work.pop(0)
+            outcome = self._run(task_id, ready)
+            with self._lock:
+                if fire in self._processed:
+                    self._processed[fire] = outcome
 
-    def _run(self, task_id: msg.TaskId, ready: dict[str, Any]) -> None:
+    def _run(self, task_id: msg.TaskId, ready: dict[str, Any]) -> tuple[str, Any] | None:
+        """Process one task; returns what to answer a repeat of its inputs with."""
         ctx = TaskContext(self, task_id)
         label = f"{task_id.problem_id}/{task_id.iteration}"
         try:
@@ -373,16 +385,19 @@ class TaskNode(Node):
                 self._publisher.publish(output)
             self.set_state(msg.NodeState.NODE_IDLE, task_id=task_id, progress=100.0, message="done")
             self.log.info("task %s done", label)
+            return ("output", output) if output is not None else None
         except TaskCancelled:
             self.log.info("task %s cancelled; work stopped", label)
             self.set_state(msg.NodeState.NODE_IDLE, task_id=task_id, message="cancelled")
+            return None
         except SustainMLError as e:
             self.log.warning("task %s rejected: %s", label, e)
-            self.set_state(msg.NodeState.NODE_ERROR, task_id=task_id, message=str(e))
+            error = str(e)
         except Exception as e:  # noqa: BLE001 - any bug becomes an error status, the node serves on
             self.log.error("task %s failed:\n%s", label, traceback.format_exc())
-            self.set_state(msg.NodeState.NODE_ERROR, task_id=task_id,
-                           message=f"internal error in {self.name}: {type(e).__name__}: {e}")
+            error = f"internal error in {self.name}: {type(e).__name__}: {e}"
+        self.set_state(msg.NodeState.NODE_ERROR, task_id=task_id, message=error)
+        return ("error", error)
 
     def shutdown(self) -> None:
         with self._lock:

@@ -3,6 +3,7 @@ with real torch kernels (logic in ``inventory.py``, ``measure.py`` and the ``ene
 
 One runs on every machine that should contribute devices; each is named ``hw_constraints@HOST``."""
 
+import copy
 import os
 from dataclasses import dataclass
 
@@ -65,7 +66,7 @@ class HardwareNode(TaskNode):
             key = (candidate.name, tuple(candidate.input_shape), batch, self.params.train_batch_size, device)
             try:
                 if key in self._cache:
-                    m = self._cache[key]
+                    m = copy.deepcopy(self._cache[key])
                     m.cached = True
                 else:
                     workload = zoo.build(candidate.name)
