@@ -47,11 +47,15 @@ class RunningPipeline:
     def start(self, timeout_s: float = 90.0) -> "RunningPipeline":
         self.thread.start()
         deadline = time.monotonic() + timeout_s
-        while not self.launcher.all_ready():
-            assert not self.launcher.error, self.launcher.error
-            if time.monotonic() > deadline:
-                raise AssertionError("pipeline not ready in time:\n" + self.log())
-            time.sleep(0.1)
+        try:
+            while not self.launcher.all_ready():
+                assert not self.launcher.error, self.launcher.error
+                if time.monotonic() > deadline:
+                    raise AssertionError("pipeline not ready in time:\n" + self.log())
+                time.sleep(0.1)
+        except BaseException:
+            self.stop()   # never leave node processes behind
+            raise
         return self
 
     def log(self, name: str | None = None) -> str:

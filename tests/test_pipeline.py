@@ -40,3 +40,49 @@ def test_tabular_problem_gives_ranked_options(pipeline):
         assert o.energy_method == "estimate"   # no RAPL, no GPU on this machine
         kwh = o.energy_j_per_inference * 1000 * 30 / 3.6e6 * o.pue
         assert o.co2_g_inference == pytest.approx(kwh * o.intensity_g_per_kwh, rel=1e-6)
+
+
+def test_services_answer_direct_queries(pipeline):
+    with Client() as client:
+        catalogue = client.catalogue("image_classification")
+        inventories = client.inventory()
+        encoded = client.encode({"text": "classify photos of welds", "dataset": {"num_samples": 100},
+                                 "train_region": "Germany"})
+        with pytest.raises(InvalidProblem, match="no task with problem id"):
+            client.history(problem_id="nope")
+    assert {m.name for m in catalogue} >= {"resnet18", "mobilenet_v2"}
+    assert all(m.task_type == "image_classification" and m.quality_source for m in catalogue)
+    assert len(inventories) == 1 and inventories[0].devices[0].id == "cpu"
+    assert inventories[0].devices[0].energy_method in ("rapl", "estimate")
+    assert encoded.task_type == "image_classification" and encoded.metric == "top1_accuracy"
+
+
+def test_a_node_stops_cleanly_on_sigterm(dds):
+    proc = subprocess.Popen([sys.executable, "-m", "sustainml.cli", "node", "task_encoder"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in proc.stdout:
+            if " ready on " in line:
+                break
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert "shutting down" in out
+
+
+def test_submit_json_against_the_launched_pipeline(pipeline, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "sustainml.cli", "submit",
+                           str(ROOT / "examples" / "tool_wear_tabular.yaml"), "--json", "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["status"] == "done" and data["error"] == ""
+    assert data["task_id"]["iteration"] == 1
+    assert any(o["pareto"] for o in data["options"])
+    for o in data["options"]:
+        assert o["energy_j_per_inference"] > 0 and o["energy_method"] == "estimate"
+        assert o["co2_g"]["total"] == pytest.approx(o["co2_g"]["training"] + o["co2_g"]["inference"])
+        inference_kwh = o["energy_j_per_inference"] * 100000 * 730 / 3.6e6 * o["pue"]
+        assert o["co2_g"]["inference"] == pytest.approx(inference_kwh * o["intensity_g_per_kwh"], rel=1e-6)

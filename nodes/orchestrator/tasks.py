@@ -110,52 +110,65 @@ class TaskBook:
         return Action(msg.TaskStatus(task_id=task.task_id, state=state, stage=task.stage,
                                      progress=progress, message=message, updated_unix_s=time.time()))
 
-    def _active(self, task_id: msg.TaskId, stages: tuple[str, ...]) -> Task | None:
-        task = self.tasks.get(task_key(task_id))
-        return task if task is not None and task.stage in stages else None
-
-    # ---------------------------------------------------------------- node outputs
+    # Outputs are recorded whatever stage the task is at, then the task advances as far as what it
+    # holds allows: after a restart, or across topics, an output may arrive before the one it
+    # follows (a hardware node finishing a measurement while the orchestrator still waits for the
+    # re-sent encoder output, say), and dropping it would leave the task waiting for ever.
     def on_encoded(self, encoded: msg.EncodedTask) -> list[Action]:
-        task = self._active(encoded.task_id, (ENCODER,))
+        task = self.tasks.get(task_key(encoded.task_id))
         if task is None:
             return []
-        task.encoded = encoded
-        return [self._enter(task, PROVIDER)]
+        task.encoded = task.encoded or encoded
+        return self._advance(task)
 
     def on_candidates(self, candidates: msg.ModelCandidates) -> list[Action]:
-        task = self._active(candidates.task_id, (PROVIDER,))
+        task = self.tasks.get(task_key(candidates.task_id))
         if task is None:
             return []
-        task.candidates = candidates
-        hosts = sorted({n.host for n in self.nodes.values() if n.kind == HARDWARE and n.alive})
-        task.hosts = {h: MEASURING for h in hosts}
-        waiting = f"measuring on {', '.join(hosts)}" if hosts else "waiting for a hardware node to join"
-        return [self._enter(task, HARDWARE, waiting)]
+        task.candidates = task.candidates or candidates
+        return self._advance(task)
 
     def on_measurement(self, measurement: msg.HardwareMeasurement) -> list[Action]:
-        task = self._active(measurement.task_id, (HARDWARE, CARBON))
-        if task is None or task.hosts.get(measurement.host) in (FOOTPRINT, DONE):
+        task = self.tasks.get(task_key(measurement.task_id))
+        if task is None or measurement.host in task.measurements:
             return []
         task.measurements[measurement.host] = measurement
-        task.hosts[measurement.host] = FOOTPRINT
-        task.missing.pop(measurement.host, None)
-        if all(state != MEASURING for state in task.hosts.values()):
-            return [self._enter(task, CARBON)]
-        return []
+        task.missing.pop(measurement.host, None)   # a late answer from a host given up on still counts
+        return self._advance(task)
 
     def on_footprint(self, footprint: msg.CarbonFootprint) -> list[Action]:
-        task = self._active(footprint.task_id, (HARDWARE, CARBON))
-        if task is None or footprint.host not in task.measurements:
+        task = self.tasks.get(task_key(footprint.task_id))
+        if task is None or footprint.host in task.footprints:
             return []
         task.footprints[footprint.host] = footprint
-        task.hosts[footprint.host] = DONE
-        return self._maybe_finish(task)
+        return self._advance(task)
+
+    def _advance(self, task: Task) -> list[Action]:
+        actions: list[Action] = []
+        if task.stage == ENCODER and task.encoded is not None:
+            actions.append(self._enter(task, PROVIDER))
+        if task.stage == PROVIDER and task.candidates is not None:
+            hosts = {n.host for n in self.nodes.values() if n.kind == HARDWARE and n.alive}
+            task.hosts = {h: MEASURING for h in sorted(hosts | set(task.measurements))}
+            waiting = (f"measuring on {', '.join(task.hosts)}" if task.hosts
+                       else "waiting for a hardware node to join")
+            actions.append(self._enter(task, HARDWARE, waiting))
+        if task.stage not in (HARDWARE, CARBON):
+            return actions
+        for host in task.measurements:
+            if task.hosts.get(host) in (None, MEASURING, MISSING):
+                task.hosts[host] = FOOTPRINT
+        for host in task.footprints:
+            if host in task.measurements:
+                task.hosts[host] = DONE
+        return actions + self._maybe_finish(task)
 
     def _maybe_finish(self, task: Task) -> list[Action]:
-        if any(state in (MEASURING, FOOTPRINT) for state in task.hosts.values()) or not task.hosts:
-            if task.stage == HARDWARE and task.hosts and all(s != MEASURING for s in task.hosts.values()):
-                return [self._enter(task, CARBON)]
+        states = set(task.hosts.values())
+        if not task.hosts or MEASURING in states:
             return []
+        if FOOTPRINT in states:
+            return [self._enter(task, CARBON)] if task.stage == HARDWARE else []
         if not task.footprints:
             reasons = "; ".join(f"{h}: {why}" for h, why in sorted(task.missing.items()))
             nodes = ", ".join(sorted(f"{HARDWARE}@{h}" for h in task.missing)) or HARDWARE
@@ -164,8 +177,9 @@ class TaskBook:
 
     def _finish(self, task: Task) -> list[Action]:
         assert task.encoded is not None and task.candidates is not None
-        measurements = [task.measurements[h] for h in sorted(task.footprints)]
-        footprints = [task.footprints[h] for h in sorted(task.footprints)]
+        done = sorted(h for h, state in task.hosts.items() if state == DONE)
+        measurements = [task.measurements[h] for h in done]
+        footprints = [task.footprints[h] for h in done]
         options = ranking.build_options(task.encoded, task.candidates, measurements, footprints)
         explanation = ranking.explain(task.encoded, options)
         extra = [f"Results from {h} are missing: {why}." for h, why in sorted(task.missing.items())]

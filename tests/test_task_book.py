@@ -1,0 +1,118 @@
+"""The orchestrator's task book as plain logic: stages, fan-out to hosts, failures, restarts."""
+
+import pytest
+
+from sustainml import msg
+from sustainml_nodes.orchestrator.store import TaskStore
+from sustainml_nodes.orchestrator.tasks import TaskBook
+
+
+def status(node, kind, host, state=msg.NodeState.NODE_IDLE, pid=1, task=None, message="", started=1.0):
+    return msg.NodeStatus(node=node, kind=kind, host=host, pid=pid, state=state, task_id=task or msg.TaskId(),
+                          message=message, started_unix_s=started)
+
+
+@pytest.fixture
+def book():
+    b = TaskBook(TaskStore(":memory:"), stage_timeout_s=100, node_down_grace_s=10)
+    for host in ("laptop", "gpu"):
+        b.on_node_status(status(f"hw_constraints@{host}", "hw_constraints", host), 0.0)
+    return b
+
+
+def problem():
+    return msg.UserInput(text="predict tool wear", task_type_hint="tabular_regression",
+                         dataset=msg.DatasetInfo(num_samples=100), train_region="DEU")
+
+
+def outputs(task_id, host):
+    candidate = msg.ModelCandidate(name="tabular_mlp", quality_metric="rmse", quality_value=0.5)
+    measurement = msg.HardwareMeasurement(task_id=task_id, host=host, measurements=[msg.Measurement(
+        model="tabular_mlp", device="cpu", host=host, latency_ms_p50=1.0, energy_j_per_inference=0.01,
+        energy_method="estimate")])
+    footprint = msg.CarbonFootprint(task_id=task_id, host=host, footprints=[msg.Footprint(
+        model="tabular_mlp", device="cpu", host=host, region="DEU", co2_g_total=1.0)])
+    encoded = msg.EncodedTask(task_id=task_id, task_type="tabular_regression", metric="rmse")
+    return encoded, msg.ModelCandidates(task_id=task_id, candidates=[candidate]), measurement, footprint
+
+
+def results(actions):
+    return [a.message for a in actions if isinstance(a.message, msg.TaskResult)]
+
+
+def test_a_task_fans_out_to_every_hardware_host_and_completes(book):
+    task_id, _ = book.submit(problem())
+    encoded, candidates, m_laptop, f_laptop = outputs(task_id, "laptop")
+    _, _, m_gpu, f_gpu = outputs(task_id, "gpu")
+    book.on_encoded(encoded)
+    book.on_candidates(candidates)
+    assert book.tasks[(task_id.problem_id, 1)].hosts == {"gpu": "measuring", "laptop": "measuring"}
+    assert not results(book.on_measurement(m_laptop) + book.on_footprint(f_laptop))
+    done = results(book.on_measurement(m_gpu) + book.on_footprint(f_gpu))
+    assert done[0].state == msg.TaskState.TASK_DONE
+    assert {o.host for o in done[0].options} == {"laptop", "gpu"}
+
+
+def test_outputs_arriving_early_are_kept(book):
+    task_id, _ = book.submit(problem())
+    encoded, candidates, m_laptop, f_laptop = outputs(task_id, "laptop")
+    _, _, m_gpu, f_gpu = outputs(task_id, "gpu")
+    for early in (m_gpu, f_gpu, m_laptop, f_laptop, candidates):
+        assert not results(book.on_measurement(early) if isinstance(early, msg.HardwareMeasurement) else
+                           book.on_footprint(early) if isinstance(early, msg.CarbonFootprint) else
+                           book.on_candidates(early))
+    assert results(book.on_encoded(encoded))[0].state == msg.TaskState.TASK_DONE
+
+
+def test_a_vanished_host_is_reported_missing_and_the_rest_comes_back(book):
+    task_id, _ = book.submit(problem())
+    encoded, candidates, m_laptop, f_laptop = outputs(task_id, "laptop")
+    book.on_encoded(encoded)
+    book.on_candidates(candidates)
+    book.on_measurement(m_laptop)
+    book.on_footprint(f_laptop)
+    book.on_node_gone("hw_constraints@gpu", now=100.0)
+    assert not results(book.on_tick(105.0))           # within the grace period: still waiting
+    done = results(book.on_tick(111.0))
+    assert done[0].state == msg.TaskState.TASK_DONE
+    assert "gpu" in done[0].explanation and "did not come back" in done[0].explanation
+
+
+def test_an_error_status_fails_the_task_naming_the_node(book):
+    task_id, _ = book.submit(problem())
+    actions = book.on_node_status(status("task_encoder", "task_encoder", "h", msg.NodeState.NODE_ERROR,
+                                         task=task_id, message="quality_target 90: give a fraction"), 1.0)
+    failed = results(actions)[0]
+    assert failed.state == msg.TaskState.TASK_FAILED
+    assert failed.failed_node == "task_encoder" and "fraction" in failed.error
+
+
+def test_a_restarted_node_gets_its_inputs_again_once_it_serves(book):
+    task_id, _ = book.submit(problem())
+    encoded, candidates, *_ = outputs(task_id, "laptop")
+    book.on_encoded(encoded)
+    book.on_candidates(candidates)
+    book.on_node_gone("hw_constraints@laptop", now=1.0)
+    starting = book.on_node_status(status("hw_constraints@laptop", "hw_constraints", "laptop",
+                                          msg.NodeState.NODE_STARTING, pid=2, started=2.0), 2.0)
+    assert not [a for a in starting if isinstance(a.message, msg.ModelCandidates)]
+    ready = book.on_node_status(status("hw_constraints@laptop", "hw_constraints", "laptop", pid=2, started=2.0), 3.0)
+    assert [type(a.message) for a in ready] == [msg.EncodedTask, msg.ModelCandidates]
+
+
+def test_a_stage_that_never_answers_times_out_naming_the_node(book):
+    task_id, _ = book.submit(problem())
+    failed = results(book.on_tick(10**9))[0]
+    assert failed.state == msg.TaskState.TASK_FAILED and failed.failed_node == "task_encoder"
+    assert "no answer within 100 s" in failed.error
+
+
+def test_unfinished_tasks_are_resumed_from_the_store():
+    store = TaskStore(":memory:")
+    first = TaskBook(store)
+    task_id, _ = first.submit(problem())
+    second = TaskBook(store)
+    [(resumed_id, resumed_problem)] = store.unfinished()
+    actions = second.resume(resumed_id, resumed_problem)
+    assert resumed_id == task_id
+    assert any(isinstance(a.message, msg.UserInput) and a.message.task_id == task_id for a in actions)
