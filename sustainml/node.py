@@ -435,14 +435,15 @@ def run_node(node_type: type[Node], argv: Sequence[str] | None = None) -> int:
     values = dict(config.node_params.get(node_type.name, {}))
     values.update(_parse_params(args.param))
     params = node_params(node_type.Params, values, node=node_type.name)
-    node = node_type(config=config, params=params)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
         stop.set()
 
+    # Before the node exists: a signal during start-up still ends in a clean shutdown.
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    node = node_type(config=config, params=params)
     while not stop.wait(0.2) and not node.stopping:
         pass
     node.shutdown()
