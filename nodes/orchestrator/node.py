@@ -29,6 +29,7 @@ from .tasks import Action, TaskBook
 class OrchestratorParams:
     store: str = ""                 # SQLite file; "" = STORE_DIR/orchestrator.sqlite3
     stage_timeout_s: float = 600.0  # the longest a task waits on one node
+    node_down_grace_s: float = 60.0 # how long a task waits for a node that died to come back
     keep_published: int = 256       # results and statuses kept for late-joining subscribers
 
 
@@ -39,7 +40,8 @@ class Orchestrator(Node):
     def on_configure(self) -> None:
         path = self.params.store or str(Path(self.config.store_dir) / "orchestrator.sqlite3")
         self.store = TaskStore(path)
-        self.book = TaskBook(self.store, stage_timeout_s=self.params.stage_timeout_s, log=self.log)
+        self.book = TaskBook(self.store, stage_timeout_s=self.params.stage_timeout_s,
+                             node_down_grace_s=self.params.node_down_grace_s, log=self.log)
         self._events: queue.Queue[tuple[Callable[..., list[Action]], tuple[Any, ...], Future | None]] = queue.Queue()
         self._published: list[msg.TaskId] = []
         # What the orchestrator publishes: lifecycle and results, and the stage inputs it re-sends
