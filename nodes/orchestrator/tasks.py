@@ -183,6 +183,7 @@ class TaskBook:
         options = ranking.build_options(task.encoded, task.candidates, measurements, footprints)
         explanation = ranking.explain(task.encoded, options)
         extra = [f"Results from {h} are missing: {why}." for h, why in sorted(task.missing.items())]
+        extra += [f"Not measured on {m.host}: {why}." for m in measurements for why in m.excluded]
         extra += [f"Note: {w}" for w in task.encoded.warnings]
         result = msg.TaskResult(
             task_id=task.task_id, state=msg.TaskState.TASK_DONE,
