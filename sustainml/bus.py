@@ -15,9 +15,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
-from cyclonedds.core import (DDSException, InstanceState, Listener, ReadCondition, SampleState,
-                             ViewState)
+from cyclonedds.core import (DDSException, GuardCondition, InstanceState, ReadCondition, SampleState,
+                             ViewState, WaitSet)
 from cyclonedds.domain import DomainParticipant
+from cyclonedds.util import duration
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
@@ -74,8 +75,8 @@ class Publisher(Generic[T]):
 
 
 class Subscription(Generic[T]):
-    """Calls ``callback(message)`` for each message on a topic, in a DDS listener thread: callbacks
-    must be short (enqueue work, don't do it)."""
+    """Calls ``callback(message)`` for each message on a topic, on the participant's dispatcher
+    thread: callbacks must be short (enqueue work, don't do it)."""
 
     def __init__(self, participant: "Participant", spec: TopicSpec[T], callback: Callable[[Any], None],
                  *, on_gone: Callable[[Gone], None] | None = None) -> None:
@@ -83,21 +84,14 @@ class Subscription(Generic[T]):
         self._callback = callback
         self._on_gone = on_gone
         self._lock = threading.Lock()
-        outer = self
-
-        class _Listener(Listener):
-            def on_data_available(self, _reader: DataReader | None) -> None:
-                # Cyclone may call before the constructor is done (the reader's Python object
-                # may not even be registered yet); the constructor drains those samples itself.
-                if getattr(outer, "_not_alive", None) is not None:
-                    outer._drain(outer._reader)
-
-        self._reader = DataReader(participant.dp, participant.topic(spec), qos=spec.qos,
-                                  listener=_Listener())
+        self._reader = DataReader(participant.dp, participant.topic(spec), qos=spec.qos)
         self._alive = ReadCondition(self._reader, SampleState.Any | ViewState.Any | InstanceState.Alive)
         self._not_alive = ReadCondition(self._reader, SampleState.Any | ViewState.Any
                                         | InstanceState.NotAliveDisposed | InstanceState.NotAliveNoWriters)
-        self._drain(self._reader)  # samples that arrived before the listener was attached
+
+    def drain(self) -> None:
+        """Dispatch every sample waiting in the reader (called by the participant's dispatcher)."""
+        self._drain(self._reader)
 
     def _drain(self, reader: DataReader) -> None:
         with self._lock:
@@ -149,9 +143,29 @@ class Participant:
                 f"(CYCLONEDDS_URI={os.environ.get('CYCLONEDDS_URI', '')[:80]!r})") from e
         self.host = socket.gethostname()
         self._topics: dict[str, Topic] = {}
-        self._subscriptions: list[Subscription] = []   # a dropped reader whose listener fires crashes
+        self._subscriptions: list[Subscription] = []
         self._lock = threading.Lock()
         self._closed = False
+        # One thread per participant takes the samples and runs the callbacks. Not DDS listeners:
+        # cyclonedds-python holds the GIL inside write(), and delivering to a local reader whose
+        # listener waits for the GIL deadlocks the process (upstream issue #208). A WaitSet wait
+        # releases the GIL, and a write only signals it.
+        self._waitset = WaitSet(self.dp)
+        self._wake = GuardCondition(self.dp)
+        self._waitset.attach(self._wake)
+        self._dispatcher = threading.Thread(target=self._dispatch, name="dds-dispatch", daemon=True)
+        self._dispatcher.start()
+
+    def _dispatch(self) -> None:
+        while not self._closed:
+            self._waitset.wait(duration(milliseconds=200))
+            self._wake.set(False)
+            with self._lock:
+                subscriptions = list(self._subscriptions)
+            for subscription in subscriptions:
+                if self._closed:
+                    return
+                subscription.drain()
 
     def topic(self, spec: TopicSpec) -> Topic:
         with self._lock:
@@ -165,17 +179,23 @@ class Participant:
     def subscribe(self, spec: TopicSpec[T], callback: Callable[[T], None], *,
                   on_gone: Callable[[Gone], None] | None = None) -> Subscription[T]:
         subscription = Subscription(self, spec, callback, on_gone=on_gone)
-        self._subscriptions.append(subscription)
+        self._waitset.attach(subscription._alive)
+        self._waitset.attach(subscription._not_alive)
+        with self._lock:
+            self._subscriptions.append(subscription)
+        self._wake.set(True)   # samples may already be waiting
         return subscription
 
     def close(self) -> None:
         """Delete the participant and everything in it (readers, writers, topics). Idempotent."""
         if not self._closed:
             self._closed = True
-            # Delete the participant in C now (that deletes its readers, writers and listeners,
-            # waiting for running callbacks) rather than whenever Python collects it: a listener
-            # firing while the interpreter shuts down crashes the process. cyclonedds-python has no
-            # public delete; Entity.__del__ is its deletion and is safe to call once.
+            self._wake.set(True)
+            if threading.current_thread() is not self._dispatcher:
+                self._dispatcher.join(timeout=10)
+            # Delete the participant in C now (its readers, writers, conditions and waitset with
+            # it) rather than whenever Python collects it, possibly during interpreter shutdown.
+            # cyclonedds-python has no public delete; Entity.__del__ is its deletion.
             self.dp.__del__()
 
 
