@@ -56,7 +56,7 @@ from sustainml_nodes.model_provider.workload import Workload
 from .energy import make_energy_source, parse_device
 from .energy_source import MJ_PER_J, EnergyMeter, EnergySource, EnergyWindow
 
-__all__ = ["measure", "MIN_REPETITIONS", "DEFAULT_IDLE_S", "Progress"]
+__all__ = ["measure", "resolve_device", "parse_precision", "PRECISIONS", "MIN_REPETITIONS", "DEFAULT_IDLE_S", "Progress"]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,11 @@ SUBWINDOW_COUNTER_UPDATES = 5  # each sub-window used for the spread at least th
 MAX_SUBWINDOWS = 5
 SGD_LR = 1e-4  # small: the steps are timed, not meant to learn anything
 
-_PRECISION = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16", torch.float64: "fp64"}
+#: The precisions a measurement can run in: the module's floating-point weights and the floating-point
+#: inputs (and regression targets) are cast to this dtype. Pure low precision, no autocast and no loss
+#: scaling: what the kernels cost, not a training recipe.
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+_PRECISION = {dtype: name for name, dtype in PRECISIONS.items()} | {torch.float64: "fp64"}
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _resolve(device: str) -> torch.device:
+def resolve_device(device: str) -> torch.device:
+    """The torch device for ``device`` ("cpu", "cuda:N"); MeasurementError when that GPU is not there."""
     kind, index = parse_device(device)
     if kind == "cpu":
         return torch.device("cpu")
@@ -114,6 +119,19 @@ def _resolve(device: str) -> torch.device:
     if index >= torch.cuda.device_count():
         raise MeasurementError(f"{device} does not exist: torch sees {torch.cuda.device_count()} GPU(s)")
     return torch.device("cuda", index)
+
+
+def parse_precision(precision: str) -> torch.dtype:
+    """The torch dtype of ``"fp32"``, ``"bf16"`` or ``"fp16"``; ValueError naming the known ones otherwise."""
+    try:
+        return PRECISIONS[precision.strip().lower()]
+    except KeyError:
+        raise ValueError(f"precision {precision!r} is not supported; expected one of {', '.join(PRECISIONS)}") from None
+
+
+def _cast(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``tensor`` in ``dtype`` if it holds real numbers; class indices and the like stay as they are."""
+    return tensor.to(dtype) if tensor.is_floating_point() else tensor
 
 
 def _state_bytes(module: torch.nn.Module) -> int:
@@ -232,17 +250,24 @@ def _per_sample(loop: _Loop, idle: EnergyWindow, source: EnergySource, samples: 
 
 
 @contextmanager
-def _workload_errors(model_name: str, device: str, phase: str, batch_size: int) -> Iterator[None]:
+def _workload_errors(model_name: str, device: str, phase: str, batch_size: int, precision: str) -> Iterator[None]:
     """Turn torch's failures while running the workload into a MeasurementError that names the run."""
     try:
         yield
     except torch.OutOfMemoryError as e:
         raise MeasurementError(
-            f"{model_name} does not fit on {device} for {phase} at batch size {batch_size}: {e}; "
+            f"{model_name} does not fit on {device} for {phase} at batch size {batch_size} in {precision}: {e}; "
             "try a smaller batch size or a device with more memory"
         ) from e
-    except RuntimeError as e:
-        raise MeasurementError(f"{model_name} failed on {device} during {phase} at batch size {batch_size}: {e}") from e
+    except (RuntimeError, NotImplementedError) as e:
+        hint = ""
+        if precision != "fp32" and ("not implemented" in str(e).lower() or isinstance(e, NotImplementedError)):
+            hint = f"; this torch has no {precision} kernel for an operator of {model_name} on {device}: try fp32"
+            hint += " or bf16" if precision == "fp16" else ""
+        raise MeasurementError(
+            f"{model_name} failed on {device} during {phase} at batch size {batch_size} in {precision}: "
+            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}{hint}"
+        ) from e
 
 
 def _check_arguments(batch_size: int, train_batch_size: int, window_s: float, warmup: int, idle_s: float) -> None:
@@ -270,6 +295,7 @@ def _inference(
     device: torch.device,
     *,
     batch_size: int,
+    dtype: torch.dtype,
     warmup: int,
     meter: EnergyMeter,
     target_s: float,
@@ -284,11 +310,11 @@ def _inference(
     was_training = module.training
     try:
         with errors():
-            already_there = _is_on(module, device)
+            already_there = _is_on(module, device) and _precision(module) in ("", _PRECISION[dtype])
             memory = _PeakMemory(device, resident_bytes=_state_bytes(module) if already_there else 0)
-            model = module if already_there else copy.deepcopy(module).to(device)
+            model = module if already_there else copy.deepcopy(module).to(device=device, dtype=dtype)
             model.eval()
-            inputs = workload.inputs(batch_size).to(device)
+            inputs = _cast(workload.inputs(batch_size).to(device), dtype)
         with torch.inference_mode():
             with errors():
                 for _ in range(warmup):
@@ -309,6 +335,7 @@ def _training(
     device: torch.device,
     *,
     batch_size: int,
+    dtype: torch.dtype,
     warmup: int,
     meter: EnergyMeter,
     target_s: float,
@@ -318,10 +345,10 @@ def _training(
     """Warm up, then meter full SGD steps on a copy of the module; returns the loop and peak memory (MB)."""
     with errors():
         memory = _PeakMemory(device)
-        model = copy.deepcopy(workload.module).to(device).train()
+        model = copy.deepcopy(workload.module).to(device=device, dtype=dtype).train()
         optimiser = torch.optim.SGD(model.parameters(), lr=SGD_LR)
-        inputs = workload.inputs(batch_size).to(device)
-        targets = workload.targets(batch_size).to(device)
+        inputs = _cast(workload.inputs(batch_size).to(device), dtype)
+        targets = _cast(workload.targets(batch_size).to(device), dtype)
 
         def step() -> None:
             optimiser.zero_grad(set_to_none=True)
@@ -345,6 +372,7 @@ def measure(
     host: str,
     batch_size: int = 1,
     train_batch_size: int = 8,
+    precision: str = "fp32",
     window_s: float = 1.0,
     warmup: int = 2,
     idle_s: float = DEFAULT_IDLE_S,
@@ -353,7 +381,9 @@ def measure(
 ) -> Measurement:
     """Run ``workload`` on ``device`` ("cpu", "cuda:N") and return what was measured.
 
-    ``source`` defaults to :func:`~.energy.make_energy_source` for the device; tests pass a fake.
+    ``precision`` ("fp32", "bf16", "fp16") is the dtype the module's weights and the inputs are cast
+    to (on a copy of the module when it differs); a precision the device has no kernel for is a
+    MeasurementError. ``source`` defaults to :func:`~.energy.make_energy_source` for the device; tests pass a fake.
     ``idle_s`` is the idle baseline's length (stretched to five counter updates);
     ``train_batch_size=0`` skips the training phase (its fields stay 0). ``progress`` is called
     between phases and may raise to cancel; its exception propagates unchanged.
@@ -362,8 +392,10 @@ def measure(
     or the energy counter misbehaves; ValueError for out-of-range arguments.
     """
     _check_arguments(batch_size, train_batch_size, window_s, warmup, idle_s)
+    dtype = parse_precision(precision)
+    precision = _PRECISION[dtype]
     report: Progress = progress or (lambda _pct, _msg: None)
-    dev = _resolve(device)
+    dev = resolve_device(device)
     source = source or make_energy_source(device)
     meter = EnergyMeter(source)
     tau_s = source.counter_resolution_s
@@ -375,9 +407,9 @@ def measure(
 
     report(10.0, f"{what}: inference warm-up ({warmup} passes, batch {batch_size})")
     inference, inference_peak_mb = _inference(
-        workload, dev, batch_size=batch_size, warmup=warmup, meter=meter, target_s=target_s,
+        workload, dev, batch_size=batch_size, dtype=dtype, warmup=warmup, meter=meter, target_s=target_s,
         before_window=lambda: report(20.0, f"{what}: inference window (≥ {target_s:g} s, ≥ {MIN_REPETITIONS} passes)"),
-        errors=lambda: _workload_errors(model_name, device, "inference", batch_size),
+        errors=lambda: _workload_errors(model_name, device, "inference", batch_size, precision),
     )
     per_inference = _per_sample(inference, idle, source, inference.repetitions * batch_size)
     step_ms = [s * MS_PER_S for s in inference.iteration_s]
@@ -388,9 +420,9 @@ def measure(
     if train_batch_size:
         report(55.0, f"{what}: training warm-up ({warmup} steps, batch {train_batch_size})")
         training, train_peak_mb = _training(
-            workload, dev, batch_size=train_batch_size, warmup=warmup, meter=meter, target_s=target_s,
+            workload, dev, batch_size=train_batch_size, dtype=dtype, warmup=warmup, meter=meter, target_s=target_s,
             before_window=lambda: report(65.0, f"{what}: training window (≥ {target_s:g} s, ≥ {MIN_REPETITIONS} steps)"),
-            errors=lambda: _workload_errors(model_name, device, "training", train_batch_size),
+            errors=lambda: _workload_errors(model_name, device, "training", train_batch_size, precision),
         )
         per_train = _per_sample(training, idle, source, training.repetitions * train_batch_size)
 
@@ -399,7 +431,7 @@ def measure(
         model=model_name,
         device=device,
         host=host,
-        precision=_precision(workload.module),
+        precision=precision,
         batch_size=batch_size,
         latency_ms_p50=_percentile(step_ms, 50),
         latency_ms_p95=_percentile(step_ms, 95),

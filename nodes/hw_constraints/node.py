@@ -1,27 +1,32 @@
 """Hardware node: publishes its machine's inventory and measures candidate models on its devices
 with real torch kernels (logic in ``inventory.py``, ``measure.py`` and the ``energy_*`` sources).
+Measurements are kept in ``cache.py``'s SQLite file in the store directory, so an iteration, another
+user's task or a restarted node asking for the same model, batch, precision and device never re-measures.
 
 One runs on every machine that should contribute devices; each is named ``hw_constraints@HOST``."""
 
-import copy
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from sustainml import msg, topics
-from sustainml.exceptions import MeasurementError
+from sustainml.exceptions import ConfigError, MeasurementError
 from sustainml.node import Input, TaskContext, TaskNode, run_node
 
 from sustainml_nodes.model_provider import zoo
 
+from .cache import CACHE_FILE, MeasurementCache, MeasurementKey
 from .inventory import allowed_devices, read_inventory
-from .measure import measure
+from .measure import measure, parse_precision
 
 
 @dataclass
 class HwParams:
     window_s: float = 1.0          # metered window per phase (inference, training), seconds
     train_batch_size: int = 8      # batch of the measured training steps
+    precision: str = "fp32"        # dtype of the measured weights and inputs: fp32, bf16, fp16
     host: str = ""                 # name this host reports; "" = SUSTAINML_HOST or the hostname
+    cache: str = ""                # measurement cache (SQLite); "" = STORE_DIR/measurements.sqlite3
 
 
 class HardwareNode(TaskNode):
@@ -41,13 +46,21 @@ class HardwareNode(TaskNode):
     def on_configure(self) -> None:
         if self._host_override:
             self.host = self._host_override
+        try:
+            parse_precision(self.params.precision)
+        except ValueError as e:
+            raise ConfigError(f"node {self.name}: parameter precision: {e}") from None
+        self.params.precision = self.params.precision.strip().lower()
         self.inventory = read_inventory(self.host)
-        self._cache: dict[tuple, msg.Measurement] = {}
+        self.cache = MeasurementCache(self.params.cache or Path(self.config.store_dir) / CACHE_FILE)
         self.pub_inventory = self.create_publisher(topics.HARDWARE_INVENTORY)
         self.create_service(topics.INVENTORY, self._inventory)
 
     def on_activate(self) -> None:
         self.pub_inventory.publish(self.inventory)
+
+    def on_shutdown(self) -> None:
+        self.cache.close()
 
     def _inventory(self, request: msg.InventoryRequest) -> msg.InventoryReply:
         return msg.InventoryReply(request_id=request.request_id, inventory=self.inventory)
@@ -63,25 +76,30 @@ class HardwareNode(TaskNode):
         batch = int(task.usage.batch_size) or 1
         for i, (candidate, device) in enumerate(jobs):
             ctx.progress(100.0 * i / len(jobs), f"measuring {candidate.name} on {device} ({i + 1}/{len(jobs)})")
-            key = (candidate.name, tuple(candidate.input_shape), batch, self.params.train_batch_size, device)
             try:
-                if key in self._cache:
-                    m = copy.deepcopy(self._cache[key])
-                    m.cached = True
-                else:
-                    workload = zoo.build(candidate.name)
-                    m = measure(workload, device, model_name=candidate.name, host=self.host,
-                                batch_size=batch, train_batch_size=self.params.train_batch_size,
-                                window_s=self.params.window_s,
-                                progress=lambda pct, text: ctx.check_cancelled())
-                    self._cache[key] = m
+                m = self.cache.get_or_measure(
+                    self._key(candidate, device, batch),
+                    lambda: measure(zoo.build(candidate.name, input_shape=tuple(candidate.input_shape) or None),
+                                    device, model_name=candidate.name, host=self.host, batch_size=batch,
+                                    train_batch_size=self.params.train_batch_size,
+                                    precision=self.params.precision, window_s=self.params.window_s,
+                                    progress=lambda pct, text: ctx.check_cancelled()))
             except MeasurementError as e:
                 result.excluded.append(f"{candidate.name} on {device}: {e}")
                 continue
+            m.host = self.host  # a cached measurement may come from an earlier name of this host
             result.measurements.append(m)
         if not result.measurements and candidates.candidates:
             raise MeasurementError("no candidate could be measured here: " + "; ".join(result.excluded))
         return result
+
+    def _key(self, candidate: msg.ModelCandidate, device: str, batch: int) -> MeasurementKey:
+        """What a measurement of ``candidate`` on ``device`` depends on, for the cache."""
+        info = next(d for d in self.inventory.devices if d.id == device)
+        return MeasurementKey.here(
+            model=candidate.name, input_shape=tuple(candidate.input_shape), batch_size=batch,
+            train_batch_size=self.params.train_batch_size, precision=self.params.precision, device=device,
+            device_name=info.name, energy_method=info.energy_method, window_s=self.params.window_s)
 
 
 def main(argv: list[str] | None = None) -> int:

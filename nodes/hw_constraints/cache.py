@@ -1,0 +1,254 @@
+"""Measurements kept across runs, so that an iteration or another user asking the same never re-measures.
+
+One SQLite file (stdlib ``sqlite3``, WAL mode), by default ``<store_dir>/measurements.sqlite3``,
+shared by the hardware node and ``sustainml measure``.
+A measurement is stored as its CDR serialisation (``msg.Measurement.serialize()``): the IDL stays
+the one definition of its fields, and ``@appendable`` types still read back after fields are
+appended. It is keyed by everything that changes the figures (:class:`MeasurementKey`): the model
+and its input, the batch sizes, the precision, the device and its name, the energy method, the
+torch and Python versions and the window length. A result read back is a copy marked ``cached``.
+
+Typical use::
+
+    with MeasurementCache(Path(config.store_dir) / CACHE_FILE) as cache:
+        key = MeasurementKey.here(model="resnet18", input_shape=(3, 224, 224), batch_size=1,
+                                  train_batch_size=8, precision="fp32", device="cpu",
+                                  energy_method="estimate", window_s=1.0)
+        m = cache.get_or_measure(key, lambda: measure(...))
+"""
+
+from __future__ import annotations
+
+import copy
+import platform
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+from types import TracebackType
+
+from sustainml import msg
+
+__all__ = ["CACHE_FILE", "SCHEMA_VERSION", "MeasurementCache", "MeasurementKey", "lookup_device_name"]
+
+CACHE_FILE = "measurements.sqlite3"
+SCHEMA_VERSION = 1
+_BUSY_TIMEOUT_MS = 5000  # how long to wait for another process's write lock on the same file
+
+# _MIGRATIONS[v] brings a file at user_version v to v + 1.
+_MIGRATIONS: dict[int, list[str]] = {
+    0: [
+        """
+        CREATE TABLE measurements (
+            model             TEXT    NOT NULL,
+            input_shape       TEXT    NOT NULL,  -- per sample, e.g. "3x224x224"
+            batch_size        INTEGER NOT NULL,
+            train_batch_size  INTEGER NOT NULL,  -- 0: no training phase
+            precision         TEXT    NOT NULL,  -- "fp32", "bf16", "fp16"
+            device            TEXT    NOT NULL,  -- torch device id, "cpu" or "cuda:N"
+            device_name       TEXT    NOT NULL,  -- CPU model or GPU name
+            energy_method     TEXT    NOT NULL,  -- "nvml", "rapl", "estimate"
+            torch_version     TEXT    NOT NULL,
+            python_version    TEXT    NOT NULL,
+            window_s          REAL    NOT NULL,  -- the requested metered window, Units: s
+            measurement       BLOB    NOT NULL,  -- msg.Measurement CDR
+            measured_unix_s   REAL    NOT NULL,
+            PRIMARY KEY (model, input_shape, batch_size, train_batch_size, precision, device, device_name,
+                         energy_method, torch_version, python_version, window_s)
+        )
+        """,
+    ],
+}
+
+
+def _torch_version() -> str:
+    import torch
+
+    return str(torch.__version__)
+
+
+def lookup_device_name(device: str) -> str:
+    """What is behind a torch device id: the CPU model for ``"cpu"``, the GPU's name for ``"cuda:N"``.
+
+    Raises MeasurementError when the GPU is not there (see :func:`.measure.resolve_device`).
+    """
+    from .energy_estimate import read_cpu_model
+    from .measure import resolve_device
+
+    dev = resolve_device(device)
+    if dev.type == "cpu":
+        return read_cpu_model()
+    import torch
+
+    return str(torch.cuda.get_device_name(dev))
+
+
+@dataclass(frozen=True)
+class MeasurementKey:
+    """Everything that changes a measurement's figures; two equal keys may share one measurement.
+
+    ``window_s`` is the requested window (Units: s), not the one the loop ended with.
+    """
+
+    model: str
+    input_shape: tuple[int, ...]
+    batch_size: int
+    train_batch_size: int
+    precision: str
+    device: str
+    device_name: str
+    energy_method: str
+    torch_version: str
+    python_version: str
+    window_s: float
+
+    @classmethod
+    def here(
+        cls,
+        *,
+        model: str,
+        input_shape: tuple[int, ...] | list[int],
+        batch_size: int,
+        train_batch_size: int,
+        precision: str,
+        device: str,
+        energy_method: str,
+        window_s: float,
+        device_name: str | None = None,
+    ) -> MeasurementKey:
+        """The key of a measurement made in this process: software versions filled in, and the device's
+        name looked up unless given (a node passes its inventory's)."""
+        return cls(
+            model=model,
+            input_shape=tuple(int(d) for d in input_shape),
+            batch_size=int(batch_size),
+            train_batch_size=int(train_batch_size),
+            precision=precision,
+            device=device,
+            device_name=device_name if device_name is not None else lookup_device_name(device),
+            energy_method=energy_method,
+            torch_version=_torch_version(),
+            python_version=platform.python_version(),
+            window_s=float(window_s),
+        )
+
+    def row(self) -> tuple[object, ...]:
+        """The key as the table's key columns, in their order."""
+        values = list(astuple(self))
+        values[1] = "x".join(str(d) for d in self.input_shape)
+        return tuple(values)
+
+
+_MEASUREMENT_KEY_COLUMNS = ", ".join(f.name for f in fields(MeasurementKey))
+_MEASUREMENT_MATCH = " AND ".join(f"{f.name} = ?" for f in fields(MeasurementKey))
+
+
+class MeasurementCache:
+    """Measurements on one SQLite file; safe to call from several threads, and
+    from several processes on the same file.
+
+    ``path`` may be ``":memory:"`` for a cache that lives as long as the object.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path: str | Path = path if str(path) == ":memory:" else Path(path)
+        if isinstance(self.path, Path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        # isolation_level=None: no implicit transactions; the ones we need are explicit.
+        self._db = sqlite3.connect(
+            str(self.path), check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000
+        )
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            if isinstance(self.path, Path):
+                self._db.execute("PRAGMA journal_mode = WAL")
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
+
+    # ----------------------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        """Close the file; a second call does nothing."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> MeasurementCache:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------------- measurements
+
+    def get(self, key: MeasurementKey) -> msg.Measurement | None:
+        """The stored measurement for ``key`` as a new object with ``cached=True``, or None."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT measurement FROM measurements WHERE {_MEASUREMENT_MATCH}", key.row()
+            ).fetchone()
+        if row is None:
+            return None
+        measurement = msg.Measurement.deserialize(row[0])
+        measurement.cached = True
+        return measurement
+
+    def put(self, key: MeasurementKey, measurement: msg.Measurement) -> None:
+        """Store ``measurement`` under ``key``, replacing what was there. Stored with ``cached=False``."""
+        fresh = copy.copy(measurement)
+        fresh.cached = False
+        with self._transaction() as db:
+            db.execute(
+                f"INSERT OR REPLACE INTO measurements ({_MEASUREMENT_KEY_COLUMNS}, measurement, measured_unix_s)"
+                f" VALUES ({', '.join('?' * (len(key.row()) + 2))})",
+                (*key.row(), fresh.serialize(), time.time()),
+            )
+
+    def get_or_measure(self, key: MeasurementKey, measure: Callable[[], msg.Measurement]) -> msg.Measurement:
+        """The stored measurement for ``key`` (``cached=True``), else ``measure()``'s, stored first.
+
+        Two threads asking for the same missing key at once may both measure; the later result wins.
+        """
+        found = self.get(key)
+        if found is not None:
+            return found
+        measurement = measure()
+        self.put(key, measurement)
+        return measurement
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0])
+
+    # ----------------------------------------------------------------------------- internals
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The lock, and a write transaction that other processes on the same file wait for."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        """Bring the file to SCHEMA_VERSION, one step per transaction; the version is read inside the
+        transaction so that two processes opening a new file at once do not both create it."""
+        while True:
+            with self._transaction() as db:
+                version = int(db.execute("PRAGMA user_version").fetchone()[0])
+                if version >= SCHEMA_VERSION:
+                    return
+                for statement in _MIGRATIONS[version]:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {version + 1}")
