@@ -71,6 +71,11 @@ def parse(text: str) -> IdlModule:
     tokens = _TOKEN.findall(text)
     pos = 0
 
+    def peek() -> str:
+        if pos >= len(tokens):
+            raise IdlSyntaxError("unexpected end of file: a '}' or ';' is missing")
+        return tokens[pos]
+
     def take(expected: str | None = None) -> str:
         nonlocal pos
         if pos >= len(tokens):
@@ -84,9 +89,9 @@ def parse(text: str) -> IdlModule:
     take("module")
     module = IdlModule(take())
     take("{")
-    while tokens[pos] != "}":
+    while peek() != "}":
         annotations = []
-        while tokens[pos].startswith("@"):
+        while peek().startswith("@"):
             annotations.append(take()[1:])
         kind = take()
         if kind == "enum":
@@ -105,9 +110,9 @@ def parse(text: str) -> IdlModule:
                 raise IdlSyntaxError(f"struct after {annotations}: give exactly one of @final or @appendable")
             struct = Struct(take(), ext[0])
             take("{")
-            while tokens[pos] != "}":
+            while peek() != "}":
                 is_key = False
-                while tokens[pos].startswith("@"):
+                while peek().startswith("@"):
                     ann = take()
                     if ann != "@key":
                         raise IdlSyntaxError(f"member annotation {ann} is not supported")
@@ -127,6 +132,11 @@ def parse(text: str) -> IdlModule:
             raise IdlSyntaxError(f"unsupported declaration {kind!r}")
     take("}")
     take(";")
+    for struct in module.structs.values():
+        for member in struct.members:
+            element = member.idl_type.removeprefix("sequence<").removesuffix(">")
+            if element not in PRIMITIVES and element not in module.enums and element not in module.structs:
+                raise IdlSyntaxError(f"{struct.name}.{member.name}: unknown type {element!r}")
     return module
 
 
