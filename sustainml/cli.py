@@ -297,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=900.0)
     _runtime_args(p)
     p.set_defaults(func=cmd_demo)
+
+    from sustainml_nodes.hw_constraints.measure_cli import add_parser as add_measure
+    add_measure(sub)
     return parser
 
 

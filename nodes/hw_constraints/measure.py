@@ -12,6 +12,9 @@ A measurement has three phases, each reported through ``progress`` before it sta
    the module, so the caller's weights are untouched. ``train_step_ms`` is the mean step time (window
    / steps), what a training-time estimate multiplies by the number of steps.
 
+Every phase runs in the requested precision: the module's floating-point weights (on a copy) and the
+floating-point inputs and regression targets are cast to fp32, bf16 or fp16; no autocast, no loss scaling.
+
 Throughput is samples / window. ``active_power_w`` is the power the workload added above idle during
 the inference window (total power = active + idle). Peak memory is the larger of the two phases'.
 
@@ -261,7 +264,8 @@ def _workload_errors(model_name: str, device: str, phase: str, batch_size: int, 
         ) from e
     except (RuntimeError, NotImplementedError) as e:
         hint = ""
-        if precision != "fp32" and ("not implemented" in str(e).lower() or isinstance(e, NotImplementedError)):
+        missing = ("not implemented", "not supported", "unsupported")
+        if precision != "fp32" and (isinstance(e, NotImplementedError) or any(m in str(e).lower() for m in missing)):
             hint = f"; this torch has no {precision} kernel for an operator of {model_name} on {device}: try fp32"
             hint += " or bf16" if precision == "fp16" else ""
         raise MeasurementError(

@@ -1,0 +1,172 @@
+"""``sustainml measure MODEL``: measure one catalogue model on this machine, without the pipeline.
+
+The same measurement the hardware node makes (``measure.py``), on one device, printed as a table of
+figures with their uncertainty and how the energy was obtained, or as JSON (the ``Measurement``
+message's fields). Results go through the hardware node's cache (``cache.py``), so asking twice
+answers from the store; ``--fresh`` measures again.
+
+This module is imported by ``sustainml --help``: it imports torch and the node's modules only when
+the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from sustainml.msg import Measurement
+
+__all__ = ["add_parser", "cmd_measure", "PRECISION_CHOICES"]
+
+PRECISION_CHOICES = ("fp32", "bf16", "fp16")  # measure.PRECISIONS, without importing torch for --help
+
+
+def _device(text: str) -> str:
+    from .energy import parse_device
+
+    try:
+        kind, index = parse_device(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return "cpu" if kind == "cpu" else f"cuda:{index}"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of samples, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
+    return value
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``measure`` on the ``sustainml`` command's subparsers; returns its parser."""
+    p = subparsers.add_parser(
+        "measure", help="measure one catalogue model on this machine, without the pipeline",
+        description="Measure one catalogue model on one device of this machine: latency, throughput, energy "
+        "per sample with its uncertainty and method, peak memory. Results are cached in the store.",
+    )
+    p.add_argument("model", help="catalogue name, e.g. resnet18 or tabular_mlp")
+    p.add_argument("--device", type=_device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--batch", type=_positive_int, default=1, metavar="N", help="inference batch size (default 1)")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32", help="dtype of weights and inputs")
+    p.add_argument("--train", action="store_true", help="also measure full training steps (forward, backward, SGD)")
+    p.add_argument("--train-batch", type=_positive_int, metavar="N", help="training batch size (default: --batch)")
+    p.add_argument("--window", type=_positive_seconds, default=1.0, metavar="S",
+                   help="metered window per phase in seconds (default 1; stretched to 10 counter updates)")
+    p.add_argument("--fresh", action="store_true", help="measure again even if the cache holds this configuration")
+    p.add_argument("--json", action="store_true", help="print the Measurement's fields as JSON")
+    p.add_argument("--config", help="configuration file (for store_dir; default SUSTAINML_CONFIG)")
+    p.set_defaults(func=cmd_measure)
+    return p
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    """Run the command; errors are SustainMLError subclasses for ``sustainml``'s main to print."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from sustainml.config import load_config
+    from sustainml_nodes.model_provider import zoo
+    from sustainml_nodes.model_provider.catalogue import find, load_catalogue
+
+    from .cache import CACHE_FILE, MeasurementCache, MeasurementKey, lookup_device_name
+    from .energy import make_energy_source
+    from .measure import measure
+
+    entry = find(load_catalogue(), args.model)  # UnknownModel (exit 2) names the known models
+    config = load_config(args.config)
+    name = lookup_device_name(args.device)  # MeasurementError when that GPU is not there
+    source = make_energy_source(args.device)
+    train_batch = (args.train_batch or args.batch) if args.train else 0
+    key = MeasurementKey.here(
+        model=entry.name, input_shape=entry.input_shape, batch_size=args.batch, train_batch_size=train_batch,
+        precision=args.precision, device=args.device, device_name=name, energy_method=source.method,
+        window_s=args.window,
+    )
+    host = _host()
+    err = Console(stderr=True)
+
+    def run() -> Measurement:
+        workload = zoo.build(entry.name, input_shape=entry.input_shape)
+        kwargs = dict(model_name=entry.name, host=host, batch_size=args.batch, train_batch_size=train_batch,
+                      precision=args.precision, window_s=args.window, source=source)
+        if args.json or not err.is_terminal:
+            return measure(workload, args.device, **kwargs)
+        with err.status(f"measuring {entry.name} on {args.device}") as status:
+            return measure(workload, args.device, progress=lambda pct, text: status.update(f"{pct:3.0f}% {text}"),
+                           **kwargs)
+
+    with MeasurementCache(Path(config.store_dir) / CACHE_FILE) as cache:
+        if args.fresh:
+            result = run()
+            cache.put(key, result)
+        else:
+            result = cache.get_or_measure(key, run)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(result), indent=2))
+    else:
+        print_measurement(result, name, Console())
+    return 0
+
+
+def _host() -> str:
+    import os
+    import socket
+
+    return os.environ.get("SUSTAINML_HOST") or socket.gethostname()
+
+
+def _relative(value: float, uncertainty: float) -> str:
+    return f"± {uncertainty:.3g} ({uncertainty / value:.0%})" if value > 0 else f"± {uncertainty:.3g}"
+
+
+def print_measurement(m: Measurement, device_name: str, console: Console) -> None:
+    """The figures of ``m`` as a table: value, one standard uncertainty where there is one, unit."""
+    from rich.table import Table
+
+    title = f"{m.model} on {m.device} ({device_name}), {m.precision}, batch {m.batch_size}"
+    table = Table(title=title, title_justify="left")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_column("uncertainty (1σ)", justify="right")
+    table.add_column("unit")
+    table.add_row("energy per inference, above idle", f"{m.energy_j_per_inference:.4g}",
+                  _relative(m.energy_j_per_inference, m.energy_j_per_inference_uncertainty), "J")
+    table.add_row("energy per inference, with idle", f"{m.total_energy_j_per_inference:.4g}", "", "J")
+    table.add_row("latency per batch p50 / p95", f"{m.latency_ms_p50:.4g} / {m.latency_ms_p95:.4g}", "", "ms")
+    table.add_row("throughput", f"{m.throughput_per_s:.4g}", "", "samples/s")
+    table.add_row("power above idle / idle", f"{m.active_power_w:.3g} / {m.idle_power_w:.3g}", "", "W")
+    if m.train_batch_size:
+        table.add_row(f"training step (batch {m.train_batch_size})", f"{m.train_step_ms:.4g}", "", "ms")
+        table.add_row("energy per training sample, above idle", f"{m.energy_j_per_train_sample:.4g}",
+                      _relative(m.energy_j_per_train_sample, m.energy_j_per_train_sample_uncertainty), "J")
+    table.add_row("peak memory", f"{m.peak_memory_mb:.4g}", "", "MB")
+    table.add_row("window / repetitions", f"{m.window_s:.3g} / {m.repetitions}", "", "s / passes")
+    console.print(table)
+    method = {"nvml": "measured (NVML energy counter)", "rapl": "measured (RAPL counters)",
+              "estimate": "ESTIMATED, not measured"}.get(m.energy_method, m.energy_method)
+    console.print(f"energy method: [bold]{m.energy_method}[/bold], {method}", highlight=False)
+    if m.assumptions:
+        console.print(f"assumptions: {m.assumptions}", highlight=False)
+    if m.cached:
+        console.print("cached: this configuration was measured before; --fresh measures again", highlight=False)
+
