@@ -1,0 +1,1 @@
+"""Network-namespace "hosts" for the multi-host tests (``tests/test_multihost.py``)."""
