@@ -6,6 +6,7 @@ The workloads are real torch models on the CPU, metered by the declared CPU esti
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ import torch
 
 from sustainml import msg, topics
 from sustainml.bus import Participant
-from sustainml_nodes.hw_constraints.cache import CACHE_FILE, MeasurementCache, MeasurementKey
+from sustainml_nodes.hw_constraints.cache import CACHE_FILE, SCHEMA_VERSION, MeasurementCache, MeasurementKey
 from sustainml_nodes.hw_constraints.energy_estimate import EstimateEnergySource
 from sustainml_nodes.hw_constraints.measure import measure
 from sustainml_nodes.hw_constraints.node import HardwareNode, HwParams
@@ -196,3 +197,18 @@ def test_a_restarted_hardware_node_answers_from_its_store(dds: dict[str, str]) -
         assert dataclasses.replace(after, cached=False) == before
     finally:
         bus.close()
+
+
+def test_a_file_from_the_first_schema_is_migrated_keeping_its_measurements(tmp_path: Path) -> None:
+    path = tmp_path / CACHE_FILE
+    k = key()
+    with MeasurementCache(path) as cache:
+        cache.put(k, measure_for(k))
+    with sqlite3.connect(path) as db:  # back to schema 1: measurements only, no calibrations
+        db.execute("DROP TABLE calibrations")
+        db.execute("PRAGMA user_version = 1")
+    with MeasurementCache(path) as migrated:
+        assert migrated.get(k) is not None
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("SELECT COUNT(*) FROM calibrations").fetchone()[0] == 0

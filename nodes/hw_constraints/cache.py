@@ -1,7 +1,8 @@
 """Measurements kept across runs, so that an iteration or another user asking the same never re-measures.
 
 One SQLite file (stdlib ``sqlite3``, WAL mode), by default ``<store_dir>/measurements.sqlite3``,
-shared by the hardware node and ``sustainml measure``.
+shared by the hardware node, ``sustainml measure`` and the estimator's per-device calibrations
+(``estimate.py``).
 A measurement is stored as its CDR serialisation (``msg.Measurement.serialize()``): the IDL stays
 the one definition of its fields, and ``@appendable`` types still read back after fields are
 appended. It is keyed by everything that changes the figures (:class:`MeasurementKey`): the model
@@ -32,10 +33,12 @@ from types import TracebackType
 
 from sustainml import msg
 
-__all__ = ["CACHE_FILE", "SCHEMA_VERSION", "MeasurementCache", "MeasurementKey", "lookup_device_name"]
+from .estimate import DeviceCalibration
+
+__all__ = ["CACHE_FILE", "SCHEMA_VERSION", "MeasurementCache", "MeasurementKey", "CalibrationKey", "lookup_device_name"]
 
 CACHE_FILE = "measurements.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _BUSY_TIMEOUT_MS = 5000  # how long to wait for another process's write lock on the same file
 
 # _MIGRATIONS[v] brings a file at user_version v to v + 1.
@@ -58,6 +61,31 @@ _MIGRATIONS: dict[int, list[str]] = {
             measured_unix_s   REAL    NOT NULL,
             PRIMARY KEY (model, input_shape, batch_size, train_batch_size, precision, device, device_name,
                          energy_method, torch_version, python_version, window_s)
+        )
+        """,
+    ],
+    1: [
+        """
+        CREATE TABLE calibrations (
+            device            TEXT    NOT NULL,
+            device_name       TEXT    NOT NULL,
+            precision         TEXT    NOT NULL,
+            energy_method     TEXT    NOT NULL,
+            torch_version     TEXT    NOT NULL,
+            python_version    TEXT    NOT NULL,
+            flop_per_s        REAL    NOT NULL,  -- achieved by the calibration's matrix products
+            j_per_flop        REAL    NOT NULL,  -- active energy per FLOP, Units: J
+            active_power_w    REAL    NOT NULL,
+            idle_power_w      REAL    NOT NULL,
+            memory_bytes_per_s REAL   NOT NULL,  -- achieved by the calibration's copies
+            call_overhead_s   REAL    NOT NULL,  -- per forward operator, inference, Units: s
+            train_call_overhead_s REAL NOT NULL, -- per forward operator, training step, Units: s
+            relative_uncertainty REAL NOT NULL,  -- of j_per_flop, one standard uncertainty
+            matmul_size       INTEGER NOT NULL,
+            window_s          REAL    NOT NULL,
+            assumptions       TEXT    NOT NULL,
+            measured_unix_s   REAL    NOT NULL,
+            PRIMARY KEY (device, device_name, precision, energy_method, torch_version, python_version)
         )
         """,
     ],
@@ -142,12 +170,41 @@ class MeasurementKey:
         return tuple(values)
 
 
+@dataclass(frozen=True)
+class CalibrationKey:
+    """What one device calibration holds for: the device, its dtype, its energy method and the software."""
+
+    device: str
+    device_name: str
+    precision: str
+    energy_method: str
+    torch_version: str
+    python_version: str
+
+    @classmethod
+    def here(cls, *, device: str, precision: str, energy_method: str, device_name: str | None = None) -> CalibrationKey:
+        return cls(
+            device=device,
+            device_name=device_name if device_name is not None else lookup_device_name(device),
+            precision=precision,
+            energy_method=energy_method,
+            torch_version=_torch_version(),
+            python_version=platform.python_version(),
+        )
+
+
 _MEASUREMENT_KEY_COLUMNS = ", ".join(f.name for f in fields(MeasurementKey))
 _MEASUREMENT_MATCH = " AND ".join(f"{f.name} = ?" for f in fields(MeasurementKey))
 
+_CALIBRATION_KEY_COLUMNS = [f.name for f in fields(CalibrationKey)]
+# DeviceCalibration's fields that are columns of their own (the rest are the key's).
+_CALIBRATION_VALUE_COLUMNS = [
+    f.name for f in fields(DeviceCalibration) if f.name not in ("device", "device_name", "precision", "energy_method")
+]
+
 
 class MeasurementCache:
-    """Measurements on one SQLite file; safe to call from several threads, and
+    """Measurements and device calibrations on one SQLite file; safe to call from several threads, and
     from several processes on the same file.
 
     ``path`` may be ``":memory:"`` for a cache that lives as long as the object.
@@ -226,6 +283,35 @@ class MeasurementCache:
     def __len__(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0])
+
+    # ----------------------------------------------------------------------------- calibrations
+
+    def get_calibration(self, key: CalibrationKey) -> DeviceCalibration | None:
+        """The stored calibration of ``key``'s device and dtype, or None."""
+        match = " AND ".join(f"{name} = ?" for name in _CALIBRATION_KEY_COLUMNS)
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {', '.join(_CALIBRATION_VALUE_COLUMNS)} FROM calibrations WHERE {match}", astuple(key)
+            ).fetchone()
+        if row is None:
+            return None
+        return DeviceCalibration(
+            device=key.device,
+            device_name=key.device_name,
+            precision=key.precision,
+            energy_method=key.energy_method,
+            **dict(zip(_CALIBRATION_VALUE_COLUMNS, row, strict=True)),
+        )
+
+    def put_calibration(self, key: CalibrationKey, calibration: DeviceCalibration) -> None:
+        """Store ``calibration`` under ``key``, replacing what was there."""
+        columns = [*_CALIBRATION_KEY_COLUMNS, *_CALIBRATION_VALUE_COLUMNS, "measured_unix_s"]
+        values = [*astuple(key), *(getattr(calibration, name) for name in _CALIBRATION_VALUE_COLUMNS), time.time()]
+        with self._transaction() as db:
+            db.execute(
+                f"INSERT OR REPLACE INTO calibrations ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                values,
+            )
 
     # ----------------------------------------------------------------------------- internals
 

@@ -59,7 +59,9 @@ from sustainml_nodes.model_provider.workload import Workload
 from .energy import make_energy_source, parse_device
 from .energy_source import MJ_PER_J, EnergyMeter, EnergySource, EnergyWindow
 
-__all__ = ["measure", "resolve_device", "parse_precision", "PRECISIONS", "MIN_REPETITIONS", "DEFAULT_IDLE_S", "Progress"]
+__all__ = [
+    "measure", "resolve_device", "parse_precision", "PRECISIONS", "MIN_REPETITIONS", "DEFAULT_IDLE_S", "Progress",
+]
 
 log = logging.getLogger(__name__)
 
