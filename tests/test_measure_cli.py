@@ -61,6 +61,26 @@ def test_measure_prints_the_measurement_as_json(store: Path) -> None:
     assert cached["cached"] and cached["latency_ms_p50"] == figures["latency_ms_p50"]
 
 
+def test_estimate_only_gives_the_pre_run_estimate_and_a_training_run(store: Path) -> None:
+    done = sustainml("measure", "tabular_mlp", "--estimate-only", "--train", "--batch", "32", "--samples", "1000",
+                     "--epochs", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert set(document) == {"estimate"}  # nothing was measured
+    estimate = document["estimate"]
+    assert estimate["calibration"]["energy_method"] == "estimate" and estimate["calibration"]["flop_per_s"] > 0
+    assert estimate["inference"]["method"] == "estimate-flops" and estimate["inference"]["latency_ms"] > 0
+    assert estimate["training"]["energy_j_per_sample"] > estimate["inference"]["energy_j_per_sample"]
+    run = estimate["training_run"]
+    assert run["steps"] == 2 * 32  # 2 epochs × ceil(1000 / 32)
+    assert run["energy_j"] == pytest.approx(run["steps"] * estimate["training"]["energy_j"])
+
+    table = sustainml("measure", "tabular_mlp", "--estimate", "--window", "0.2")
+    assert table.returncode == 0, table.stderr
+    assert "pre-run estimate (estimate-flops), not a measurement" in table.stdout
+    assert "difference" in table.stdout and "energy method: estimate" in table.stdout
+
+
 def test_measure_prints_a_table_with_method_and_uncertainty(store: Path) -> None:
     done = sustainml("measure", "tabular_mlp", "--window", "0.2", "--precision", "bf16")
     assert done.returncode == 0, done.stderr

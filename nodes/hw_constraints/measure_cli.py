@@ -5,6 +5,11 @@ figures with their uncertainty and how the energy was obtained, or as JSON (the 
 message's fields). Results go through the hardware node's cache (``cache.py``), so asking twice
 answers from the store; ``--fresh`` measures again.
 
+``--estimate`` adds the pre-run estimate of the same configuration (``estimate.py``: the model's FLOPs,
+activation traffic and operators against a calibration of the device, measured once and cached), and
+with ``--samples`` the estimate of a whole training run; ``--estimate-only`` gives the estimate
+without measuring the model.
+
 This module is imported by ``sustainml --help``: it imports torch and the node's modules only when
 the command runs.
 """
@@ -20,6 +25,11 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from sustainml.msg import Measurement
+    from sustainml_nodes.model_provider.catalogue import CatalogueEntry
+
+    from .cache import MeasurementCache
+    from .energy_source import EnergySource
+    from .estimate import DeviceCalibration, Estimate, TrainingRunEstimate
 
 __all__ = ["add_parser", "cmd_measure", "PRECISION_CHOICES"]
 
@@ -72,7 +82,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--window", type=_positive_seconds, default=1.0, metavar="S",
                    help="metered window per phase in seconds (default 1; stretched to 10 counter updates)")
     p.add_argument("--fresh", action="store_true", help="measure again even if the cache holds this configuration")
-    p.add_argument("--json", action="store_true", help="print the Measurement's fields as JSON")
+    p.add_argument("--estimate", action="store_true", help="also print the pre-run estimate of this configuration")
+    p.add_argument("--estimate-only", action="store_true", help="print the pre-run estimate without measuring")
+    p.add_argument("--samples", type=_positive_int, metavar="N",
+                   help="estimate a whole training run over N samples (with --estimate or --estimate-only)")
+    p.add_argument("--epochs", type=_positive_int, metavar="E", help="epochs of that run (default: the catalogue's)")
+    p.add_argument("--json", action="store_true",
+                   help="print the Measurement's fields as JSON; with an estimate, {measurement, estimate}")
     p.add_argument("--config", help="configuration file (for store_dir; default SUSTAINML_CONFIG)")
     p.set_defaults(func=cmd_measure)
     return p
@@ -96,9 +112,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     name = lookup_device_name(args.device)  # MeasurementError when that GPU is not there
     source = make_energy_source(args.device)
-    train_batch = (args.train_batch or args.batch) if args.train else 0
+    train_batch = args.train_batch or args.batch
+    measured_train_batch = train_batch if args.train else 0
     key = MeasurementKey.here(
-        model=entry.name, input_shape=entry.input_shape, batch_size=args.batch, train_batch_size=train_batch,
+        model=entry.name, input_shape=entry.input_shape, batch_size=args.batch, train_batch_size=measured_train_batch,
         precision=args.precision, device=args.device, device_name=name, energy_method=source.method,
         window_s=args.window,
     )
@@ -107,7 +124,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
     def run() -> Measurement:
         workload = zoo.build(entry.name, input_shape=entry.input_shape)
-        kwargs = dict(model_name=entry.name, host=host, batch_size=args.batch, train_batch_size=train_batch,
+        kwargs = dict(model_name=entry.name, host=host, batch_size=args.batch, train_batch_size=measured_train_batch,
                       precision=args.precision, window_s=args.window, source=source)
         if args.json or not err.is_terminal:
             return measure(workload, args.device, **kwargs)
@@ -115,17 +132,108 @@ def cmd_measure(args: argparse.Namespace) -> int:
             return measure(workload, args.device, progress=lambda pct, text: status.update(f"{pct:3.0f}% {text}"),
                            **kwargs)
 
+    result: Measurement | None = None
+    estimates: PreRunEstimates | None = None
     with MeasurementCache(Path(config.store_dir) / CACHE_FILE) as cache:
-        if args.fresh:
-            result = run()
-            cache.put(key, result)
-        else:
-            result = cache.get_or_measure(key, run)
+        if args.estimate or args.estimate_only:
+            estimates = _estimate(entry, args, train_batch, cache, source, err)
+        if not args.estimate_only:
+            if args.fresh:
+                result = run()
+                cache.put(key, result)
+            else:
+                result = cache.get_or_measure(key, run)
     if args.json:
-        print(json.dumps(dataclasses.asdict(result), indent=2))
-    else:
-        print_measurement(result, name, Console())
+        document: dict[str, Any] = {}
+        if result is not None:
+            document["measurement"] = dataclasses.asdict(result)
+        if estimates is not None:
+            document["estimate"] = dataclasses.asdict(estimates)
+        print(json.dumps(document["measurement"] if estimates is None else document, indent=2))
+        return 0
+    console = Console()
+    if result is not None:
+        print_measurement(result, name, console)
+    if estimates is not None:
+        print_estimates(estimates, result, console)
     return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class PreRunEstimates:
+    """What ``--estimate`` prints: the calibration used and the estimates built on it."""
+
+    calibration: DeviceCalibration
+    inference: Estimate
+    training: Estimate | None
+    training_run: TrainingRunEstimate | None
+
+
+def _estimate(
+    entry: CatalogueEntry, args: argparse.Namespace, train_batch: int, cache: MeasurementCache,
+    source: EnergySource, err: Console,
+) -> PreRunEstimates:
+    import torch
+
+    from sustainml_nodes.model_provider import zoo
+
+    from .estimate import calibration_for, estimate_profile, estimate_training_run, profile_model
+
+    with err.status(f"calibrating {args.device} in {args.precision} (once, then cached)"):
+        calibration = calibration_for(args.device, args.precision, cache=cache, source=source)
+    with torch.device("meta"):
+        profile = profile_model(zoo.build(entry.name, input_shape=entry.input_shape).module, entry.input_shape)
+    inference = estimate_profile(profile, args.batch, calibration)
+    training = estimate_profile(profile, train_batch, calibration, train=True) if args.train or args.samples else None
+    run = None
+    if args.samples and training is not None:
+        run = estimate_training_run(training, samples=args.samples, epochs=args.epochs or entry.default_epochs,
+                                    batch_size=train_batch)
+    return PreRunEstimates(calibration, inference, training, run)
+
+
+def _difference(estimated: float, measured: float | None) -> str:
+    return f"{(estimated - measured) / measured:+.0%}" if measured else ""
+
+
+def print_estimates(e: PreRunEstimates, measured: Measurement | None, console: Console) -> None:
+    """The pre-run estimates as a table, next to the measured figures when there are some."""
+    from rich.table import Table
+
+    from sustainml.units import S_PER_HOUR
+
+    c = e.calibration
+    table = Table(title=f"pre-run estimate ({e.inference.method}), not a measurement", title_justify="left")
+    for column, justify in (("figure", "left"), ("estimate", "right"), ("uncertainty (1σ)", "right"),
+                            ("measured", "right"), ("difference", "right"), ("unit", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    m = measured
+    table.add_row("latency per batch", f"{e.inference.latency_ms:.4g}", "", f"{m.latency_ms_p50:.4g}" if m else "",
+                  _difference(e.inference.latency_ms, m.latency_ms_p50 if m else None), "ms")
+    table.add_row("energy per inference, above idle", f"{e.inference.energy_j_per_sample:.4g}",
+                  _relative(e.inference.energy_j_per_sample, e.inference.energy_j_per_sample_uncertainty),
+                  f"{m.energy_j_per_inference:.4g}" if m else "",
+                  _difference(e.inference.energy_j_per_sample, m.energy_j_per_inference if m else None), "J")
+    if e.training is not None:
+        mt = m if m and m.train_batch_size else None
+        table.add_row("training step", f"{e.training.latency_ms:.4g}", "", f"{mt.train_step_ms:.4g}" if mt else "",
+                      _difference(e.training.latency_ms, mt.train_step_ms if mt else None), "ms")
+        table.add_row("energy per training sample, above idle", f"{e.training.energy_j_per_sample:.4g}",
+                      _relative(e.training.energy_j_per_sample, e.training.energy_j_per_sample_uncertainty),
+                      f"{mt.energy_j_per_train_sample:.4g}" if mt else "",
+                      _difference(e.training.energy_j_per_sample, mt.energy_j_per_train_sample if mt else None), "J")
+    if e.training_run is not None:
+        r = e.training_run
+        table.add_row("training run: steps", f"{r.steps}", "", "", "", "steps")
+        table.add_row("training run: duration", f"{r.duration_s / S_PER_HOUR:.4g}", "", "", "", "h")
+        table.add_row("training run: energy with idle", f"{r.total_energy_kwh:.4g}",
+                      _relative(r.total_energy_kwh, r.energy_j_uncertainty / r.energy_j * r.total_energy_kwh
+                                if r.energy_j else 0.0), "", "", "kWh")
+    console.print(table)
+    console.print(f"calibration of {c.device} ({c.device_name}, {c.precision}): {c.flop_per_s / 1e9:.4g} GFLOP/s, "
+                  f"{c.j_per_flop * 1e12:.4g} pJ/FLOP, {c.memory_bytes_per_s / 1e9:.3g} GB/s, "
+                  f"{c.call_overhead_s * 1e6:.3g} µs per operator", highlight=False)
+    console.print(f"assumptions: {(e.training_run or e.training or e.inference).assumptions}", highlight=False)
 
 
 def _host() -> str:
