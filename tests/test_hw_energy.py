@@ -6,9 +6,12 @@ fake sysfs tree in tmp_path, and NVML is faked by patching the pynvml functions 
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import time
 from collections import namedtuple
+from collections.abc import Callable
 from pathlib import Path
 
 import pynvml
@@ -25,7 +28,13 @@ from sustainml_nodes.hw_constraints.energy_estimate import (
     lookup_cpu_tdp,
 )
 from sustainml_nodes.hw_constraints.energy_fake import PowerTraceSource, ReplayEnergySource
-from sustainml_nodes.hw_constraints.energy_nvml import NvmlEnergySource
+from sustainml_nodes.hw_constraints.energy_nvml import (
+    NVML_POWER_UPDATE_PERIOD_S,
+    NVML_SAMPLED_RELATIVE_UNCERTAINTY,
+    SAMPLED_POWER,
+    TOTAL_ENERGY_COUNTER,
+    NvmlEnergySource,
+)
 from sustainml_nodes.hw_constraints.energy_rapl import RaplEnergySource
 from sustainml_nodes.hw_constraints.energy_source import EnergyMeter, EnergySource, MonotonicCounter
 from sustainml_nodes.hw_constraints.inventory import allowed_devices, read_inventory
@@ -184,6 +193,64 @@ def test_rapl_wraps_around_through_max_energy_range(tmp_path: Path) -> None:
     assert source.read_energy_mj() == pytest.approx(3.5)
 
 
+class AdvancingSysfs:
+    """Stands in for ``time.sleep`` in the mirror probe: each wait, the listed counters advance.
+
+    ``steps_uj`` maps an ``energy_uj`` file to how much it advances per wait; files that share one
+    counter are listed together with the same value, so they read identical values throughout.
+    """
+
+    def __init__(self, steps_uj: dict[Path, int]) -> None:
+        self.steps_uj = steps_uj
+        self.waits: list[float] = []
+
+    def __call__(self, wait_s: float) -> None:
+        self.waits.append(wait_s)
+        advance(self.steps_uj)
+
+
+def advance(steps_uj: dict[Path, int]) -> None:
+    for energy_file, step_uj in steps_uj.items():
+        energy_file.write_text(f"{int(energy_file.read_text()) + step_uj}\n")
+
+
+def test_rapl_counts_dies_that_mirror_one_counter_once(tmp_path: Path) -> None:
+    # A multi-die AMD part: package-0..3 are four views of one socket counter.
+    dies = [make_domain(tmp_path, f"intel-rapl:{i}", f"package-{i}", 7_000_000) / "energy_uj" for i in range(4)]
+    probe = AdvancingSysfs({die: 20_000 for die in dies})
+    source = RaplEnergySource(tmp_path, sleep=probe)
+    assert probe.waits == [pytest.approx(0.02)]
+    assert [d.name for d in source.domains] == ["package-0"]
+    assert source.mirrors == {"package-0": ["package-0", "package-1", "package-2", "package-3"]}
+    assert source.assumptions == "package-0..3 mirror one counter; counted once"
+    advance({die: 2_500_000 for die in dies})  # the socket drew 2.5 J
+    assert source.read_energy_mj() == pytest.approx(2500.0)  # not 4 × 2.5 J
+
+
+def test_rapl_still_sums_distinct_packages_next_to_mirrored_ones(tmp_path: Path) -> None:
+    # Two sockets of four mirrored dies each, plus a lone package whose counter stood still during the probe.
+    socket0 = [make_domain(tmp_path, f"intel-rapl:{i}", f"package-{i}", 1_000_000) / "energy_uj" for i in range(4)]
+    socket1 = [make_domain(tmp_path, f"intel-rapl:{i}", f"package-{i}", 1_000_000) / "energy_uj" for i in range(4, 8)]
+    lone = make_domain(tmp_path, "intel-rapl:8", "package-8", 1_000_000) / "energy_uj"
+    probe = AdvancingSysfs({**dict.fromkeys(socket0, 10_000), **dict.fromkeys(socket1, 30_000)})
+    source = RaplEnergySource(tmp_path, sleep=probe)
+    assert [d.name for d in source.domains] == ["package-0", "package-4", "package-8"]
+    assert source.assumptions == (
+        "package-0..3 mirror one counter; counted once; package-4..7 mirror one counter; counted once"
+    )
+    advance({**dict.fromkeys(socket0, 1_000_000), **dict.fromkeys(socket1, 2_000_000), lone: 500_000})
+    assert source.read_energy_mj() == pytest.approx(1000.0 + 2000.0 + 500.0)
+
+
+def test_rapl_packages_equal_but_idle_during_the_probe_are_not_taken_for_mirrors(tmp_path: Path) -> None:
+    pkg0 = make_domain(tmp_path, "intel-rapl:0", "package-0", 4_000) / "energy_uj"
+    pkg1 = make_domain(tmp_path, "intel-rapl:1", "package-1", 4_000) / "energy_uj"
+    source = RaplEnergySource(tmp_path, sleep=AdvancingSysfs({}))
+    assert [d.name for d in source.domains] == ["package-0", "package-1"] and source.assumptions == ""
+    advance({pkg0: 1_000_000, pkg1: 3_000_000})
+    assert source.read_energy_mj() == pytest.approx(4000.0)
+
+
 def test_rapl_root_only_counter_gives_the_clear_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pkg = make_domain(tmp_path, "intel-rapl:0", "package-0", 1)
     unreadable = pkg / "energy_uj"
@@ -217,20 +284,34 @@ def test_no_powercap_means_no_rapl(tmp_path: Path) -> None:
 class FakeNvml:
     """The pynvml calls energy_nvml makes, answered like an H100 would. This machine has no GPU."""
 
-    def __init__(self, energy_mj: list[int], *, mig: int = 0, total_energy_error: int | None = None) -> None:
+    def __init__(
+        self,
+        energy_mj: list[int],
+        *,
+        mig: int = 0,
+        total_energy_error: int | None = None,
+        power_mw: int = 50_000,
+        power_error: int | None = None,
+        name: str = "NVIDIA H100 80GB HBM3",
+    ) -> None:
+        self.name = name
         self.energy_mj = iter(energy_mj)
         self.mig = mig
         self.total_energy_error = total_energy_error
+        self.power_mw = power_mw
+        self.power_error = power_error
+        self.power_reads = 0
         self.opened: list[object] = []
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(pynvml, "nvmlInit", lambda: None)
         monkeypatch.setattr(pynvml, "nvmlDeviceGetHandleByIndex", self.by_index)
         monkeypatch.setattr(pynvml, "nvmlDeviceGetHandleByUUID", self.by_uuid)
-        monkeypatch.setattr(pynvml, "nvmlDeviceGetName", lambda handle: "NVIDIA H100 80GB HBM3")
+        monkeypatch.setattr(pynvml, "nvmlDeviceGetName", lambda handle: self.name)
         monkeypatch.setattr(pynvml, "nvmlDeviceGetMigMode", lambda handle: (self.mig, self.mig))
         monkeypatch.setattr(pynvml, "nvmlDeviceGetEnforcedPowerLimit", lambda handle: 700_000)
         monkeypatch.setattr(pynvml, "nvmlDeviceGetTotalEnergyConsumption", self.total_energy)
+        monkeypatch.setattr(pynvml, "nvmlDeviceGetPowerUsage", self.power_usage)
 
     def by_index(self, index: int) -> str:
         self.opened.append(index)
@@ -247,6 +328,12 @@ class FakeNvml:
             raise pynvml.NVMLError(self.total_energy_error)
         return next(self.energy_mj)
 
+    def power_usage(self, handle: object) -> int:
+        if self.power_error is not None:
+            raise pynvml.NVMLError(self.power_error)
+        self.power_reads += 1
+        return self.power_mw
+
 
 def test_nvml_reads_the_total_energy_counter_in_millijoules(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeNvml([1_000_000, 1_000_000, 1_030_000, 1_070_000])
@@ -256,6 +343,9 @@ def test_nvml_reads_the_total_energy_counter_in_millijoules(monkeypatch: pytest.
     assert source.power_limit_w == 700.0
     assert source.counter_resolution_s == 0.1
     assert [source.read_energy_mj() for _ in range(3)] == [0.0, 30_000.0, 70_000.0]
+    # The counter is preferred: power is never sampled, and nothing is assumed.
+    assert source.energy_reading == TOTAL_ENERGY_COUNTER and source.assumptions == ""
+    assert fake.power_reads == 0
 
 
 def test_nvml_counter_reset_by_a_driver_reload_does_not_go_backwards(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -265,10 +355,89 @@ def test_nvml_counter_reset_by_a_driver_reload_does_not_go_backwards(monkeypatch
 
 
 def test_nvml_error_becomes_a_measurement_error_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
-    FakeNvml([], total_energy_error=pynvml.NVML_ERROR_NOT_SUPPORTED).install(monkeypatch)
-    with pytest.raises(MeasurementError, match="Volta") as caught:
+    # Neither a total-energy counter nor a power reading: nothing to measure with.
+    FakeNvml(
+        [], total_energy_error=pynvml.NVML_ERROR_NOT_SUPPORTED, power_error=pynvml.NVML_ERROR_NOT_SUPPORTED
+    ).install(monkeypatch)
+    with pytest.raises(MeasurementError, match="power of cuda:0 .*no total-energy counter.*Volta") as caught:
         NvmlEnergySource(0)
     assert isinstance(caught.value.__cause__, pynvml.NVMLError)
+
+
+def test_nvml_other_errors_of_the_counter_do_not_fall_back_to_power(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeNvml([], total_energy_error=pynvml.NVML_ERROR_NO_PERMISSION)
+    fake.install(monkeypatch)
+    with pytest.raises(MeasurementError, match="total-energy counter.*permissions"):
+        NvmlEnergySource(0)
+    assert fake.power_reads == 0
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+    """Poll ``condition()`` until it is true or ``timeout_s`` passes; whether it became true."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+@pytest.fixture
+def pre_volta_gpu(monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
+    """A GPU without the total-energy counter (NVML: NOT_SUPPORTED) that reports 50 W. No GPU here: pynvml is faked."""
+    fake = FakeNvml(
+        [], total_energy_error=pynvml.NVML_ERROR_NOT_SUPPORTED, power_mw=50_000, name="Tesla P100-PCIE-16GB"
+    )
+    fake.install(monkeypatch)
+    return fake
+
+
+def test_nvml_without_a_total_energy_counter_integrates_sampled_power(pre_volta_gpu: FakeNvml) -> None:
+    source = NvmlEnergySource(0)
+    try:
+        assert source.method == "nvml" and source.energy_reading == SAMPLED_POWER
+        assert "power sampled every 10 ms and integrated" in source.assumptions
+        assert "no total-energy counter" in source.assumptions
+        assert source.counter_resolution_s == NVML_POWER_UPDATE_PERIOD_S == 0.1
+        assert source.relative_uncertainty == NVML_SAMPLED_RELATIVE_UNCERTAINTY > NvmlEnergySource.relative_uncertainty
+        meter = EnergyMeter(source)
+        meter.begin_window()  # the first read starts the sampling thread
+        time.sleep(0.3)  # the GPU's workload: 0.3 s at a constant 50 W
+        window = meter.end_window()
+        assert window.energy_j == pytest.approx(50.0 * window.duration_s, rel=0.03)
+        assert window.energy_j == pytest.approx(15.0, rel=0.1)  # the window lasts 0.3 s and a little more
+        assert window.method == "nvml" and window.assumptions == source.assumptions
+        assert pre_volta_gpu.power_reads >= 10  # sampled in the background, not only at the window's edges
+    finally:
+        source.close()
+
+
+def test_nvml_sampled_power_follows_a_change_between_reads(pre_volta_gpu: FakeNvml) -> None:
+    # 50 W for 0.1 s, then 150 W for 0.2 s: 35 J. Two reads alone would give the trapezoid's 30 J.
+    source = NvmlEnergySource(0)
+    try:
+        begin_s = time.perf_counter()
+        start_mj = source.read_energy_mj()
+        time.sleep(0.1)  # the workload's first phase
+        switch_s = time.perf_counter()
+        pre_volta_gpu.power_mw = 150_000
+        time.sleep(0.2)  # its second phase
+        energy_j = (source.read_energy_mj() - start_mj) / 1000.0
+        end_s = time.perf_counter()
+        assert energy_j == pytest.approx(50.0 * (switch_s - begin_s) + 150.0 * (end_s - switch_s), rel=0.05)
+    finally:
+        source.close()
+
+
+def test_nvml_sampling_stops_on_close(pre_volta_gpu: FakeNvml) -> None:
+    source = NvmlEnergySource(0)
+    source.read_energy_mj()
+    assert wait_for(lambda: pre_volta_gpu.power_reads >= 3)
+    source.close()
+    reads = pre_volta_gpu.power_reads
+    time.sleep(0.05)  # five sample periods in which a running sampler would have read the power
+    assert pre_volta_gpu.power_reads == reads
+    assert not [t for t in threading.enumerate() if t.name == "nvml-power-cuda:0"]
 
 
 def test_nvml_refuses_a_gpu_in_mig_mode(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -289,7 +458,8 @@ def test_nvml_follows_cuda_visible_devices_and_prefers_the_uuid(monkeypatch: pyt
 
 def test_factory_gives_nvml_for_cuda_and_a_clear_error_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
     FakeNvml([0, 0]).install(monkeypatch)
-    assert isinstance(make_energy_source("cuda:0"), NvmlEnergySource)
+    source = make_energy_source("cuda:0")
+    assert isinstance(source, NvmlEnergySource) and source.energy_reading == TOTAL_ENERGY_COUNTER
 
     def no_library() -> None:
         raise pynvml.NVMLError(pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
@@ -297,6 +467,19 @@ def test_factory_gives_nvml_for_cuda_and_a_clear_error_without_it(monkeypatch: p
     monkeypatch.setattr(pynvml, "nvmlInit", no_library)
     with pytest.raises(MeasurementError, match="cannot measure the energy of cuda:1.*install the NVIDIA driver"):
         make_energy_source("cuda:1")
+
+
+def test_factory_says_when_a_gpu_is_measured_by_sampled_power(
+    pre_volta_gpu: FakeNvml, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="sustainml_nodes.hw_constraints"):
+        source = make_energy_source("cuda:0")
+    try:
+        assert isinstance(source, NvmlEnergySource) and source.energy_reading == SAMPLED_POWER
+        assert "cuda:0 energy: NVML sampled power of Tesla P100-PCIE-16GB" in caplog.text
+        assert "integrated (no total-energy counter" in caplog.text
+    finally:
+        source.close()
 
 
 def test_only_energy_nvml_touches_pynvml() -> None:

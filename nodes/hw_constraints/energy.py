@@ -1,8 +1,10 @@
 """Pick the energy source of a device once: probe the best counter, fall back to what is left.
 
-``cuda:N`` -> NVML's total-energy counter (no fallback: a GPU whose energy cannot be counted cannot
-be measured honestly). ``cpu`` -> the RAPL package counters if this process can read them, else the
-declared estimate of :mod:`.energy_estimate`. The choice and its reason are logged.
+``cuda:N`` -> NVML: its total-energy counter, or on pre-Volta boards its power sampled and integrated
+(said in the source's ``assumptions``); no estimate: a GPU whose energy NVML cannot give cannot be
+measured honestly. ``cpu`` -> the RAPL package counters if this process can read them (mirrored dies
+counted once, said in ``assumptions``), else the declared estimate of :mod:`.energy_estimate`. The
+choice and its reason are logged.
 """
 
 from __future__ import annotations
@@ -58,7 +60,13 @@ def make_energy_source(device: str, *, powercap_root: Path | str = POWERCAP_ROOT
             source: EnergySource = NvmlEnergySource(index, uuid=_torch_nvml_uuid(index))
         except MeasurementError as e:
             raise MeasurementError(f"cannot measure the energy of {device}: {e}") from e
-        log.info("%s energy: NVML total-energy counter of %s", source.device, getattr(source, "name", "the GPU"))
+        log.info(
+            "%s energy: NVML %s of %s%s",
+            source.device,
+            getattr(source, "energy_reading", "total-energy counter"),
+            getattr(source, "name", "the GPU"),
+            f" ({source.assumptions})" if source.assumptions else "",
+        )
         return source
     try:
         source = RaplEnergySource(powercap_root)
@@ -66,5 +74,9 @@ def make_energy_source(device: str, *, powercap_root: Path | str = POWERCAP_ROOT
         source = EstimateEnergySource()
         log.info("cpu energy: declared estimate, because RAPL is not usable (%s); %s", e, source.assumptions)
         return source
-    log.info("cpu energy: RAPL counters %s", ", ".join(d.name for d in source.domains))
+    log.info(
+        "cpu energy: RAPL counters %s%s",
+        ", ".join(d.name for d in source.domains),
+        f" ({source.assumptions})" if source.assumptions else "",
+    )
     return source
