@@ -25,6 +25,7 @@ meter's figure side by side, without an error column.
 from __future__ import annotations
 
 import argparse
+from abc import ABC, abstractmethod
 import logging
 import math
 import statistics
@@ -53,15 +54,16 @@ class Reading:
     ram_j: float = math.nan  # memory energy, where the meter adds one (not compared)
 
 
-class Meter:
+class Meter(ABC):
     """A meter under test: ``measure(run)`` calls ``run()`` inside its window and returns the reading."""
 
     name = ""
     available = True
     why_not = ""
 
+    @abstractmethod
     def measure(self, run: Callable[[], None]) -> Reading:
-        raise NotImplementedError
+        """The energy of one call of ``run``."""
 
 
 class OurMeter(Meter):

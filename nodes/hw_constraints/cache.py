@@ -22,24 +22,18 @@ from __future__ import annotations
 
 import copy
 import platform
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import astuple, dataclass, fields
-from pathlib import Path
-from types import TracebackType
 
 from sustainml import msg
+from sustainml.sqlite_file import SqliteFile
 
 from .estimate import DeviceCalibration
 
 __all__ = ["CACHE_FILE", "SCHEMA_VERSION", "MeasurementCache", "MeasurementKey", "CalibrationKey", "lookup_device_name"]
 
 CACHE_FILE = "measurements.sqlite3"
-SCHEMA_VERSION = 2
-_BUSY_TIMEOUT_MS = 5000  # how long to wait for another process's write lock on the same file
 
 # _MIGRATIONS[v] brings a file at user_version v to v + 1.
 _MIGRATIONS: dict[int, list[str]] = {
@@ -90,6 +84,7 @@ _MIGRATIONS: dict[int, list[str]] = {
         """,
     ],
 }
+SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 def _torch_version() -> str:
@@ -203,45 +198,15 @@ _CALIBRATION_VALUE_COLUMNS = [
 ]
 
 
-class MeasurementCache:
+class MeasurementCache(SqliteFile):
     """Measurements and device calibrations on one SQLite file; safe to call from several threads, and
     from several processes on the same file.
 
     ``path`` may be ``":memory:"`` for a cache that lives as long as the object.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path: str | Path = path if str(path) == ":memory:" else Path(path)
-        if isinstance(self.path, Path):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        # isolation_level=None: no implicit transactions; the ones we need are explicit.
-        self._db = sqlite3.connect(
-            str(self.path), check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000
-        )
-        try:
-            self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            if isinstance(self.path, Path):
-                self._db.execute("PRAGMA journal_mode = WAL")
-            self._migrate()
-        except BaseException:
-            self._db.close()
-            raise
-
-    # ----------------------------------------------------------------------------- lifecycle
-
-    def close(self) -> None:
-        """Close the file; a second call does nothing."""
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> MeasurementCache:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    migrations = _MIGRATIONS
+    what = "measurement cache"
 
     # ----------------------------------------------------------------------------- measurements
 
@@ -313,28 +278,3 @@ class MeasurementCache:
                 values,
             )
 
-    # ----------------------------------------------------------------------------- internals
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """The lock, and a write transaction that other processes on the same file wait for."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _migrate(self) -> None:
-        """Bring the file to SCHEMA_VERSION, one step per transaction; the version is read inside the
-        transaction so that two processes opening a new file at once do not both create it."""
-        while True:
-            with self._transaction() as db:
-                version = int(db.execute("PRAGMA user_version").fetchone()[0])
-                if version >= SCHEMA_VERSION:
-                    return
-                for statement in _MIGRATIONS[version]:
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {version + 1}")

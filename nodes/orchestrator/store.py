@@ -9,24 +9,17 @@ serialisation (``msg.X.serialize()``): the IDL stays the one definition of their
 from __future__ import annotations
 
 import copy
-import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from sustainml import msg
-from sustainml.exceptions import ConfigError, InvalidProblem
+from sustainml.exceptions import InvalidProblem
+from sustainml.sqlite_file import SqliteFile
 
 __all__ = ["TaskStore", "SCHEMA_VERSION", "DEFAULT_RESULT_LIMIT"]
 
-SCHEMA_VERSION = 1
 DEFAULT_RESULT_LIMIT = 20  # ResultRequest.limit 0 means this many
-_BUSY_TIMEOUT_MS = 5000  # how long to wait for another process's write lock on the same file
 _UNFINISHED = (msg.TaskState.TASK_QUEUED.name, msg.TaskState.TASK_RUNNING.name)
 
 # _MIGRATIONS[v] brings a file at user_version v to v + 1.
@@ -51,9 +44,10 @@ _MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX tasks_by_state ON tasks (state)",
     ],
 }
+SCHEMA_VERSION = len(_MIGRATIONS)
 
 
-class TaskStore:
+class TaskStore(SqliteFile):
     """The orchestrator's task table on one SQLite file; safe to call from several threads.
 
     ``path`` may be ``":memory:"`` for a store that lives as long as the object. The row is the
@@ -61,38 +55,8 @@ class TaskStore:
     error and failed node.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = path if str(path) == ":memory:" else Path(path)
-        if isinstance(self.path, Path):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        # isolation_level=None: no implicit transactions; the ones we need are explicit.
-        self._db = sqlite3.connect(
-            str(self.path), check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000
-        )
-        try:
-            self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            if isinstance(self.path, Path):
-                self._db.execute("PRAGMA journal_mode = WAL")
-            self._migrate()
-        except BaseException:
-            self._db.close()
-            raise
-
-    # ----------------------------------------------------------------------------- lifecycle
-
-    def close(self) -> None:
-        """Close the file; a second call does nothing."""
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> TaskStore:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    migrations = _MIGRATIONS
+    what = "task store"
 
     # ----------------------------------------------------------------------------- writing
 
@@ -235,18 +199,6 @@ class TaskStore:
 
     # ----------------------------------------------------------------------------- internals
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """The lock, and a write transaction that other processes on the same file wait for."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
     def _update(self, task_id: msg.TaskId, assignments: str, params: tuple[object, ...]) -> None:
         with self._lock:
             cursor = self._db.execute(
@@ -263,29 +215,6 @@ class TaskStore:
                 f" FROM tasks {clause}",
                 params,
             ).fetchall()
-
-    def _migrate(self) -> None:
-        """Bring the file to SCHEMA_VERSION, one step per transaction; the version is read inside the
-        transaction so that two processes opening a new file at once do not both create it."""
-        while True:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                (version,) = self._db.execute("PRAGMA user_version").fetchone()
-                if version > SCHEMA_VERSION:
-                    raise ConfigError(
-                        f"task store {self.path} has schema version {version}, newer than this program's "
-                        f"{SCHEMA_VERSION}; upgrade sustainml or point the orchestrator at another file"
-                    )
-                if version == SCHEMA_VERSION:
-                    self._db.execute("COMMIT")
-                    return
-                for statement in _MIGRATIONS[version]:
-                    self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {version + 1}")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
 
 def _no_task(task_id: msg.TaskId) -> str:
@@ -307,3 +236,4 @@ def _result_of(row: tuple[Any, ...]) -> msg.TaskResult:
     result.error = error
     result.failed_node = failed_node
     return result
+

@@ -1,0 +1,89 @@
+"""An SQLite file that threads and processes share safely, with versioned schema migrations: the base
+of the orchestrator's task store and the hardware node's measurement cache (stdlib sqlite3; nothing
+on PyPI adds what these two need)."""
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import ClassVar
+
+from .exceptions import ConfigError
+
+__all__ = ["SqliteFile"]
+
+BUSY_TIMEOUT_MS = 5000  # how long to wait for another process's write lock on the same file
+
+
+class SqliteFile:
+    """One connection guarded by a lock (threads), WAL and a busy timeout (processes).
+
+    Subclasses set ``migrations``: ``migrations[v]`` holds the statements that bring a file at
+    ``PRAGMA user_version`` v to v + 1. ``path`` may be ``":memory:"`` for a file that lives as long
+    as the object."""
+
+    migrations: ClassVar[Mapping[int, Sequence[str]]] = {}
+    what: ClassVar[str] = "database"   # for error messages: "task store", "measurement cache"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path: str | Path = path if str(path) == ":memory:" else Path(path)
+        if isinstance(self.path, Path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        # isolation_level=None: no implicit transactions; the ones we need are explicit.
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
+                                   timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if isinstance(self.path, Path):
+                self._db.execute("PRAGMA journal_mode = WAL")
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        return len(self.migrations)
+
+    def close(self) -> None:
+        """Close the file; a second call does nothing."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self):  # noqa: ANN204 - returns the subclass
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The lock, and a write transaction that other processes on the same file wait for."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        """Bring the file to the current version, one step per transaction; the version is read inside
+        the transaction so that two processes opening a new file at once do not both create it."""
+        while True:
+            with self._transaction() as db:
+                version = int(db.execute("PRAGMA user_version").fetchone()[0])
+                if version > self.schema_version:
+                    raise ConfigError(
+                        f"{self.what} {self.path} has schema version {version}, newer than this program's "
+                        f"{self.schema_version}; upgrade sustainml or point it at another file")
+                if version == self.schema_version:
+                    return
+                for statement in self.migrations[version]:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {version + 1}")
