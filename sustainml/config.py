@@ -109,12 +109,13 @@ def apply_dds_config(cfg: RuntimeConfig) -> None:
     tag = f"<Tag>{cfg.discovery_tag}</Tag>" if cfg.discovery_tag else ""
     if cfg.dds_config:
         src = cfg.dds_config.strip()
-        if src.startswith("<"):
-            os.environ["CYCLONEDDS_URI"] = src
-        else:
+        if not src.startswith("<"):
             if not Path(src).is_file():
                 raise ConfigError(f"DDS config {src!r} is not a file; give a Cyclone XML file or inline XML")
-            os.environ["CYCLONEDDS_URI"] = "file://" + str(Path(src).resolve())
+            src = "file://" + str(Path(src).resolve())
+        # Cyclone reads a comma-separated list of configurations, later ones adding to earlier ones:
+        # the discovery tag applies to a user's XML too.
+        os.environ["CYCLONEDDS_URI"] = src + (f",<Discovery>{tag}</Discovery>" if tag else "")
     elif not os.environ.get("CYCLONEDDS_URI") or os.environ["CYCLONEDDS_URI"].startswith(LOOPBACK_XML[:40]):
         # Unset, or set by us earlier (perhaps with another discovery tag): the embedded default.
         os.environ["CYCLONEDDS_URI"] = LOOPBACK_XML.format(tag=tag)

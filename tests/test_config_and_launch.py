@@ -107,3 +107,14 @@ def test_ctrl_c_stops_every_node_and_exits_zero(dds):
     for pid in pids:   # no node process left behind
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_the_discovery_tag_applies_to_a_users_xml_too(tmp_path: Path, monkeypatch):
+    from sustainml.config import RuntimeConfig, apply_dds_config
+    xml = tmp_path / "cyclone.xml"
+    xml.write_text("<CycloneDDS/>")
+    monkeypatch.delenv("CYCLONEDDS_URI", raising=False)
+    apply_dds_config(RuntimeConfig(dds_config=str(xml), discovery_tag="t42"))
+    assert os.environ["CYCLONEDDS_URI"] == f"file://{xml},<Discovery><Tag>t42</Tag></Discovery>"
+    apply_dds_config(RuntimeConfig(dds_config=str(xml)))
+    assert os.environ["CYCLONEDDS_URI"] == f"file://{xml}"
