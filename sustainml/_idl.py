@@ -28,6 +28,9 @@ PRIMITIVES: dict[str, tuple[str, str]] = {
     "int64": ("types.int64", "0"),
 }
 
+OCTETS = "sequence<octet>"
+"""The one use of octet we support: a byte string (e.g. a serialised ONNX model)."""
+
 
 class IdlSyntaxError(ValueError):
     """Raised when the IDL file uses a construct outside the supported subset."""
@@ -134,6 +137,8 @@ def parse(text: str) -> IdlModule:
     take(";")
     for struct in module.structs.values():
         for member in struct.members:
+            if member.idl_type == OCTETS:
+                continue
             element = member.idl_type.removeprefix("sequence<").removesuffix(">")
             if element not in PRIMITIVES and element not in module.enums and element not in module.structs:
                 raise IdlSyntaxError(f"{struct.name}.{member.name}: unknown type {element!r}")
@@ -142,6 +147,10 @@ def parse(text: str) -> IdlModule:
 
 def _annotation(idl_type: str, module: IdlModule) -> tuple[str, str]:
     """Python annotation and default-value expression for one IDL member type."""
+    if idl_type == OCTETS:
+        # Not Python's bytes: cyclonedds-python 11 builds no XTypes type object for it, and a topic needs
+        # one. Writers may pass bytes; readers get a list of ints (bytes(x) turns it back).
+        return "types.sequence[types.byte]", "field(default_factory=list)"
     if idl_type.startswith("sequence<"):
         inner, _ = _annotation(idl_type[len("sequence<"):-1], module)
         return f"types.sequence[{inner}]", "field(default_factory=list)"

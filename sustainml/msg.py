@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from cyclonedds.idl import IdlEnum, IdlStruct, types
 from cyclonedds.idl.annotations import appendable, final, key
 
-__all__ = ['CarbonFootprint', 'CatalogueReply', 'CatalogueRequest', 'Constraints', 'ControlCommand', 'DatasetInfo', 'Device', 'EncodeReply', 'EncodeRequest', 'EncodedTask', 'Footprint', 'HardwareInventory', 'HardwareMeasurement', 'InventoryReply', 'InventoryRequest', 'Measurement', 'ModelCandidate', 'ModelCandidates', 'NodeControl', 'NodeState', 'NodeStatus', 'Quality', 'ResultReply', 'ResultRequest', 'SubmitReply', 'SubmitRequest', 'TaskId', 'TaskOption', 'TaskResult', 'TaskState', 'TaskStatus', 'Usage', 'UserInput']
+__all__ = ['CarbonFootprint', 'CatalogueReply', 'CatalogueRequest', 'ClassCount', 'ColumnProfile', 'Constraints', 'ControlCommand', 'DatasetInfo', 'DatasetProfile', 'Device', 'EncodeReply', 'EncodeRequest', 'EncodedTask', 'Finding', 'Footprint', 'GreenerVariant', 'HardwareInventory', 'HardwareMeasurement', 'InventoryReply', 'InventoryRequest', 'Measurement', 'ModelCandidate', 'ModelCandidates', 'NodeControl', 'NodeState', 'NodeStatus', 'OnnxReply', 'OnnxRequest', 'Quality', 'ResultReply', 'ResultRequest', 'SubmitReply', 'SubmitRequest', 'TaskId', 'TaskOption', 'TaskReading', 'TaskResult', 'TaskState', 'TaskStatus', 'Usage', 'UserInput']
 
 
 @dataclass
@@ -47,6 +47,7 @@ class Constraints(IdlStruct, typename="sustainml::Constraints"):
     max_train_hours: float = 0.0
     max_train_co2_g: float = 0.0
     max_memory_mb: float = 0.0
+    deploy_target: str = ""
 
 
 @dataclass
@@ -66,6 +67,57 @@ class DatasetInfo(IdlStruct, typename="sustainml::DatasetInfo"):
     input_shape: types.sequence[types.uint32] = field(default_factory=list)
     num_classes: types.uint32 = 0
     num_features: types.uint32 = 0
+    target_column: str = ""
+
+
+@dataclass
+@appendable
+class ColumnProfile(IdlStruct, typename="sustainml::ColumnProfile"):
+    name: str = ""
+    dtype: str = ""
+    missing: types.uint64 = 0
+    distinct: types.uint64 = 0
+
+
+@dataclass
+@appendable
+class ClassCount(IdlStruct, typename="sustainml::ClassCount"):
+    label: str = ""
+    count: types.uint64 = 0
+
+
+@dataclass
+@appendable
+class DatasetProfile(IdlStruct, typename="sustainml::DatasetProfile"):
+    path: str = ""
+    format: str = ""
+    size_bytes: types.uint64 = 0
+    rows: types.uint64 = 0
+    columns: types.uint32 = 0
+    column_profiles: types.sequence[ColumnProfile] = field(default_factory=list)
+    missing_values: types.uint64 = 0
+    target_column: str = ""
+    class_balance: types.sequence[ClassCount] = field(default_factory=list)
+    sample_shape: types.sequence[types.uint32] = field(default_factory=list)
+    summary: str = ""
+
+
+@dataclass
+@appendable
+class Finding(IdlStruct, typename="sustainml::Finding"):
+    field: str = ""
+    kind: str = ""
+    message: str = ""
+
+
+@dataclass
+@appendable
+class TaskReading(IdlStruct, typename="sustainml::TaskReading"):
+    task_type: str = ""
+    modality: str = ""
+    metric: str = ""
+    confidence: float = 0.0
+    why: str = ""
 
 
 @dataclass
@@ -106,6 +158,22 @@ class EncodedTask(IdlStruct, typename="sustainml::EncodedTask"):
     alternative_regions: types.sequence[str] = field(default_factory=list)
     allowed_hardware: types.sequence[str] = field(default_factory=list)
     candidate_models: types.sequence[str] = field(default_factory=list)
+    findings: types.sequence[Finding] = field(default_factory=list)
+    readings: types.sequence[TaskReading] = field(default_factory=list)
+    dataset_profile: DatasetProfile = field(default_factory=DatasetProfile)
+
+
+@dataclass
+@appendable
+class GreenerVariant(IdlStruct, typename="sustainml::GreenerVariant"):
+    kind: str = ""
+    name: str = ""
+    description: str = ""
+    quality_change: float = 0.0
+    quality_effect: str = ""
+    evidence: str = ""
+    assumed: bool = False
+    energy_factor: float = 0.0
 
 
 @dataclass
@@ -125,6 +193,10 @@ class ModelCandidate(IdlStruct, typename="sustainml::ModelCandidate"):
     default_epochs: types.uint32 = 0
     default_batch_size: types.uint32 = 0
     reason: str = ""
+    display_name: str = ""
+    licence: str = ""
+    library: str = ""
+    variants: types.sequence[GreenerVariant] = field(default_factory=list)
 
 
 @dataclass
@@ -270,6 +342,13 @@ class TaskResult(IdlStruct, typename="sustainml::TaskResult"):
     options: types.sequence[TaskOption] = field(default_factory=list)
     submitted_unix_s: float = 0.0
     finished_unix_s: float = 0.0
+    modality: str = ""
+    confidence: float = 0.0
+    findings: types.sequence[Finding] = field(default_factory=list)
+    readings: types.sequence[TaskReading] = field(default_factory=list)
+    dataset_profile: DatasetProfile = field(default_factory=DatasetProfile)
+    candidates: types.sequence[ModelCandidate] = field(default_factory=list)
+    excluded: types.sequence[str] = field(default_factory=list)
 
 
 @dataclass
@@ -366,6 +445,27 @@ class EncodeRequest(IdlStruct, typename="sustainml::EncodeRequest"):
 class EncodeReply(IdlStruct, typename="sustainml::EncodeReply"):
     request_id: str = ""
     task: EncodedTask = field(default_factory=EncodedTask)
+    error: str = ""
+
+
+@dataclass
+@appendable
+class OnnxRequest(IdlStruct, typename="sustainml::OnnxRequest"):
+    request_id: str = ""
+    model: str = ""
+    input_shape: types.sequence[types.uint32] = field(default_factory=list)
+    batch_size: types.uint32 = 0
+
+
+@dataclass
+@appendable
+class OnnxReply(IdlStruct, typename="sustainml::OnnxReply"):
+    request_id: str = ""
+    model: str = ""
+    onnx: types.sequence[types.byte] = field(default_factory=list)
+    input_shape: types.sequence[types.uint32] = field(default_factory=list)
+    input_name: str = ""
+    output_name: str = ""
     error: str = ""
 
 

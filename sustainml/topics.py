@@ -70,12 +70,13 @@ RESULTS = ServiceSpec("results", msg.ResultRequest, msg.ResultReply, "orchestrat
 CATALOGUE = ServiceSpec("catalogue", msg.CatalogueRequest, msg.CatalogueReply, "model provider")
 INVENTORY = ServiceSpec("inventory", msg.InventoryRequest, msg.InventoryReply, "every hardware node")
 ENCODE = ServiceSpec("encode", msg.EncodeRequest, msg.EncodeReply, "task encoder, without a task")
+EXPORT_ONNX = ServiceSpec("export_onnx", msg.OnnxRequest, msg.OnnxReply, "model provider: a model as ONNX")
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     USER_INPUT, ENCODED_TASK, MODEL_CANDIDATES, HARDWARE_MEASUREMENT, CARBON_FOOTPRINT,
     HARDWARE_INVENTORY, TASK_STATUS, TASK_RESULT, NODE_STATUS, NODE_CONTROL,
 )
-ALL_SERVICES: tuple[ServiceSpec, ...] = (SUBMIT, RESULTS, CATALOGUE, INVENTORY, ENCODE)
+ALL_SERVICES: tuple[ServiceSpec, ...] = (SUBMIT, RESULTS, CATALOGUE, INVENTORY, ENCODE, EXPORT_ONNX)
 
 
 def by_name(name: str) -> TopicSpec:

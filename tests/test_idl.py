@@ -37,6 +37,8 @@ PYTHON_TYPE: dict[str, Any] = {
 
 def python_type(idl_type: str) -> Any:
     """The annotation msg.py must carry for an IDL member type."""
+    if idl_type == "sequence<octet>":
+        return types.sequence[types.byte]
     if idl_type.startswith("sequence<") and idl_type.endswith(">"):
         return types.sequence[python_type(idl_type[len("sequence<"):-1])]
     if idl_type in PYTHON_TYPE:
@@ -93,6 +95,8 @@ def test_enum_matches_idl(enum: _idl.Enum) -> None:
 def sample_value(idl_type: str, salt: int) -> Any:
     """A value of ``idl_type`` far from its default: extreme integers, non-ASCII text, the last enum
     literal, sequences of two, nested structs filled the same way."""
+    if idl_type == "sequence<octet>":
+        return list(range(256)) * (salt + 1)
     if idl_type.startswith("sequence<"):
         inner = idl_type[len("sequence<"):-1]
         return [sample_value(inner, salt), sample_value(inner, salt + 1)]

@@ -2,7 +2,9 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -20,3 +22,17 @@ class Workload:
     inputs: Callable[[int], torch.Tensor]
     targets: Callable[[int], torch.Tensor]
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class EstimatorWorkload:
+    """A model that is not torch (a scikit-learn tree ensemble or linear model), run by its own library.
+
+    ``estimator`` is unfitted; ``data(n)`` makes ``n`` seeded synthetic samples ``(X, y)`` of the
+    reference shape, ``X`` float32 ``[n, features]`` and ``y`` class indices or float targets.
+    The hardware node times ``fit`` for training and ``predict`` for inference.
+    """
+
+    name: str
+    estimator: Any
+    data: Callable[[int], tuple[np.ndarray, np.ndarray]]
