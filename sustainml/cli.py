@@ -222,6 +222,36 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_encode(args: argparse.Namespace) -> int:
+    """Run the task encoder in this process, on free text or a problem file: no pipeline needed."""
+    from sustainml_nodes.task_encoder.dataset_profile import DEFAULT_MAX_DATASET_MB, DataPolicy, profile_dataset
+    from sustainml_nodes.task_encoder.encoding import encode
+
+    from . import msg
+    from .problem import load_problem
+    from .report import encoded_to_dict, print_encoded
+    if bool(args.text) == bool(args.problem):
+        raise InvalidProblem("give the goal as TEXT or a problem file with --problem, not both or neither")
+    problem = load_problem(args.problem) if args.problem else msg.UserInput(text=args.text)
+    for field, value in (("task_type_hint", args.task_type), ("train_region", args.region)):
+        if value:
+            setattr(problem, field, value)
+    if args.dataset:
+        problem.dataset.path = args.dataset
+    if args.target_column:
+        problem.dataset.target_column = args.target_column
+    profile = None
+    if problem.dataset.path:
+        policy = DataPolicy.from_params(args.data_dir, args.max_dataset_mb or DEFAULT_MAX_DATASET_MB)
+        profile = profile_dataset(problem.dataset.path, policy=policy, target_column=problem.dataset.target_column)
+    task = encode(problem, profile=profile)
+    if args.json:
+        print(json.dumps(encoded_to_dict(task), indent=2))
+    else:
+        print_encoded(task, Console())
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
     _export_runtime(args)
@@ -256,6 +286,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress display")
     _runtime_args(p)
     p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("encode", help="run the task encoder alone on a description and print the encoded task")
+    p.add_argument("text", nargs="?", default="", help='the goal in your words, e.g. "detect defects in photos of welds"')
+    p.add_argument("--problem", help="encode a problem file instead of TEXT")
+    p.add_argument("--task-type", default="", help="task type hint (skips inferring it)")
+    p.add_argument("--region", default="", help="train region, e.g. DEU or gcp:europe-west3")
+    p.add_argument("--dataset", default="", help="CSV, Parquet or image folder to profile, under --data-dir")
+    p.add_argument("--target-column", default="", help="column to predict (default: the last one)")
+    p.add_argument("--data-dir", default=os.environ.get("SUSTAINML_DATA_DIR", "."),
+                   help="the only folder datasets may be read from (default: SUSTAINML_DATA_DIR or .)")
+    p.add_argument("--max-dataset-mb", type=float, default=0.0,
+                   help="largest dataset to profile, MiB (default: the task encoder's, 512)")
+    p.add_argument("--json", action="store_true", help="print the encoded task as JSON")
+    p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("status", help="list live nodes and their state")
     p.add_argument("--json", action="store_true")

@@ -1,6 +1,8 @@
 """How results look to people and scripts: the JSON view of a TaskResult (keys documented in
 README, stable for scripts) and the rich tables the CLI prints."""
 
+import dataclasses
+import enum
 from typing import Any
 
 from rich import box
@@ -9,7 +11,7 @@ from rich.table import Table
 
 from . import msg
 
-__all__ = ["result_to_dict", "status_name", "result_table", "print_result"]
+__all__ = ["result_to_dict", "encoded_to_dict", "status_name", "result_table", "print_result", "print_encoded"]
 
 
 def status_name(state: msg.TaskState) -> str:
@@ -53,7 +55,51 @@ def result_to_dict(result: msg.TaskResult) -> dict[str, Any]:
         "submitted_unix_s": result.submitted_unix_s,
         "finished_unix_s": result.finished_unix_s,
         "options": [_option_to_dict(o) for o in result.options],
+        "modality": result.modality,
+        "confidence": result.confidence,
+        "findings": [_plain(f) for f in result.findings],
+        "readings": [_plain(r) for r in result.readings],
+        "dataset_profile": _profile_to_dict(result.dataset_profile),
+        "candidates": [_plain(c) for c in result.candidates],
+        "excluded": list(result.excluded),
     }
+
+
+def encoded_to_dict(task: msg.EncodedTask) -> dict[str, Any]:
+    """The task encoder's reading of a problem, for ``sustainml encode --json``."""
+    return {
+        "task_type": task.task_type,
+        "modality": task.modality,
+        "metric": task.metric,
+        "higher_is_better": task.higher_is_better,
+        "confidence": task.confidence,
+        "constraints": _plain(task.constraints),
+        "usage": _plain(task.usage),
+        "dataset": _plain(task.dataset),
+        "train_region": task.train_region,
+        "inference_region": task.inference_region,
+        "allowed_hardware": list(task.allowed_hardware),
+        "findings": [_plain(f) for f in task.findings],
+        "readings": [_plain(r) for r in task.readings],
+        "dataset_profile": _profile_to_dict(task.dataset_profile),
+        "explanation": task.explanation,
+        "warnings": list(task.warnings),
+    }
+
+
+def _plain(message: Any) -> Any:
+    """A message as JSON-ready data: nested messages to dicts, sequences to lists, ints kept."""
+    if dataclasses.is_dataclass(message):
+        return {f.name: _plain(getattr(message, f.name)) for f in dataclasses.fields(message)}
+    if isinstance(message, enum.Enum):
+        return message.name
+    if isinstance(message, (list, tuple)):
+        return [_plain(v) for v in message]
+    return message
+
+
+def _profile_to_dict(profile: msg.DatasetProfile) -> dict[str, Any] | None:
+    return _plain(profile) if profile.path else None
 
 
 def _g(value: float) -> str:
@@ -105,3 +151,48 @@ def print_result(result: msg.TaskResult, console: Console | None = None) -> None
     console.print(result_table(result, wide=console.width >= 110))
     if result.explanation:
         console.print(result.explanation)
+    _print_understanding(console, result.dataset_profile, result.findings)
+    if result.candidates:
+        console.print(candidates_table(result.candidates, result.excluded))
+
+
+def candidates_table(candidates: list[msg.ModelCandidate], excluded: list[str]) -> Table:
+    """Why each model was proposed, and its greener variants with their expected effect on quality."""
+    table = Table(title="candidates and greener variants", box=box.SIMPLE_HEAD, pad_edge=False,
+                  caption="\n".join(f"not proposed: {why}" for why in excluded) or None, caption_justify="left")
+    table.add_column("model", no_wrap=True)
+    table.add_column("why proposed / greener variant: expected effect (evidence)")
+    for c in candidates:
+        table.add_row(c.display_name or c.name, c.reason)
+        for v in c.variants:
+            mark = "assumed" if v.assumed else "published"
+            table.add_row("", f"  [green]{v.kind}[/] {v.name}: {v.quality_effect} ({mark}: {v.evidence})")
+    return table
+
+
+def _print_understanding(console: Console, profile: msg.DatasetProfile, findings: list[msg.Finding]) -> None:
+    if profile.path:
+        console.print(f"[bold]data[/] {profile.path}: {profile.summary}")
+    for f in findings:
+        if f.kind != "assumption":
+            console.print(f"[bold]{f.kind}[/] ({f.field}): {f.message}")
+
+
+def print_encoded(task: msg.EncodedTask, console: Console | None = None) -> None:
+    """What ``sustainml encode`` prints: the reading, its confidence, the alternatives and the findings."""
+    console = console or Console()
+    console.print(f"[bold]{task.task_type}[/] ({task.modality} data, quality as {task.metric}), "
+                  f"confidence {task.confidence:.2f}")
+    for r in task.readings[1:]:
+        console.print(f"  or {r.task_type} (confidence {r.confidence:.2f}): {r.why}")
+    c = task.constraints
+    limits = [f"{name} {value:g}" for name, value in (
+        ("quality_target", c.quality_target), ("max_latency_ms", c.max_latency_ms),
+        ("max_train_hours", c.max_train_hours), ("max_train_co2_g", c.max_train_co2_g),
+        ("max_memory_mb", c.max_memory_mb)) if value]
+    if c.deploy_target:
+        limits.append(f"deploy_target {c.deploy_target}")
+    console.print("constraints: " + (", ".join(limits) or "none"))
+    _print_understanding(console, task.dataset_profile, list(task.findings))
+    if task.explanation:
+        console.print(task.explanation)

@@ -185,20 +185,28 @@ class TaskBook:
         extra = [f"Results from {h} are missing: {why}." for h, why in sorted(task.missing.items())]
         extra += [f"Not measured on {m.host}: {why}." for m in measurements for why in m.excluded]
         extra += [f"Note: {w}" for w in task.encoded.warnings]
-        result = msg.TaskResult(
-            task_id=task.task_id, state=msg.TaskState.TASK_DONE,
-            explanation=" ".join([explanation, *extra]).strip(),
-            task_type=task.encoded.task_type, metric=task.encoded.metric, options=options,
-            submitted_unix_s=task.submitted_unix_s, finished_unix_s=time.time())
+        result = self._result(task, msg.TaskState.TASK_DONE,
+                              explanation=" ".join([explanation, *extra]).strip(), options=options)
         return self._close(task, result, "done")
+
+    @staticmethod
+    def _result(task: Task, state: msg.TaskState, **fields: object) -> msg.TaskResult:
+        """The result of ``task`` with what the encoder and the provider said, as far as they got."""
+        encoded, candidates = task.encoded, task.candidates
+        if encoded is not None:
+            fields.update(
+                task_type=encoded.task_type, metric=encoded.metric, modality=encoded.modality,
+                confidence=encoded.confidence, findings=list(encoded.findings), readings=list(encoded.readings),
+                dataset_profile=encoded.dataset_profile)
+        if candidates is not None:
+            fields.update(candidates=list(candidates.candidates), excluded=list(candidates.excluded))
+        return msg.TaskResult(task_id=task.task_id, state=state, submitted_unix_s=task.submitted_unix_s,
+                              finished_unix_s=time.time(), **fields)
 
     def _fail(self, task: Task, error: str, node: str,
               state: msg.TaskState = msg.TaskState.TASK_FAILED) -> list[Action]:
         self.log.warning("task %s %s: %s (%s)", task.label, state.name[5:].lower(), error, node)
-        result = msg.TaskResult(task_id=task.task_id, state=state, error=error, failed_node=node,
-                                task_type=task.encoded.task_type if task.encoded else "",
-                                metric=task.encoded.metric if task.encoded else "",
-                                submitted_unix_s=task.submitted_unix_s, finished_unix_s=time.time())
+        result = self._result(task, state, error=error, failed_node=node)
         return self._close(task, result, error)
 
     def _close(self, task: Task, result: msg.TaskResult, message: str) -> list[Action]:

@@ -23,7 +23,10 @@ import pandas as pd
 from sustainml import msg
 from sustainml.exceptions import InvalidProblem
 
-__all__ = ["DataPolicy", "DatasetError", "profile_dataset"]
+__all__ = ["DEFAULT_MAX_DATASET_MB", "DataPolicy", "DatasetError", "profile_dataset"]
+
+DEFAULT_MAX_DATASET_MB = 512.0
+"""The largest file (or image folder) profiled unless the operator says otherwise."""
 
 TABLE_FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
