@@ -252,6 +252,23 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    """Write a catalogue model as ONNX, in this process (the model provider serves the same over DDS)."""
+    from sustainml_nodes.model_provider.onnx_export import export_onnx
+    shape = tuple(args.input_shape) if args.input_shape else None
+    exported = export_onnx(args.model, input_shape=shape, batch_size=args.batch)
+    out = Path(args.output or f"{args.model}.onnx")
+    try:
+        out.write_bytes(exported.onnx)
+    except OSError as e:
+        raise InvalidProblem(f"cannot write {out}: {e.strerror or e}") from None
+    batch = args.batch or "N"
+    print(f"wrote {out} ({len(exported.onnx) / 1e6:.3g} MB): input {exported.input_name!r} "
+          f"{exported.input_dtype}[{batch}, {', '.join(map(str, exported.input_shape))}], "
+          f"output {exported.output_name!r}; weights are seeded, not trained")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
     _export_runtime(args)
@@ -300,6 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest dataset to profile, MiB (default: the task encoder's, 512)")
     p.add_argument("--json", action="store_true", help="print the encoded task as JSON")
     p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("export-onnx", help="write a catalogue model as an ONNX file, for a runtime without Python")
+    p.add_argument("model", help="catalogue name, e.g. resnet18")
+    p.add_argument("-o", "--output", help="file to write (default MODEL.onnx)")
+    p.add_argument("--batch", type=int, default=0, help="fixed batch size (default: a dynamic batch dimension)")
+    p.add_argument("--input-shape", type=int, nargs="+", metavar="D",
+                   help="per-sample input shape (default: the catalogue's)")
+    p.set_defaults(func=cmd_export_onnx)
 
     p = sub.add_parser("status", help="list live nodes and their state")
     p.add_argument("--json", action="store_true")

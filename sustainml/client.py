@@ -17,7 +17,7 @@ publishes no status: it is not a node.
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +214,16 @@ class Client:
         """Every hardware node's inventory (one per host that answers within ``timeout_s``)."""
         replies = self._service(topics.INVENTORY).gather(msg.InventoryRequest(), timeout_s=timeout_s)
         return [r.inventory for r in replies if not r.error]
+
+    def export_onnx(self, model: str, *, input_shape: Sequence[int] = (), batch_size: int = 0,
+                    timeout_s: float = 300.0) -> bytes:
+        """The catalogue model ``model`` as a serialised ONNX graph (seeded, untrained weights), from the
+        model provider; ``batch_size`` 0 = a dynamic batch dimension."""
+        request = msg.OnnxRequest(model=model, input_shape=[int(d) for d in input_shape], batch_size=batch_size)
+        reply = self._service(topics.EXPORT_ONNX).call(request, timeout_s=timeout_s)
+        if reply.error:
+            raise InvalidProblem(reply.error)
+        return bytes(reply.onnx)
 
     def encode(self, problem: msg.UserInput | Mapping[str, Any], timeout_s: float = 10.0) -> msg.EncodedTask:
         """The task encoder's reading of a problem, without starting a task."""

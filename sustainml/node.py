@@ -124,8 +124,10 @@ class Node:
         self._subs.append(sub)
         return sub
 
-    def create_service(self, spec: ServiceSpec, handler: Callable[[Any], Any]) -> ServiceServer:
-        server = ServiceServer(self.bus, spec, handler)
+    def create_service(self, spec: ServiceSpec, handler: Callable[[Any], Any], **options: Any) -> ServiceServer:
+        """Answer ``spec``'s requests with ``handler`` on worker threads; ``options`` go to ServiceServer
+        (``workers``, and ``remember``: how many replies are kept for clients that re-send)."""
+        server = ServiceServer(self.bus, spec, handler, **options)
         self._services.append(server)
         return server
 

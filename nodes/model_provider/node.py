@@ -3,9 +3,11 @@
 from dataclasses import dataclass
 
 from sustainml import msg, topics
+from sustainml.exceptions import InvalidProblem
 from sustainml.node import Input, TaskContext, TaskNode, run_node
 
 from .catalogue import load_catalogue, propose, to_candidate
+from .onnx_export import export_onnx
 
 
 @dataclass
@@ -22,6 +24,8 @@ class ModelProvider(TaskNode):
     def on_configure(self) -> None:
         self.entries = load_catalogue(self.params.catalogue or None)
         self.create_service(topics.CATALOGUE, self._catalogue)
+        # One export at a time, and few replies remembered: a reply holds a whole model.
+        self.create_service(topics.EXPORT_ONNX, self._export_onnx, workers=1, remember=4)
 
     def process(self, ctx: TaskContext, task: msg.EncodedTask) -> msg.ModelCandidates:
         return propose(task, self.entries)
@@ -30,6 +34,17 @@ class ModelProvider(TaskNode):
         entries = [e for e in self.entries if request.task_type in ("", e.task_type)]
         return msg.CatalogueReply(request_id=request.request_id,
                                   models=[to_candidate(e, reason="catalogue entry") for e in entries])
+
+    def _export_onnx(self, request: msg.OnnxRequest) -> msg.OnnxReply:
+        """A catalogue model as ONNX, for a partner's hardware node that does not run Python."""
+        known = {e.name for e in self.entries}
+        if request.model not in known:
+            raise InvalidProblem(f"model {request.model!r} is not in the catalogue; known: {', '.join(sorted(known))}")
+        shape = tuple(int(d) for d in request.input_shape) or None
+        exported = export_onnx(request.model, input_shape=shape, batch_size=int(request.batch_size))
+        return msg.OnnxReply(request_id=request.request_id, model=exported.name, onnx=exported.onnx,
+                             input_shape=list(exported.input_shape), input_name=exported.input_name,
+                             output_name=exported.output_name)
 
 
 def main(argv: list[str] | None = None) -> int:
