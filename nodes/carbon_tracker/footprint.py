@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from sustainml import msg, units
 from sustainml.exceptions import InvalidProblem
+from sustainml.variants import split_model_name
 
 from .intensity import RegionIntensity, resolve_region
 
@@ -123,9 +124,10 @@ def _epochs(task: msg.EncodedTask, m: msg.Measurement, default_epochs: dict[str,
     """The task's epochs, else the candidate's recipe; 0 (with a warning) when neither says."""
     if task.epochs:
         return int(task.epochs)
-    epochs = default_epochs.get(m.model, 0)
+    base, _variant = split_model_name(m.model)  # a measured variant trains like its candidate
+    epochs = default_epochs.get(base, 0)
     if not epochs:
-        why = "has no default_epochs" if m.model in default_epochs else "is not among the candidates"
+        why = "has no default_epochs" if base in default_epochs else "is not among the candidates"
         _log.warning(
             "task %s: training footprint of %s on %s is 0: the task sets no epochs and the model %s",
             _label(task.task_id),

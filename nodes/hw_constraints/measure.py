@@ -15,6 +15,14 @@ A measurement has three phases, each reported through ``progress`` before it sta
 Every phase runs in the requested precision: the module's floating-point weights (on a copy) and the
 floating-point inputs and regression targets are cast to fp32, bf16 or fp16; no autocast, no loss scaling.
 
+Variant ``int8-dynamic`` (CPU only): the inference phase runs a copy whose ``nn.Linear`` layers torch's
+dynamic quantisation turned into int8 (weights int8, activations quantised on the fly); training is
+measured in fp32, because dynamic quantisation is applied to a trained model.
+
+Models that are not torch (scikit-learn estimators, :func:`measure_estimator`) go through the same
+phases on the CPU: ``predict`` on one batch for inference, ``fit`` on a seeded synthetic training set
+for training.
+
 Throughput is samples / window. ``active_power_w`` is the power the workload added above idle during
 the inference window (total power = active + idle). Peak memory is the larger of the two phases'.
 
@@ -54,13 +62,14 @@ import torch
 from sustainml.exceptions import MeasurementError
 from sustainml.msg import Measurement
 from sustainml.units import MS_PER_S, bytes_to_mb
-from sustainml_nodes.model_provider.workload import Workload
+from sustainml_nodes.model_provider.workload import EstimatorWorkload, Workload
 
 from .energy import make_energy_source, parse_device
 from .energy_source import MJ_PER_J, EnergyMeter, EnergySource, EnergyWindow
 
 __all__ = [
-    "measure", "resolve_device", "parse_precision", "PRECISIONS", "MIN_REPETITIONS", "DEFAULT_IDLE_S", "Progress",
+    "measure", "measure_estimator", "resolve_device", "parse_precision", "PRECISIONS", "INT8_DYNAMIC",
+    "MIN_REPETITIONS", "DEFAULT_IDLE_S", "Progress",
 ]
 
 log = logging.getLogger(__name__)
@@ -80,6 +89,25 @@ SGD_LR = 1e-4  # small: the steps are timed, not meant to learn anything
 #: inputs (and regression targets) are cast to this dtype. Pure low precision, no autocast and no loss
 #: scaling: what the kernels cost, not a training recipe.
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+INT8_DYNAMIC = "int8-dynamic"
+"""The variant name of dynamic int8 quantisation of the Linear layers (the model provider's name too)."""
+
+ESTIMATOR_TRAIN_SAMPLES = 2048
+"""Rows of the synthetic training set a scikit-learn ``fit`` is timed on."""
+
+
+def quantize_dynamic_int8(module: torch.nn.Module, model_name: str) -> torch.nn.Module:
+    """A copy of ``module`` with every ``nn.Linear`` dynamically quantised to int8 (torch, CPU kernels)."""
+    if not any(isinstance(m, torch.nn.Linear) for m in module.modules()):
+        raise MeasurementError(f"{model_name} has no Linear layers, so int8 dynamic quantisation changes nothing")
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's deprecation notes point to torchao, not installed here
+        return quantize_dynamic(copy.deepcopy(module).eval(), {torch.nn.Linear}, dtype=torch.qint8)
 _PRECISION = {dtype: name for name, dtype in PRECISIONS.items()} | {torch.float64: "fp64"}
 
 
@@ -384,8 +412,12 @@ def measure(
     idle_s: float = DEFAULT_IDLE_S,
     source: EnergySource | None = None,
     progress: Progress | None = None,
+    variant: str = "",
 ) -> Measurement:
     """Run ``workload`` on ``device`` ("cpu", "cuda:N") and return what was measured.
+
+    ``variant`` :data:`INT8_DYNAMIC` measures inference on the int8 dynamically quantised model (CPU
+    only) and training in fp32; its measurement's precision is ``int8-dynamic``.
 
     ``precision`` ("fp32", "bf16", "fp16") is the dtype the module's weights and the inputs are cast
     to (on a copy of the module when it differs); a precision the device has no kernel for is a
@@ -403,6 +435,16 @@ def measure(
     report: Progress = progress or (lambda _pct, _msg: None)
     dev = resolve_device(device)
     source = source or make_energy_source(device)
+    inference_workload = workload
+    if variant == INT8_DYNAMIC:
+        if dev.type != "cpu" or dtype != torch.float32:
+            raise MeasurementError(f"{model_name}: {INT8_DYNAMIC} runs on the CPU from fp32 weights; "
+                                   f"not on {device} in {precision}")
+        inference_workload = copy.copy(workload)
+        inference_workload.module = quantize_dynamic_int8(workload.module, model_name)
+        precision = INT8_DYNAMIC
+    elif variant:
+        raise ValueError(f"unknown measurement variant {variant!r}; known: {INT8_DYNAMIC}")
     meter = EnergyMeter(source)
     tau_s = source.counter_resolution_s
     target_s = max(window_s, WINDOW_COUNTER_UPDATES * tau_s)
@@ -413,7 +455,7 @@ def measure(
 
     report(10.0, f"{what}: inference warm-up ({warmup} passes, batch {batch_size})")
     inference, inference_peak_mb = _inference(
-        workload, dev, batch_size=batch_size, dtype=dtype, warmup=warmup, meter=meter, target_s=target_s,
+        inference_workload, dev, batch_size=batch_size, dtype=dtype, warmup=warmup, meter=meter, target_s=target_s,
         before_window=lambda: report(20.0, f"{what}: inference window (≥ {target_s:g} s, ≥ {MIN_REPETITIONS} passes)"),
         errors=lambda: _workload_errors(model_name, device, "inference", batch_size, precision),
     )
@@ -428,7 +470,7 @@ def measure(
         training, train_peak_mb = _training(
             workload, dev, batch_size=train_batch_size, dtype=dtype, warmup=warmup, meter=meter, target_s=target_s,
             before_window=lambda: report(65.0, f"{what}: training window (≥ {target_s:g} s, ≥ {MIN_REPETITIONS} steps)"),
-            errors=lambda: _workload_errors(model_name, device, "training", train_batch_size, precision),
+            errors=lambda: _workload_errors(model_name, device, "training", train_batch_size, _PRECISION[dtype]),
         )
         per_train = _per_sample(training, idle, source, training.repetitions * train_batch_size)
 
@@ -456,9 +498,106 @@ def measure(
         window_s=inference.window.duration_s,
         repetitions=inference.repetitions,
         energy_method=source.method,
-        assumptions=source.assumptions,
+        assumptions=_join(source.assumptions, "training measured in fp32; int8 dynamic quantisation is applied "
+                          "to the trained model" if variant == INT8_DYNAMIC else ""),
         cached=False,
     )
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+def measure_estimator(
+    workload: EstimatorWorkload,
+    device: str,
+    *,
+    model_name: str,
+    host: str,
+    batch_size: int = 1,
+    train_samples: int = ESTIMATOR_TRAIN_SAMPLES,
+    window_s: float = 1.0,
+    warmup: int = 1,
+    idle_s: float = DEFAULT_IDLE_S,
+    source: EnergySource | None = None,
+    progress: Progress | None = None,
+) -> Measurement:
+    """Measure a scikit-learn estimator with its own library, on the CPU, through the same meter.
+
+    Training: ``fit`` on ``train_samples`` seeded synthetic rows, repeated for the window; the energy
+    per training sample is the window's energy over the rows fitted (tree fitting grows a little
+    faster than linearly with rows, so larger sets cost somewhat more per row: said in the
+    assumptions). Inference: ``predict`` on one batch of ``batch_size`` rows of a fitted model.
+    ``train_batch_size`` in the result is ``train_samples`` (one "step" is one fit), so a training-time
+    estimate of steps × step time holds for one pass over the data (``default_epochs`` 1).
+    """
+    _check_arguments(batch_size, train_samples, window_s, warmup, idle_s)
+    dev = resolve_device(device)
+    if dev.type != "cpu":
+        raise MeasurementError(f"{model_name} is a scikit-learn model and runs on the CPU only, not on {device}")
+    report: Progress = progress or (lambda _pct, _msg: None)
+    source = source or make_energy_source(device)
+    meter = EnergyMeter(source)
+    tau_s = source.counter_resolution_s
+    target_s = max(window_s, WINDOW_COUNTER_UPDATES * tau_s)
+    what = f"{model_name} on {device}"
+    x_train, y_train = workload.data(train_samples)
+    x_batch = x_train[:batch_size] if batch_size <= train_samples else workload.data(batch_size)[0]
+    estimator = copy.deepcopy(workload.estimator)
+
+    def fit() -> object:
+        return estimator.fit(x_train, y_train)
+
+    def predict() -> object:
+        return estimator.predict(x_batch)
+
+    errors = lambda phase: _estimator_errors(model_name, phase)  # noqa: E731
+    report(0.0, f"{what}: idle baseline")
+    idle = _idle_baseline(meter, dev, max(idle_s, IDLE_COUNTER_UPDATES * tau_s))
+    report(10.0, f"{what}: training (fit on {train_samples} rows)")
+    with errors("training"):
+        for _ in range(warmup):
+            fit()
+        training = _metered_loop(fit, name="training", meter=meter, device=dev, target_s=target_s,
+                                 memory=(train_memory := _PeakMemory(dev)))
+    per_train = _per_sample(training, idle, source, training.repetitions * train_samples)
+    report(55.0, f"{what}: inference (predict, batch {batch_size})")
+    with errors("inference"):
+        for _ in range(max(warmup, 1)):
+            predict()
+        inference = _metered_loop(predict, name="inference", meter=meter, device=dev, target_s=target_s,
+                                  memory=(inference_memory := _PeakMemory(dev)))
+    per_inference = _per_sample(inference, idle, source, inference.repetitions * batch_size)
+    step_ms = [t * MS_PER_S for t in inference.iteration_s]
+    report(100.0, f"{what}: measured")
+    return Measurement(
+        model=model_name, device=device, host=host, precision="fp32", batch_size=batch_size,
+        latency_ms_p50=_percentile(step_ms, 50), latency_ms_p95=_percentile(step_ms, 95),
+        throughput_per_s=inference.repetitions * batch_size / inference.window.duration_s,
+        energy_j_per_inference=per_inference.active_j,
+        energy_j_per_inference_uncertainty=per_inference.uncertainty_j,
+        total_energy_j_per_inference=per_inference.total_j,
+        train_batch_size=train_samples,
+        train_step_ms=training.window.duration_s / training.repetitions * MS_PER_S,
+        energy_j_per_train_sample=per_train.active_j,
+        energy_j_per_train_sample_uncertainty=per_train.uncertainty_j,
+        peak_memory_mb=max(train_memory.peak_mb(), inference_memory.peak_mb()),
+        active_power_w=per_inference.active_power_w, idle_power_w=idle.power_w,
+        window_s=inference.window.duration_s, repetitions=inference.repetitions,
+        energy_method=source.method,
+        assumptions=_join(source.assumptions, f"scikit-learn fit timed on {train_samples} synthetic rows; "
+                          "per-row training energy grows somewhat with the data set (tree fitting is n log n)"),
+        cached=False,
+    )
+
+
+@contextmanager
+def _estimator_errors(model_name: str, phase: str) -> Iterator[None]:
+    """A scikit-learn failure as a MeasurementError naming the model and phase."""
+    try:
+        yield
+    except (ValueError, MemoryError, RuntimeError) as e:
+        raise MeasurementError(f"{model_name} failed during {phase}: {str(e).splitlines()[0] if str(e) else e!r}") from e
 
 
 def _percentile(values: list[float], pct: float) -> float:

@@ -12,12 +12,13 @@ from pathlib import Path
 from sustainml import msg, topics
 from sustainml.exceptions import ConfigError, MeasurementError
 from sustainml.node import Input, TaskContext, TaskNode, run_node
+from sustainml.variants import variant_model_name
 
 from sustainml_nodes.model_provider import zoo
 
 from .cache import CACHE_FILE, MeasurementCache, MeasurementKey
 from .inventory import allowed_devices, read_inventory
-from .measure import measure, parse_precision
+from .measure import ESTIMATOR_TRAIN_SAMPLES, INT8_DYNAMIC, measure, measure_estimator, parse_precision
 
 
 @dataclass
@@ -72,33 +73,55 @@ class HardwareNode(TaskNode):
         if not devices:
             # Nothing here is allowed: report it (not an error), so the task goes on with other hosts.
             return result
-        jobs = [(c, d) for c in candidates.candidates for d in devices]
+        jobs = [job for c in candidates.candidates for d in devices for job in self._jobs(c, d)]
         batch = int(task.usage.batch_size) or 1
-        for i, (candidate, device) in enumerate(jobs):
-            ctx.progress(100.0 * i / len(jobs), f"measuring {candidate.name} on {device} ({i + 1}/{len(jobs)})")
+        for i, (candidate, device, variant) in enumerate(jobs):
+            name = variant_model_name(candidate.name, variant) if variant else candidate.name
+            ctx.progress(100.0 * i / len(jobs), f"measuring {name} on {device} ({i + 1}/{len(jobs)})")
             try:
                 m = self.cache.get_or_measure(
-                    self._key(candidate, device, batch),
-                    lambda: measure(zoo.build(candidate.name, input_shape=tuple(candidate.input_shape) or None),
-                                    device, model_name=candidate.name, host=self.host, batch_size=batch,
-                                    train_batch_size=self.params.train_batch_size,
-                                    precision=self.params.precision, window_s=self.params.window_s,
-                                    progress=lambda pct, text: ctx.check_cancelled()))
+                    self._key(candidate, device, batch, variant),
+                    lambda: self._measure(ctx, candidate, device, batch, variant))
             except MeasurementError as e:
-                result.excluded.append(f"{candidate.name} on {device}: {e}")
+                result.excluded.append(f"{name} on {device}: {e}")
                 continue
+            m.model = name
             m.host = self.host  # a cached measurement may come from an earlier name of this host
             result.measurements.append(m)
         if not result.measurements and candidates.candidates:
             raise MeasurementError("no candidate could be measured here: " + "; ".join(result.excluded))
         return result
 
-    def _key(self, candidate: msg.ModelCandidate, device: str, batch: int) -> MeasurementKey:
+    @staticmethod
+    def _jobs(candidate: msg.ModelCandidate, device: str) -> list[tuple[msg.ModelCandidate, str, str]]:
+        """The candidate itself, plus its int8 dynamic quantisation variant on the CPU when it has one."""
+        jobs = [(candidate, device, "")]
+        if device == "cpu" and candidate.library in ("", "torch") and any(
+                v.name == INT8_DYNAMIC for v in candidate.variants):
+            jobs.append((candidate, device, INT8_DYNAMIC))
+        return jobs
+
+    def _measure(self, ctx: TaskContext, candidate: msg.ModelCandidate, device: str, batch: int,
+                 variant: str) -> msg.Measurement:
+        shape = tuple(candidate.input_shape) or None
+        cancel = lambda pct, text: ctx.check_cancelled()  # noqa: E731
+        if candidate.library == "sklearn":
+            return measure_estimator(zoo.build_estimator(candidate.name, input_shape=shape), device,
+                                     model_name=candidate.name, host=self.host, batch_size=batch,
+                                     window_s=self.params.window_s, progress=cancel)
+        return measure(zoo.build(candidate.name, input_shape=shape), device, model_name=candidate.name,
+                       host=self.host, batch_size=batch, train_batch_size=self.params.train_batch_size,
+                       precision=self.params.precision, window_s=self.params.window_s, progress=cancel,
+                       variant=variant)
+
+    def _key(self, candidate: msg.ModelCandidate, device: str, batch: int, variant: str = "") -> MeasurementKey:
         """What a measurement of ``candidate`` on ``device`` depends on, for the cache."""
         info = next(d for d in self.inventory.devices if d.id == device)
+        sklearn = candidate.library == "sklearn"
         return MeasurementKey.here(
             model=candidate.name, input_shape=tuple(candidate.input_shape), batch_size=batch,
-            train_batch_size=self.params.train_batch_size, precision=self.params.precision, device=device,
+            train_batch_size=ESTIMATOR_TRAIN_SAMPLES if sklearn else self.params.train_batch_size,
+            precision=variant or ("fp32" if sklearn else self.params.precision), device=device,
             device_name=info.name, energy_method=info.energy_method, window_s=self.params.window_s)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from sustainml import msg
 from sustainml.units import MS_PER_S, S_PER_HOUR
+from sustainml.variants import find_candidate
 
 __all__ = [
     "AssessedOption",
@@ -116,9 +117,6 @@ def assess(
     ``co2_g_total`` ascending, ties by quality (better first), then latency; incomplete options go
     last within their group, and names break any remaining tie so that the order is stable.
     """
-    candidate_by_name: dict[str, msg.ModelCandidate] = {}
-    for candidate in candidates.candidates:
-        candidate_by_name.setdefault(candidate.name, candidate)
 
     measurement_by_key: dict[tuple[str, str, str], msg.Measurement] = {}
     for hardware in measurements:
@@ -137,7 +135,7 @@ def assess(
             encoded,
             footprint,
             host,
-            candidate_by_name.get(model),
+            *find_candidate(candidates.candidates, model),
             measurement_by_key.get((model, device, host)),
         )
         for (model, device, host, _region), footprint in footprint_by_key.items()
@@ -154,6 +152,7 @@ def _assess_one(
     footprint: msg.Footprint,
     host: str,
     candidate: msg.ModelCandidate | None,
+    variant: msg.GreenerVariant | None,
     measurement: msg.Measurement | None,
 ) -> AssessedOption:
     option = msg.TaskOption(
@@ -172,7 +171,7 @@ def _assess_one(
     if candidate is not None:
         option.quality = msg.Quality(
             metric=candidate.quality_metric or encoded.metric,
-            value=candidate.quality_value,
+            value=candidate.quality_value + (variant.quality_change if variant else 0.0),
             higher_is_better=candidate.higher_is_better,
         )
     else:
@@ -189,6 +188,11 @@ def _assess_one(
         result.assumptions.append(f"no measurement of {where}: latency, memory and training time unknown")
     if candidate is None:
         result.assumptions.append(f"{footprint.model} is not among the task's candidates: quality unknown")
+    elif variant is not None:
+        how = "assumed" if variant.assumed else "published"
+        result.assumptions.append(
+            f"{variant.name} variant of {candidate.name}: quality {variant.quality_effect} ({how}: {variant.evidence})"
+        )
 
     constraints = encoded.constraints
     if candidate is not None:
@@ -229,7 +233,7 @@ def _check_quality(encoded: msg.EncodedTask, candidate: msg.ModelCandidate, resu
             f"quality target not checked: {candidate.name} reports {metric}, the task asks for {encoded.metric}"
         )
         return
-    value = candidate.quality_value
+    value = result.option.quality.value  # a variant's expected quality, not its candidate's
     if candidate.higher_is_better and value < target:
         text = f"{metric or 'quality'} {_num(value)} < {_num(target)} target"
     elif not candidate.higher_is_better and value > target:
