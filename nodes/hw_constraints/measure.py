@@ -532,9 +532,9 @@ def measure_estimator(
     estimate of steps × step time holds for one pass over the data (``default_epochs`` 1).
     """
     _check_arguments(batch_size, train_samples, window_s, warmup, idle_s)
-    dev = resolve_device(device)
-    if dev.type != "cpu":
+    if device != "cpu":
         raise MeasurementError(f"{model_name} is a scikit-learn model and runs on the CPU only, not on {device}")
+    dev = resolve_device(device)
     report: Progress = progress or (lambda _pct, _msg: None)
     source = source or make_energy_source(device)
     meter = EnergyMeter(source)
