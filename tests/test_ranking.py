@@ -13,6 +13,7 @@ from sustainml_nodes.orchestrator.ranking import (
     build_options,
     explain,
     missing_constraints_summary,
+    unmeetable_constraints,
 )
 
 HOST = "lab-1"
@@ -309,3 +310,26 @@ def test_options_survive_serialisation(specs):
     result = msg.TaskResult(task_id=msg.TaskId("p1", 1), options=options)
 
     assert msg.TaskResult.deserialize(result.serialize()).options == options
+
+
+def test_a_latency_budget_no_option_meets_is_reported_with_the_closest_option():
+    task = encoded_task(msg.Constraints(max_latency_ms=2.0, max_train_co2_g=100.0))
+    assessed = assess(task, *node_outputs([SMALL, LARGE, DOMINATED]))
+    findings = unmeetable_constraints(assessed)
+    assert [(f.field, f.kind) for f in findings] == [("constraints.max_latency_ms", "contradiction")]
+    assert "no option meets the latency limit; the closest is resnet50 on cuda:0 in DEU: latency 5 ms > 2 ms" \
+        in findings[0].message
+
+
+def test_a_training_budget_below_the_cheapest_candidate_is_reported():
+    cheap = Spec("resnet18", "cpu", "FRA", quality=69.8, co2_g_total=3.0, latency_ms=10.0, co2_g_training=2.0)
+    dear = Spec("resnet50", "cpu", "FRA", quality=76.1, co2_g_total=9.0, latency_ms=20.0, co2_g_training=8.0)
+    findings = unmeetable_constraints(assess(encoded_task(msg.Constraints(max_train_co2_g=1.0)),
+                                             *node_outputs([cheap, dear])))
+    assert len(findings) == 1 and findings[0].field == "constraints.max_train_co2_g"
+    assert "closest is resnet18 on cpu in FRA: training 2 g CO2e > 1 g limit" in findings[0].message
+
+
+def test_nothing_is_reported_when_some_option_meets_each_constraint():
+    task = encoded_task(msg.Constraints(max_latency_ms=8.0, quality_target=70.0))
+    assert unmeetable_constraints(assess(task, *node_outputs([SMALL, LARGE]))) == []

@@ -22,6 +22,7 @@ __all__ = [
     "build_options",
     "explain",
     "missing_constraints_summary",
+    "unmeetable_constraints",
 ]
 
 ENERGY_ESTIMATE = "estimate"  # Measurement.energy_method of figures computed, not metered
@@ -46,6 +47,7 @@ class ConstraintMiss:
 
     constraint: str
     text: str
+    excess: float = 0.0  # how far off, as a ratio >= 1 (value / limit, or target / value); 0 = unknown
 
     def __str__(self) -> str:
         return self.text
@@ -204,6 +206,7 @@ def _assess_one(
             ConstraintMiss(
                 "max_train_co2_g",
                 f"training {_num(footprint.co2_g_training)} g CO2e > {_num(constraints.max_train_co2_g)} g limit",
+                footprint.co2_g_training / constraints.max_train_co2_g,
             )
         )
     if constraints.max_train_hours > 0:
@@ -236,11 +239,13 @@ def _check_quality(encoded: msg.EncodedTask, candidate: msg.ModelCandidate, resu
     value = result.option.quality.value  # a variant's expected quality, not its candidate's
     if candidate.higher_is_better and value < target:
         text = f"{metric or 'quality'} {_num(value)} < {_num(target)} target"
+        excess = target / value if value > 0 else float("inf")
     elif not candidate.higher_is_better and value > target:
         text = f"{metric or 'quality'} {_num(value)} > {_num(target)} target"
+        excess = value / target
     else:
         return
-    result.misses.append(ConstraintMiss("quality_target", text))
+    result.misses.append(ConstraintMiss("quality_target", text, excess))
 
 
 def _check_measured(constraints: msg.Constraints, measurement: msg.Measurement, result: AssessedOption) -> None:
@@ -248,7 +253,8 @@ def _check_measured(constraints: msg.Constraints, measurement: msg.Measurement, 
     if constraints.max_latency_ms > 0 and latency_ms > constraints.max_latency_ms:
         result.misses.append(
             ConstraintMiss(
-                "max_latency_ms", f"latency {_num(latency_ms)} ms > {_num(constraints.max_latency_ms)} ms limit"
+                "max_latency_ms", f"latency {_num(latency_ms)} ms > {_num(constraints.max_latency_ms)} ms limit",
+                latency_ms / constraints.max_latency_ms,
             )
         )
     if constraints.max_memory_mb > 0:
@@ -259,6 +265,7 @@ def _check_measured(constraints: msg.Constraints, measurement: msg.Measurement, 
                 ConstraintMiss(
                     "max_memory_mb",
                     f"peak memory {_num(measurement.peak_memory_mb)} MB > {_num(constraints.max_memory_mb)} MB limit",
+                    measurement.peak_memory_mb / constraints.max_memory_mb,
                 )
             )
 
@@ -295,7 +302,8 @@ def _check_train_hours(
     limit = encoded.constraints.max_train_hours
     if train_hours > limit:
         result.misses.append(
-            ConstraintMiss("max_train_hours", f"training ≈ {_num(train_hours)} h > {_num(limit)} h limit")
+            ConstraintMiss("max_train_hours", f"training ≈ {_num(train_hours)} h > {_num(limit)} h limit",
+                           train_hours / limit)
         )
     result.assumptions.append(basis)
 
@@ -377,6 +385,29 @@ def explain(encoded: msg.EncodedTask, options: list[msg.TaskOption]) -> str:
             "assumptions, not measurements."
         )
     return " ".join(sentences)
+
+
+def unmeetable_constraints(assessed: Sequence[AssessedOption]) -> list[msg.Finding]:
+    """The constraints that no evaluated option meets, each with the option that comes closest.
+
+    These are contradictions in the problem as posed (a latency budget no candidate meets on the
+    allowed hardware, a training CO2 budget below the cheapest candidate, ...): said, not dropped.
+    """
+    complete = [a for a in assessed if a.complete]
+    if not complete:
+        return []
+    findings = []
+    for name, label in _CONSTRAINT_NAMES.items():
+        misses = [(miss, a.option) for a in complete for miss in a.misses if miss.constraint == name]
+        if len({id(option) for _, option in misses}) < len(complete):
+            continue  # some option meets it
+        miss, option = min(misses, key=lambda m: m[0].excess or float("inf"))
+        where = f"{option.model} on {option.device}" + (f" in {option.region}" if option.region else "")
+        findings.append(msg.Finding(
+            field=f"constraints.{name}", kind="contradiction",
+            message=f"no option meets the {label}; the closest is {where}: {miss.text}. "
+                    f"Loosen the {label}, or allow other hardware or models"))
+    return findings
 
 
 def missing_constraints_summary(assessed: Sequence[AssessedOption]) -> str:

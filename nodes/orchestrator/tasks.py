@@ -180,13 +180,17 @@ class TaskBook:
         done = sorted(h for h, state in task.hosts.items() if state == DONE)
         measurements = [task.measurements[h] for h in done]
         footprints = [task.footprints[h] for h in done]
-        options = ranking.build_options(task.encoded, task.candidates, measurements, footprints)
+        assessed = ranking.assess(task.encoded, task.candidates, measurements, footprints)
+        options = [a.option for a in assessed]
+        unmeetable = ranking.unmeetable_constraints(assessed)
         explanation = ranking.explain(task.encoded, options)
         extra = [f"Results from {h} are missing: {why}." for h, why in sorted(task.missing.items())]
         extra += [f"Not measured on {m.host}: {why}." for m in measurements for why in m.excluded]
         extra += [f"Note: {w}" for w in task.encoded.warnings]
+        extra += [f"Contradiction: {f.message}." for f in unmeetable]
         result = self._result(task, msg.TaskState.TASK_DONE,
                               explanation=" ".join([explanation, *extra]).strip(), options=options)
+        result.findings.extend(unmeetable)
         return self._close(task, result, "done")
 
     @staticmethod
