@@ -1,11 +1,21 @@
-"""Turn a user's problem into an encoded ML task, and reject problems no pipeline could answer.
+"""Turn a user's problem into an encoded ML task: what it asks for, what it states, what is unclear.
 
-``encode`` decides the task type (from ``task_type_hint``, else from cue words in the goal text, see
-``knowledge.yaml``), looks up its modality and quality metric, validates the numbers and regions at
-the edge so that later nodes can trust them, and copies the rest through. Its explanation says what was
-inferred and why; its warnings list every assumption it made.
+``encode`` reads the task type from ``task_type_hint``, else from the text (``task_reading``: sentence
+embeddings against the exemplars in ``knowledge.yaml``, cue words as a second signal), looks up its
+modality and metric, and fills the fields the structured problem leaves empty from what the text
+states ("under 50 ms", "on a Raspberry Pi", "30k images"; ``text_constraints``) and from a dataset
+profile. It suggests rather than decides: every value taken from the words is a finding of kind
+``inferred``; a text that fits several task types gives the most likely one, the others as
+``readings`` and an ``ambiguity`` finding; a structured value that the text or the profile
+contradicts is kept, with a ``contradiction`` finding; and what it had to assume is an ``assumption``.
+The assumption, ambiguity and contradiction findings are also the task's ``warnings``.
 
-Errors are ``InvalidProblem`` with one line: the field, the value that came, and how to fix it.
+Errors are ``InvalidProblem`` with one line: the field, the value that came, and how to fix it. They
+are kept for what no reading can rescue: no text and no hint, a text about nothing ML-related,
+impossible numbers (negative, not finite, a percentage above 100 for a fraction metric), and regions
+the carbon data lacks. ``require_complete`` adds what the pipeline needs to price a task (a dataset
+size and a training region); the node applies it, ``encode`` alone does not, so that a bare text
+can be encoded while the user is still typing.
 """
 
 from __future__ import annotations
@@ -13,19 +23,20 @@ from __future__ import annotations
 import copy
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import lru_cache
-from importlib.resources import files
-from pathlib import Path
-
-import yaml
+import time
+from dataclasses import dataclass, field
 
 from sustainml import msg
-from sustainml.exceptions import ConfigError, InvalidProblem, SustainMLError
+from sustainml.exceptions import InvalidProblem, SustainMLError
 from sustainml_nodes.carbon_tracker.intensity import RegionIntensity, resolve_region
 
+from .knowledge import DeployTarget, Knowledge, MetricInfo, TaskTypeInfo, load_knowledge
+from .task_reading import Reading, prepare, read_task_type
+from .text_constraints import Stated, read_constraints
+
 __all__ = [
+    "AMBIGUOUS_SHARE",
+    "CLEAR_CONFIDENCE",
     "MAX_EPOCHS",
     "MIN_LATENCY_MS",
     "Knowledge",
@@ -33,6 +44,8 @@ __all__ = [
     "TaskTypeInfo",
     "encode",
     "load_knowledge",
+    "require_complete",
+    "warm_up",
 ]
 
 MAX_EPOCHS = 10_000
@@ -41,71 +54,50 @@ MAX_EPOCHS = 10_000
 MIN_LATENCY_MS = 0.001
 """No model answers a request in under a microsecond; a smaller latency limit is a unit mistake."""
 
+CLEAR_CONFIDENCE = 0.7
+"""A reading at least this likely is clear; below it the text is ambiguous and other readings are listed."""
+
+AMBIGUOUS_SHARE = 0.05
+"""An ambiguous text lists the other readings at least this likely, up to ``MAX_READINGS`` in all."""
+
+MAX_READINGS = 3
+
+ASSUMED_HORIZON_DAYS = 365.0
+"""The serving period assumed when the text gives a request rate but not for how long."""
+
+_RELATIVE_TOLERANCE = 0.01  # a stated value within 1 % of the structured one agrees with it
 _CUDA_DEVICE = re.compile(r"cuda(:\d+)?")
 _QUOTE_CHARS = 80
 
 
-@dataclass(frozen=True)
-class MetricInfo:
-    """A quality metric; ``fraction`` metrics take values in (0, 1], never percentages."""
+def encode(
+    problem: msg.UserInput, *, knowledge: Knowledge | None = None, profile: msg.DatasetProfile | None = None
+) -> msg.EncodedTask:
+    """The encoded task of ``problem``; raises ``InvalidProblem`` saying what to fix.
 
-    name: str
-    higher_is_better: bool
-    fraction: bool
-    description: str
-
-
-@dataclass(frozen=True)
-class TaskTypeInfo:
-    """A task type the encoder can name; ``supported`` when the model catalogue has models for it."""
-
-    name: str
-    modality: str
-    metric: MetricInfo
-    supported: bool
-    cues: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Knowledge:
-    """The content of ``knowledge.yaml``: task types, in file order, and the cue words of each modality."""
-
-    task_types: Mapping[str, TaskTypeInfo]
-    modality_cues: Mapping[str, tuple[str, ...]]
-
-    @property
-    def task_type_names(self) -> tuple[str, ...]:
-        return tuple(self.task_types)
-
-    @property
-    def modalities(self) -> tuple[str, ...]:
-        return tuple(self.modality_cues)
-
-
-@dataclass(frozen=True)
-class _Choice:
-    """The task type chosen for a problem, how sure the encoder is (0..1) and why."""
-
-    task_type: TaskTypeInfo
-    confidence: float
-    reason: str
-    inferred: bool
-
-
-def encode(problem: msg.UserInput, *, knowledge: Knowledge | None = None) -> msg.EncodedTask:
-    """The encoded task of ``problem``; raises ``InvalidProblem`` saying what to fix."""
+    ``profile`` is what the dataset profiler found in ``problem.dataset.path``: its rows fill an unknown
+    ``dataset.num_samples`` and its sample shape an empty ``dataset.input_shape``.
+    """
     if knowledge is None:
         knowledge = load_knowledge()
     _check_numbers(problem)
-    choice = _choose_task_type(problem, knowledge)
-    _check_quality_target(problem.constraints.quality_target, choice.task_type.metric)
-    _check_usage(problem.usage)
-    _check_dataset(problem.dataset)
-    _check_epochs(problem.epochs)
-    regions = _resolve_regions(problem)
-    warnings = _assumptions(problem, choice, knowledge)
+    text = _problem_text(problem)
+    stated = read_constraints(text, knowledge) if text else []
+    choice = _choose_task_type(problem, knowledge, _without(text, stated))
+    draft = _Draft.of(problem)
+    if profile is not None:
+        _apply_profile(profile, draft, choice.task_type)
+    _apply_stated(stated, draft, choice.task_type, knowledge)
+    _apply_deploy_target(draft, knowledge)
+    _check_quality_target(draft.constraints.quality_target, choice.task_type.metric)
+    _check_usage(draft.usage)
+    _check_epochs(draft.epochs)
+    regions = _resolve_regions(draft, problem.alternative_regions)
+    _note_reading(choice, draft)
+    _note_assumptions(problem, choice, draft, regions, knowledge)
 
     task_type = choice.task_type
+    findings = draft.findings
     return msg.EncodedTask(
         task_id=copy.deepcopy(problem.task_id),
         task_type=task_type.name,
@@ -114,85 +106,166 @@ def encode(problem: msg.UserInput, *, knowledge: Knowledge | None = None) -> msg
         higher_is_better=task_type.metric.higher_is_better,
         confidence=choice.confidence,
         explanation=_explanation(choice, regions),
-        warnings=warnings,
-        dataset=copy.deepcopy(problem.dataset),
-        constraints=copy.deepcopy(problem.constraints),
-        usage=copy.deepcopy(problem.usage),
-        epochs=problem.epochs,
-        train_region=problem.train_region,
-        inference_region=problem.inference_region,
+        warnings=[f.message for f in findings if f.kind != "inferred"],
+        dataset=draft.dataset,
+        constraints=draft.constraints,
+        usage=draft.usage,
+        epochs=draft.epochs,
+        train_region=draft.train_region,
+        inference_region=draft.inference_region,
         alternative_regions=list(problem.alternative_regions),
-        allowed_hardware=list(problem.allowed_hardware),
+        allowed_hardware=draft.allowed_hardware,
         candidate_models=list(problem.candidate_models),
+        findings=findings,
+        readings=[_reading_msg(r) for r in choice.readings],
+        dataset_profile=copy.deepcopy(profile) if profile is not None else msg.DatasetProfile(),
     )
 
 
-# ---------------------------------------------------------------- knowledge
+def require_complete(task: msg.EncodedTask) -> None:
+    """Raise ``InvalidProblem`` when ``task`` lacks what the pipeline needs to price it.
 
-
-def load_knowledge(path: Path | str | None = None) -> Knowledge:
-    """The task knowledge in ``path``, or in the ``knowledge.yaml`` shipped with this package.
-
-    Raises ``ConfigError`` naming the file and the entry that is malformed.
+    Training energy needs the number of training samples, and every footprint a training region.
     """
-    if path is None:
-        return _bundled_knowledge()
-    return _parse_knowledge(Path(path).read_text(encoding="utf-8"), str(path))
+    if task.dataset.num_samples == 0:
+        raise InvalidProblem(
+            "dataset.num_samples is 0 (unknown), but training energy needs it: "
+            "set dataset.num_samples to the number of training samples"
+        )
+    _region("train_region", task.train_region)
 
 
-@lru_cache(maxsize=1)
-def _bundled_knowledge() -> Knowledge:
-    resource = files(__package__).joinpath("knowledge.yaml")
-    return _parse_knowledge(resource.read_text(encoding="utf-8"), str(resource))
+def warm_up(knowledge: Knowledge | None = None) -> float:
+    """Load the sentence model and embed the exemplars now, as a node does at start-up. Units: s taken."""
+    started = time.perf_counter()
+    prepare(knowledge or load_knowledge())
+    return time.perf_counter() - started
 
 
-def _parse_knowledge(text: str, origin: str) -> Knowledge:
-    try:
-        data = yaml.safe_load(text)
-        metrics = {
-            name: MetricInfo(
-                name=name,
-                higher_is_better=bool(entry["higher_is_better"]),
-                fraction=bool(entry["fraction"]),
-                description=str(entry.get("description", "")),
-            )
-            for name, entry in data["metrics"].items()
-        }
-        modality_cues = {name: tuple(entry["cues"]) for name, entry in data["modalities"].items()}
-        task_types = {}
-        for name, entry in data["task_types"].items():
-            if entry["modality"] not in modality_cues:
-                raise ConfigError(f"{origin}: task type {name} names unknown modality {entry['modality']!r}")
-            if entry["metric"] not in metrics:
-                raise ConfigError(f"{origin}: task type {name} names unknown metric {entry['metric']!r}")
-            task_types[name] = TaskTypeInfo(
-                name=name,
-                modality=entry["modality"],
-                metric=metrics[entry["metric"]],
-                supported=bool(entry.get("supported", False)),
-                cues=tuple(entry["cues"]),
-            )
-    except ConfigError:
-        raise
-    except (yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
-        raise ConfigError(f"{origin}: malformed task knowledge ({type(e).__name__}: {e})") from e
-    return Knowledge(task_types=task_types, modality_cues=modality_cues)
+# ---------------------------------------------------------------- the draft of the encoded fields
+
+
+@dataclass
+class _Draft:
+    """The fields of the encoded task while they are filled, with the findings about them."""
+
+    dataset: msg.DatasetInfo
+    constraints: msg.Constraints
+    usage: msg.Usage
+    epochs: int
+    train_region: str
+    inference_region: str
+    allowed_hardware: list[str]
+    findings: list[msg.Finding] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, problem: msg.UserInput) -> _Draft:
+        return cls(
+            dataset=copy.deepcopy(problem.dataset),
+            constraints=copy.deepcopy(problem.constraints),
+            usage=copy.deepcopy(problem.usage),
+            epochs=problem.epochs,
+            train_region=problem.train_region,
+            inference_region=problem.inference_region,
+            allowed_hardware=list(problem.allowed_hardware),
+        )
+
+    def note(self, field_name: str, kind: str, message: str) -> None:
+        self.findings.append(msg.Finding(field=field_name, kind=kind, message=message))
+
+    def get(self, path: str) -> float | str:
+        owner, name = self._owner(path)
+        return getattr(owner, name)
+
+    def set(self, path: str, value: float | str) -> None:
+        owner, name = self._owner(path)
+        current = getattr(owner, name)
+        setattr(owner, name, type(current)(value) if not isinstance(current, str) else str(value))
+
+    def _owner(self, path: str) -> tuple[object, str]:
+        head, _, name = path.rpartition(".")
+        return (getattr(self, head) if head else self), name
 
 
 # ---------------------------------------------------------------- task type
 
 
-def _choose_task_type(problem: msg.UserInput, knowledge: Knowledge) -> _Choice:
+@dataclass(frozen=True)
+class _Choice:
+    """The task type chosen for a problem, how sure the encoder is (0..1), why, and the other readings."""
+
+    task_type: TaskTypeInfo
+    confidence: float
+    reason: str
+    inferred: bool
+    readings: tuple[Reading, ...] = ()
+    text: str = ""
+    no_task: float = 0.0
+
+    @property
+    def ambiguous(self) -> bool:
+        return self.inferred and self.confidence < CLEAR_CONFIDENCE
+
+
+def _problem_text(problem: msg.UserInput) -> str:
+    return " ".join(part.strip() for part in (problem.text, problem.dataset.description) if part.strip())
+
+
+_SAYS_NOTHING_OF_THE_TASK = frozenset({
+    "constraints.max_latency_ms", "constraints.max_train_hours", "constraints.max_train_co2_g",
+    "constraints.deploy_target", "usage.requests_per_day", "usage.horizon_days", "train_region", "epochs",
+})
+"""Fields whose words are left out of the text the task type is read from ("on a Raspberry Pi"); the
+words of a dataset size ("30k photos") and a quality target ("top-1 accuracy") do say something of it."""
+
+
+def _without(text: str, stated: list[Stated]) -> str:
+    """``text`` without the words of the constraints that say nothing of the task type."""
+    for s in sorted((s for s in stated if s.field in _SAYS_NOTHING_OF_THE_TASK), key=lambda s: s.start, reverse=True):
+        text = text[: s.start] + " " + text[s.end :]
+    return " ".join(text.split())
+
+
+def _choose_task_type(problem: msg.UserInput, knowledge: Knowledge, text: str) -> _Choice:
     modality = _modality_hint(problem.modality_hint, knowledge)
     hint = _name_form(problem.task_type_hint)
+    names = ", ".join(knowledge.task_type_names)
     if hint:
         if hint not in knowledge.task_types:
             raise InvalidProblem(
-                f"task_type_hint {problem.task_type_hint!r} is not a known task type: "
-                f"use one of {', '.join(knowledge.task_type_names)}"
+                f"task_type_hint {problem.task_type_hint!r} is not a known task type: use one of {names}"
             )
-        return _Choice(knowledge.task_types[hint], 1.0, "given as task_type_hint", inferred=False)
-    return _infer_task_type(problem, knowledge, modality)
+        task_type = knowledge.task_types[hint]
+        given = Reading(task_type=task_type, confidence=1.0, similarity=1.0, exemplar="", cues=())
+        return _Choice(task_type, 1.0, "given as task_type_hint", inferred=False, readings=(given,), text=text)
+    if not text:
+        raise InvalidProblem(
+            "the text is empty and task_type_hint is not set: describe the goal in words "
+            f"(e.g. 'classify photos of welds') or set task_type_hint to one of {names}"
+        )
+    reading = read_task_type(text, knowledge, modality=modality)
+    if not reading.is_task:
+        raise InvalidProblem(
+            f"the text {_quote(text)} does not describe an ML task the encoder knows (no task or data "
+            f"words, closest example {reading.best.exemplar!r} at similarity {reading.best.similarity:.2f}): "
+            f"say what to predict from which data (e.g. 'forecast hourly demand from meter data'), "
+            f"or set task_type_hint to one of {names}"
+        )
+    best = reading.best
+    confidence = round(best.confidence, 2)
+    readings = (best,)
+    if confidence < CLEAR_CONFIDENCE:
+        others = [r for r in reading.readings[1:] if r.confidence >= AMBIGUOUS_SHARE]
+        readings = (best, *(others or reading.readings[1:2])[: MAX_READINGS - 1])
+    return _Choice(
+        best.task_type,
+        confidence,
+        f"read from the text: {best.why()}",
+        inferred=True,
+        readings=readings,
+        text=text,
+        no_task=reading.no_task,
+    )
 
 
 def _modality_hint(hint: str, knowledge: Knowledge) -> str:
@@ -205,63 +278,13 @@ def _modality_hint(hint: str, knowledge: Knowledge) -> str:
     return modality
 
 
-def _infer_task_type(problem: msg.UserInput, knowledge: Knowledge, modality: str) -> _Choice:
-    """The task type whose cues (its own and its modality's) the text matches most.
-
-    Confidence = best / (best + runner-up) × best / (best + 1): it falls when another type scores
-    close, and when the best rests on few cues (one cue alone gives at most 0.5).
-    """
-    text = " ".join(part for part in (problem.text, problem.dataset.description) if part.strip())
-    words = _words(text)
-    scored: list[tuple[int, TaskTypeInfo, list[str]]] = []
-    for task_type in knowledge.task_types.values():
-        if modality and task_type.modality != modality:
-            continue
-        cues = (*task_type.cues, *knowledge.modality_cues[task_type.modality])
-        found = list(dict.fromkeys(cue for cue in cues if _contains(words, _words(cue))))
-        scored.append((len(found), task_type, found))
-    scored.sort(key=lambda s: s[0], reverse=True)
-
-    names = ", ".join(knowledge.task_type_names)
-    if not scored or scored[0][0] == 0:
-        raise InvalidProblem(
-            f"the task type could not be inferred from the text {_quote(text)}: "
-            f"set task_type_hint to one of {names}"
-        )
-    best, task_type, found = scored[0]
-    tied = [t.name for score, t, _ in scored if score == best]
-    if len(tied) > 1:
-        raise InvalidProblem(
-            f"the text {_quote(text)} fits {', '.join(tied)} equally well: "
-            f"set task_type_hint to the one you mean (known: {names})"
-        )
-    runner_up = scored[1][0] if len(scored) > 1 else 0
-    confidence = round(best / (best + runner_up) * best / (best + 1), 2)
-    reason = f"inferred from the words {', '.join(repr(c) for c in found)}"
-    if runner_up:
-        reason += f" (next best: {scored[1][1].name}, from {', '.join(repr(c) for c in scored[1][2])})"
-    return _Choice(task_type, confidence, reason, inferred=True)
-
-
-def _words(text: str) -> list[str]:
-    """Lower-case words in singular, so "photos" matches the cue "photo" and "boxes" the cue "box"."""
-    return [_singular(w) for w in re.findall(r"[a-z0-9]+", text.casefold())]
-
-
-def _singular(word: str) -> str:
-    """English plural rules, roughly; applied to cues and text alike, so a miss on an odd word is harmless."""
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 4 and word.endswith("es") and word[:-2].endswith(("s", "x", "z", "ch", "sh")):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
-
-
-def _contains(words: list[str], phrase: list[str]) -> bool:
-    n = len(phrase)
-    return n > 0 and any(words[i : i + n] == phrase for i in range(len(words) - n + 1))
+def _reading_msg(reading: Reading) -> msg.TaskReading:
+    t = reading.task_type
+    why = "given as task_type_hint" if not reading.exemplar else reading.why()
+    return msg.TaskReading(
+        task_type=t.name, modality=t.modality, metric=t.metric.name, confidence=round(reading.confidence, 2),
+        why=why,
+    )
 
 
 def _name_form(text: str) -> str:
@@ -271,6 +294,218 @@ def _name_form(text: str) -> str:
 def _quote(text: str) -> str:
     text = " ".join(text.split())
     return repr(text if len(text) <= _QUOTE_CHARS else text[: _QUOTE_CHARS - 3] + "...")
+
+
+# ---------------------------------------------------------------- values from the profile and the text
+
+
+def _apply_profile(profile: msg.DatasetProfile, draft: _Draft, task_type: TaskTypeInfo) -> None:
+    source = f"the profile of {profile.path}" if profile.path else "the dataset profile"
+    if profile.rows:
+        if draft.dataset.num_samples == 0:
+            draft.dataset.num_samples = int(profile.rows)
+            draft.note("dataset.num_samples", "inferred", f"num_samples = {profile.rows} from {source}")
+        elif not _agrees(draft.dataset.num_samples, profile.rows):
+            draft.note(
+                "dataset.num_samples",
+                "contradiction",
+                f"dataset.num_samples is {draft.dataset.num_samples} but {source} counts {profile.rows} "
+                f"samples: {draft.dataset.num_samples}, the given value, is used",
+            )
+    if profile.sample_shape and not draft.dataset.input_shape:
+        draft.dataset.input_shape = list(profile.sample_shape)
+        draft.note("dataset.input_shape", "inferred", f"input_shape = {list(profile.sample_shape)} from {source}")
+    if profile.class_balance and draft.dataset.num_classes == 0 and task_type.metric.fraction \
+            and task_type.name != "object_detection":
+        draft.dataset.num_classes = len(profile.class_balance)
+        draft.note("dataset.num_classes", "inferred",
+                   f"num_classes = {len(profile.class_balance)} from the target column in {source}")
+    data_modality = {"image_folder": "image", "csv": "tabular", "parquet": "tabular"}.get(profile.format, "")
+    tables = {"tabular", "time_series"}
+    if data_modality and data_modality != task_type.modality and not {data_modality, task_type.modality} <= tables:
+        draft.note(
+            "dataset.path",
+            "contradiction",
+            f"{source} is {profile.format} data but {task_type.name} works on {task_type.modality} data: "
+            "check the dataset path, or set task_type_hint",
+        )
+
+
+def _apply_stated(stated: list[Stated], draft: _Draft, task_type: TaskTypeInfo, knowledge: Knowledge) -> None:
+    regions = [s for s in stated if s.field == "train_region"]
+    for s in stated:
+        if s.field == "train_region":
+            continue
+        if s.field == "constraints.quality_target":
+            value = _quality_value(s, task_type.metric, draft)
+            if value is None:
+                continue
+            _take(draft, s.field, value, s)
+        else:
+            _take(draft, s.field, s.value, s)
+    if regions:
+        _apply_regions(regions, draft)
+    rate_from_text = any(f.field == "usage.requests_per_day" and f.kind == "inferred" for f in draft.findings)
+    if rate_from_text and draft.usage.horizon_days == 0:
+        draft.usage.horizon_days = ASSUMED_HORIZON_DAYS
+        draft.note(
+            "usage.horizon_days",
+            "assumption",
+            f"the text gives a request rate but not for how long the model is served: "
+            f"horizon_days = {ASSUMED_HORIZON_DAYS:g} assumed; say e.g. 'for 2 years' or set usage.horizon_days",
+        )
+
+
+def _take(draft: _Draft, path: str, value: float | str, s: Stated, note: str = "") -> None:
+    """Fill ``path`` from the words of ``s`` when the problem left it empty; say so, or say they disagree."""
+    name = path.rpartition(".")[2]
+    current = draft.get(path)
+    shown = _show(value)
+    if not current:
+        draft.set(path, value)
+        draft.note(path, "inferred", f"{name} = {shown} from the words {s.words!r}{note}")
+    elif not _agrees(current, value):
+        draft.note(
+            path,
+            "contradiction",
+            f"{path} is {_show(current)} but the text says {shown} ({s.words!r}): "
+            f"{_show(current)}, the given value, is used",
+        )
+
+
+def _quality_value(s: Stated, metric: MetricInfo, draft: _Draft) -> float | None:
+    """The quality target the words of ``s`` give for ``metric``, or None (with a finding) when they can't."""
+    words = _name_form(s.metric_words).replace("_", " ")
+    if words not in {_name_form(p).replace("_", " ") for p in metric.phrases}:
+        draft.note(
+            "constraints.quality_target",
+            "contradiction",
+            f"the text asks for {s.words!r}, but this task's quality is measured as {metric.name} "
+            f"({metric.description}): quality_target is not taken from the text; set it in {metric.name}",
+        )
+        return None
+    value = float(s.value)
+    if not metric.fraction:
+        if s.percent:
+            draft.note(
+                "constraints.quality_target",
+                "contradiction",
+                f"the text gives {s.words!r} as a percentage, but {metric.name} is not a fraction "
+                f"({metric.description}): quality_target is not taken from the text",
+            )
+            return None
+        return value
+    if s.percent or value > 1:
+        if not 0 < value <= 100:
+            draft.note(
+                "constraints.quality_target",
+                "contradiction",
+                f"the text asks for {s.words!r}, which is no share of samples: quality_target is not taken from it",
+            )
+            return None
+        return value / 100
+    return value
+
+
+def _apply_regions(regions: list[Stated], draft: _Draft) -> None:
+    """A training region from the first region named (one for serving only if nothing else is named),
+    a serving region from a region named for serving."""
+    general = [s for s in regions if not s.serving]
+    serving = [s for s in regions if s.serving]
+    train = (general or serving)[0]
+    _take_region(draft, "train_region", train)
+    train_code = _code(draft.train_region) or str(train.value)
+    serve = next((s for s in serving if s.value != train_code), None)
+    if serve is not None:
+        _take_region(draft, "inference_region", serve)
+
+
+def _take_region(draft: _Draft, name: str, s: Stated) -> None:
+    current = getattr(draft, name)
+    if not current.strip():
+        setattr(draft, name, str(s.value))
+        draft.note(name, "inferred", f"{name} = {s.value} ({_region_name(str(s.value))}) from the words {s.words!r}")
+    elif _code(current) and _code(current) != s.value:
+        draft.note(
+            name,
+            "contradiction",
+            f"{name} is {current!r} but the text names {s.value} ({s.words!r}): {current!r}, the given value, "
+            "is used",
+        )
+
+
+def _apply_deploy_target(draft: _Draft, knowledge: Knowledge) -> None:
+    """The memory budget and hardware a deploy target implies, where the problem gives none."""
+    name = draft.constraints.deploy_target.strip()
+    if not name:
+        return
+    target = knowledge.deploy_targets.get(_name_form(name))
+    if target is None:
+        draft.note(
+            "constraints.deploy_target",
+            "assumption",
+            f"deploy_target {name!r} is not a device class the encoder knows "
+            f"({', '.join(knowledge.deploy_targets)}): no memory budget or hardware is implied",
+        )
+        return
+    draft.constraints.deploy_target = target.name
+    _implied_memory(draft, target)
+    _implied_hardware(draft, target)
+
+
+def _implied_memory(draft: _Draft, target: DeployTarget) -> None:
+    if not target.memory_mb:
+        return
+    if draft.constraints.max_memory_mb == 0:
+        draft.constraints.max_memory_mb = target.memory_mb
+        draft.note(
+            "constraints.max_memory_mb",
+            "inferred",
+            f"max_memory_mb = {target.memory_mb:g} from deploy target {target.name} ({target.description})",
+        )
+    elif draft.constraints.max_memory_mb > target.memory_mb:
+        draft.note(
+            "constraints.max_memory_mb",
+            "contradiction",
+            f"max_memory_mb is {draft.constraints.max_memory_mb:g}, more than a {target.name} leaves a model "
+            f"({target.memory_mb:g} MB, {target.description}): {draft.constraints.max_memory_mb:g} is used",
+        )
+
+
+def _implied_hardware(draft: _Draft, target: DeployTarget) -> None:
+    if not target.hardware:
+        return
+    wanted = ", ".join(target.hardware)
+    if not draft.allowed_hardware:
+        draft.allowed_hardware = list(target.hardware)
+        draft.note("allowed_hardware", "inferred", f"allowed_hardware = [{wanted}] from deploy target {target.name}")
+        return
+    kinds = {_device_kind(entry) for entry in draft.allowed_hardware}
+    if not kinds & set(target.hardware) and "host" not in kinds:
+        draft.note(
+            "allowed_hardware",
+            "contradiction",
+            f"deploy target {target.name} runs models on {wanted}, but allowed_hardware is "
+            f"{draft.allowed_hardware}: measurements there will not tell how the model runs on the target; "
+            f"add {wanted!r} to allowed_hardware",
+        )
+
+
+def _device_kind(entry: str) -> str:
+    entry = entry.strip().lower()
+    if entry == "cpu":
+        return "cpu"
+    return "cuda" if _CUDA_DEVICE.fullmatch(entry) else "host"
+
+
+def _agrees(a: float | str, b: float | str) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return str(a) == str(b)
+    return math.isclose(float(a), float(b), rel_tol=_RELATIVE_TOLERANCE)
+
+
+def _show(value: float | str) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
 # ---------------------------------------------------------------- validation
@@ -327,14 +562,6 @@ def _check_usage(usage: msg.Usage) -> None:
         )
 
 
-def _check_dataset(dataset: msg.DatasetInfo) -> None:
-    if dataset.num_samples == 0:
-        raise InvalidProblem(
-            "dataset.num_samples is 0 (unknown), but training energy needs it: "
-            "set dataset.num_samples to the number of training samples"
-        )
-
-
 def _check_epochs(epochs: int) -> None:
     if epochs > MAX_EPOCHS:
         raise InvalidProblem(
@@ -345,21 +572,18 @@ def _check_epochs(epochs: int) -> None:
 
 @dataclass(frozen=True)
 class _Regions:
-    train: RegionIntensity
+    train: RegionIntensity | None  # None: not given, and the text names none
     inference: RegionIntensity | None
     alternatives: tuple[RegionIntensity, ...]
 
 
-def _resolve_regions(problem: msg.UserInput) -> _Regions:
-    inference = None
-    if problem.inference_region.strip():
-        inference = _region("inference_region", problem.inference_region)
+def _resolve_regions(draft: _Draft, alternatives: list[str]) -> _Regions:
+    train = _region("train_region", draft.train_region) if draft.train_region.strip() else None
+    inference = _region("inference_region", draft.inference_region) if draft.inference_region.strip() else None
     return _Regions(
-        train=_region("train_region", problem.train_region),
+        train=train,
         inference=inference,
-        alternatives=tuple(
-            _region(f"alternative_regions[{i}]", text) for i, text in enumerate(problem.alternative_regions)
-        ),
+        alternatives=tuple(_region(f"alternative_regions[{i}]", text) for i, text in enumerate(alternatives)),
     )
 
 
@@ -370,59 +594,139 @@ def _region(field_name: str, text: str) -> RegionIntensity:
         raise InvalidProblem(f"{field_name} {text!r}: {e}") from e
 
 
-# ---------------------------------------------------------------- explanation
+def _code(text: str) -> str:
+    try:
+        return resolve_region(text).code
+    except SustainMLError:
+        return ""
 
 
-def _assumptions(problem: msg.UserInput, choice: _Choice, knowledge: Knowledge) -> list[str]:
-    task_type = choice.task_type
-    warnings = []
-    if choice.inferred:
-        warnings.append(
-            f"task type {task_type.name} inferred from the text with confidence {choice.confidence:.2f}: "
-            "set task_type_hint if it is wrong"
+def _region_name(code: str) -> str:
+    try:
+        return resolve_region(code).name
+    except SustainMLError:
+        return code
+
+
+# ---------------------------------------------------------------- findings and explanation
+
+
+def _note_reading(choice: _Choice, draft: _Draft) -> None:
+    if not choice.inferred:
+        return
+    if choice.ambiguous:
+        listed = ", ".join(f"{r.task_type.name} ({r.confidence:.2f})" for r in choice.readings)
+        weak = (
+            f"; it reads as no known ML task with {choice.no_task:.2f}, so say what to predict from which data"
+            if choice.no_task >= AMBIGUOUS_SHARE
+            else ""
         )
+        draft.note(
+            "text",
+            "ambiguity",
+            f"the text {_quote(choice.text)} is ambiguous: it reads as {listed}{weak}; "
+            f"{choice.task_type.name} is used: set task_type_hint, or say more about the goal, to choose",
+        )
+    else:
+        draft.note(
+            "task_type_hint",
+            "assumption",
+            f"task type {choice.task_type.name} inferred from the text with confidence {choice.confidence:.2f}: "
+            "set task_type_hint if it is wrong",
+        )
+
+
+def _note_assumptions(
+    problem: msg.UserInput, choice: _Choice, draft: _Draft, regions: _Regions, knowledge: Knowledge
+) -> None:
+    task_type = choice.task_type
     modality = _name_form(problem.modality_hint)
     if modality and modality != task_type.modality:
-        warnings.append(
-            f"modality_hint {problem.modality_hint!r} ignored: "
-            f"{task_type.name} works on {task_type.modality} data"
+        draft.note(
+            "modality_hint",
+            "contradiction",
+            f"modality_hint {problem.modality_hint!r} ignored: {task_type.name} works on {task_type.modality} data",
         )
+    if choice.inferred is False and choice.text and _name_form(problem.task_type_hint):
+        _note_hint_against_text(choice, draft, knowledge)
     if not task_type.supported:
         supported = ", ".join(t.name for t in knowledge.task_types.values() if t.supported)
-        warnings.append(
+        draft.note(
+            "task_type",
+            "assumption",
             f"{task_type.name} is a known task type but the model catalogue has no models for it yet "
-            f"(it has: {supported}): the model provider may propose none"
+            f"(it has: {supported}): the model provider may propose none",
         )
-    if not problem.inference_region.strip():
-        warnings.append(
-            "inference_region not given: the model is assumed to be served in "
-            f"train_region {problem.train_region!r}"
+    if regions.train is None:
+        draft.note(
+            "train_region",
+            "assumption",
+            "train_region not given and the text names no region: footprints need one; set train_region "
+            "(e.g. 'DEU', 'France', 'gcp:europe-west1') before submitting",
         )
-    if problem.epochs == 0:
-        warnings.append("epochs not given: each candidate's catalogue training recipe is assumed")
-    if problem.usage.requests_per_day == 0 and problem.usage.horizon_days == 0:
-        warnings.append(
+    elif regions.inference is None:
+        draft.note(
+            "inference_region",
+            "assumption",
+            f"inference_region not given: the model is assumed to be served in train_region {draft.train_region!r}",
+        )
+    if draft.dataset.num_samples == 0:
+        draft.note(
+            "dataset.num_samples",
+            "assumption",
+            "dataset.num_samples not given and not found in the text or a dataset profile: training energy "
+            "needs it; set dataset.num_samples (or dataset.path to a file to profile) before submitting",
+        )
+    if draft.epochs == 0:
+        draft.note("epochs", "assumption", "epochs not given: each candidate's catalogue training recipe is assumed")
+    if draft.usage.requests_per_day == 0 and draft.usage.horizon_days == 0:
+        draft.note(
+            "usage",
+            "assumption",
             "usage not given (requests_per_day and horizon_days are 0): serving emissions count as 0; "
-            "set both to see the footprint of inference"
+            "set both to see the footprint of inference",
         )
-    for entry in problem.allowed_hardware:
-        if entry.strip().lower() != "cpu" and not _CUDA_DEVICE.fullmatch(entry.strip().lower()):
-            warnings.append(
-                f"allowed_hardware entry {entry!r} is taken as a host name (not 'cpu', 'cuda' or 'cuda:N')"
+    for entry in draft.allowed_hardware:
+        if _device_kind(entry) == "host":
+            draft.note(
+                "allowed_hardware",
+                "assumption",
+                f"allowed_hardware entry {entry!r} is taken as a host name (not 'cpu', 'cuda' or 'cuda:N')",
             )
-    return warnings
+
+
+def _note_hint_against_text(choice: _Choice, draft: _Draft, knowledge: Knowledge) -> None:
+    """A hint that the text clearly contradicts: the hint is used, but the user should see the conflict."""
+    try:
+        reading = read_task_type(choice.text, knowledge)
+    except SustainMLError:
+        return
+    best = reading.best
+    if reading.is_task and best.task_type.name != choice.task_type.name and best.confidence >= CLEAR_CONFIDENCE:
+        draft.note(
+            "task_type_hint",
+            "contradiction",
+            f"task_type_hint is {choice.task_type.name} but the text {_quote(choice.text)} reads as "
+            f"{best.task_type.name} (confidence {best.confidence:.2f}): {choice.task_type.name}, the hint, is used",
+        )
 
 
 def _explanation(choice: _Choice, regions: _Regions) -> str:
     task_type = choice.task_type
     direction = "higher" if task_type.metric.higher_is_better else "lower"
-    parts = [
-        f"Task type {task_type.name}, confidence {choice.confidence:.2f}, {choice.reason}.",
+    parts = [f"Task type {task_type.name}, confidence {choice.confidence:.2f}, {choice.reason}."]
+    if len(choice.readings) > 1:
+        others = ", ".join(f"{r.task_type.name} ({r.confidence:.2f})" for r in choice.readings[1:])
+        parts.append(f"Other readings: {others}.")
+    parts.append(
         f"It works on {task_type.modality} data; quality is measured as {task_type.metric.name} "
-        f"({task_type.metric.description}; {direction} is better).",
-        f"Training in {_describe(regions.train)}.",
-        f"Serving in {_describe(regions.inference or regions.train)}.",
-    ]
+        f"({task_type.metric.description}; {direction} is better)."
+    )
+    if regions.train is None:
+        parts.append("Training region not given.")
+    else:
+        parts.append(f"Training in {_describe(regions.train)}.")
+        parts.append(f"Serving in {_describe(regions.inference or regions.train)}.")
     if regions.alternatives:
         parts.append(f"Also compared: {'; '.join(_describe(r) for r in regions.alternatives)}.")
     return " ".join(parts)

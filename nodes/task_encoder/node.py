@@ -3,7 +3,7 @@
 from sustainml import msg, topics
 from sustainml.node import Input, TaskContext, TaskNode, run_node
 
-from .encoding import encode
+from .encoding import encode, require_complete, warm_up
 
 
 class TaskEncoder(TaskNode):
@@ -12,13 +12,17 @@ class TaskEncoder(TaskNode):
     output = topics.ENCODED_TASK
 
     def on_configure(self) -> None:
+        self.log.info("sentence model and exemplars loaded in %.1f s", warm_up())
         self.create_service(topics.ENCODE, self._encode_only)
 
     def process(self, ctx: TaskContext, problem: msg.UserInput) -> msg.EncodedTask:
-        return encode(problem)
+        task = encode(problem)
+        require_complete(task)  # the pipeline prices the task: it needs a dataset size and a region
+        return task
 
     def _encode_only(self, request: msg.EncodeRequest) -> msg.EncodeReply:
-        """Encode without starting a task: clients ask this for suggestions while a user types."""
+        """Encode without starting a task: clients ask this for suggestions while a user types, so a
+        problem that is not complete yet is read, with findings saying what is missing."""
         return msg.EncodeReply(request_id=request.request_id, task=encode(request.problem))
 
 

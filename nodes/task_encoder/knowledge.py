@@ -1,0 +1,158 @@
+"""The task encoder's knowledge as typed values: task types, metrics, modalities and deploy targets.
+
+The data lives in ``knowledge.yaml`` next to this module (or a file a caller names); this module only
+reads and checks it, so that a malformed entry is a ``ConfigError`` naming the file and the entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+
+import yaml
+
+from sustainml.exceptions import ConfigError
+
+__all__ = ["DeployTarget", "Knowledge", "MetricInfo", "TaskTypeInfo", "load_knowledge"]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """A quality metric; ``fraction`` metrics take values in (0, 1], never percentages.
+
+    ``phrases`` are the words a user writes for it ("top-1 accuracy", "mAP"), most specific first.
+    """
+
+    name: str
+    higher_is_better: bool
+    fraction: bool
+    description: str
+    phrases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskTypeInfo:
+    """A task type the encoder can name; ``supported`` when the model catalogue has models for it.
+
+    ``exemplars`` are short generic descriptions of the task that a user's text is compared with;
+    ``cues`` are words that hint at it; ``families`` the model families that solve it.
+    """
+
+    name: str
+    modality: str
+    metric: MetricInfo
+    supported: bool
+    cues: tuple[str, ...]
+    exemplars: tuple[str, ...] = ()
+    families: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeployTarget:
+    """A device class a model may be served on, with the model memory budget it implies.
+
+    Units: ``memory_mb`` in MiB. ``hardware`` is the allowed_hardware it implies ("cpu"), empty for none.
+    """
+
+    name: str
+    phrases: tuple[str, ...]
+    description: str
+    memory_mb: float
+    hardware: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """The content of ``knowledge.yaml``: task types in file order, modality cues, metrics, deploy targets."""
+
+    task_types: Mapping[str, TaskTypeInfo]
+    modality_cues: Mapping[str, tuple[str, ...]]
+    metrics: Mapping[str, MetricInfo]
+    deploy_targets: Mapping[str, DeployTarget]
+    ml_words: tuple[str, ...] = ()  # words that make a text ML-related though no task type's cue matches
+
+    @property
+    def task_type_names(self) -> tuple[str, ...]:
+        return tuple(self.task_types)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.modality_cues)
+
+
+def load_knowledge(path: Path | str | None = None) -> Knowledge:
+    """The task knowledge in ``path``, or in the ``knowledge.yaml`` shipped with this package.
+
+    Raises ``ConfigError`` naming the file and the entry that is malformed.
+    """
+    if path is None:
+        return _bundled_knowledge()
+    return _parse_knowledge(Path(path).read_text(encoding="utf-8"), str(path))
+
+
+@lru_cache(maxsize=1)
+def _bundled_knowledge() -> Knowledge:
+    resource = files(__package__).joinpath("knowledge.yaml")
+    return _parse_knowledge(resource.read_text(encoding="utf-8"), str(resource))
+
+
+def _parse_knowledge(text: str, origin: str) -> Knowledge:
+    try:
+        data = yaml.safe_load(text)
+        metrics = {
+            name: MetricInfo(
+                name=name,
+                higher_is_better=bool(entry["higher_is_better"]),
+                fraction=bool(entry["fraction"]),
+                description=str(entry.get("description", "")),
+                phrases=_strings(entry.get("phrases", [])),
+            )
+            for name, entry in data["metrics"].items()
+        }
+        modality_cues = {name: _strings(entry["cues"]) for name, entry in data["modalities"].items()}
+        task_types = {}
+        for name, entry in data["task_types"].items():
+            if entry["modality"] not in modality_cues:
+                raise ConfigError(f"{origin}: task type {name} names unknown modality {entry['modality']!r}")
+            if entry["metric"] not in metrics:
+                raise ConfigError(f"{origin}: task type {name} names unknown metric {entry['metric']!r}")
+            task_types[name] = TaskTypeInfo(
+                name=name,
+                modality=entry["modality"],
+                metric=metrics[entry["metric"]],
+                supported=bool(entry.get("supported", False)),
+                cues=_strings(entry["cues"]),
+                exemplars=_strings(entry.get("exemplars", [])),
+                families=_strings(entry.get("families", [])),
+            )
+        deploy_targets = {
+            name: DeployTarget(
+                name=name,
+                phrases=_strings(entry["phrases"]),
+                description=str(entry.get("description", "")),
+                memory_mb=float(entry.get("memory_mb", 0)),
+                hardware=_strings(entry.get("hardware", [])),
+            )
+            for name, entry in (data.get("deploy_targets") or {}).items()
+        }
+        ml_words = _strings(data.get("ml_words", []))
+    except ConfigError:
+        raise
+    except (yaml.YAMLError, KeyError, TypeError, AttributeError, ValueError) as e:
+        raise ConfigError(f"{origin}: malformed task knowledge ({type(e).__name__}: {e})") from e
+    return Knowledge(
+        task_types=task_types,
+        modality_cues=modality_cues,
+        metrics=metrics,
+        deploy_targets=deploy_targets,
+        ml_words=ml_words,
+    )
+
+
+def _strings(items: object) -> tuple[str, ...]:
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise TypeError(f"expected a list of strings, got {items!r}")
+    return tuple(items)
