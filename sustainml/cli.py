@@ -381,6 +381,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sustainml: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (``| head``): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except SustainMLError as e:
         print(f"sustainml: {e}", file=sys.stderr)
         return next((code for kind, code in EXIT_CODES.items() if isinstance(e, kind)), 1)
