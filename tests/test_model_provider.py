@@ -26,6 +26,7 @@ from sustainml_nodes.model_provider.catalogue import (
     to_candidate,
 )
 from sustainml_nodes.model_provider.errors import CatalogueError, UnknownModel
+from sustainml_nodes.model_provider.tasks import TASK_TYPES
 
 # Parameter counts for 1000 classes from the torchvision model docs, written here independently of
 # the catalogue so that a typo in either one fails.
@@ -38,10 +39,11 @@ TORCHVISION_PARAMS = {
 # n_parameters recorded by the reference runs of Gorishniy et al. (tuned configs, California Housing).
 GORISHNIY_PARAMS = {"tabular_mlp": 94_045, "tabular_resnet": 233_429, "ft_transformer": 2_463_247}
 
-CATALOGUE = load_catalogue()
+CATALOGUE = load_catalogue(extra=[])
 NAMES = [e.name for e in CATALOGUE]
 IMAGE_MODELS = ["resnet18", "resnet50", "mobilenet_v2", "squeezenet1_1"]
 TABULAR_MODELS = ["tabular_mlp", "tabular_resnet", "ft_transformer"]
+SKLEARN_REGRESSORS = ["ridge_regression", "random_forest_regressor", "hist_gradient_boosting_regressor"]
 
 
 def n_params(module: torch.nn.Module) -> int:
@@ -73,21 +75,27 @@ def regression_task(quality_target: float = 0.0, candidate_models: list[str] | N
 # ---------------------------------------------------------------------------------------------- catalogue
 
 
-def test_the_catalogue_lists_every_zoo_model_once_in_zoo_order():
-    assert NAMES == zoo.known_models() == IMAGE_MODELS + TABULAR_MODELS
+def test_the_catalogue_covers_every_task_type_and_uses_every_zoo_function():
+    assert {e.task_type for e in CATALOGUE} == set(TASK_TYPES)
+    assert len(NAMES) == len(set(NAMES)) == len(CATALOGUE)
+    assert zoo.known_models(CATALOGUE) == NAMES
+    assert {e.builder.name for e in CATALOGUE if e.builder.kind == "zoo"} == set(zoo.ZOO_FUNCTIONS)
+    assert {e.library for e in CATALOGUE} == {"torch", "sklearn"}
 
 
 @pytest.mark.parametrize("entry", CATALOGUE, ids=NAMES)
 def test_catalogue_entry_agrees_with_the_zoo(entry: CatalogueEntry):
-    arch = zoo.architecture(entry.name)
-    assert entry.task_type == arch.task_type
-    assert entry.input_shape == arch.default_input_shape
-    assert entry.metric.higher_is_better == entry.quality.higher_is_better
-    if entry.quality.metric == "top1_accuracy":
-        assert 0 < entry.quality.value < 1, "top-1 accuracy is stored as a fraction"
+    arch = zoo.architecture(entry.name, CATALOGUE)
+    assert (arch.task_type, arch.default_input_shape, arch.library) == (entry.task_type, entry.input_shape, entry.library)
+    assert entry.family and entry.licence and entry.default_epochs >= 1
+    if entry.quality is not None:
+        assert entry.metric.higher_is_better == entry.quality.higher_is_better
+        assert entry.quality.source_url.startswith("https://")
+        if entry.metric.is_fraction:
+            assert 0 < entry.quality.value < 1, "accuracy-like metrics are stored as fractions"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", IMAGE_MODELS + TABULAR_MODELS)
 def test_parameter_count_equals_the_published_figure(name: str):
     # Exact, not within 1%: the zoo writes the very architectures whose counts were published.
     published = TORCHVISION_PARAMS.get(name) or GORISHNIY_PARAMS[name]
@@ -95,14 +103,16 @@ def test_parameter_count_equals_the_published_figure(name: str):
     assert n_params(zoo.build(name).module) == published
 
 
-def test_tabular_hyperparameters_in_the_catalogue_are_the_ones_the_zoo_builds():
+def test_tabular_builder_params_in_the_catalogue_are_the_tuned_configs_the_zoo_defaults_to():
     configs = {
         "tabular_mlp": tabular_models.TabularMLPConfig(),
         "tabular_resnet": tabular_models.TabularResNetConfig(),
         "ft_transformer": tabular_models.FTTransformerConfig(),
     }
     for name, config in configs.items():
-        assert dict(find(CATALOGUE, name).hyperparameters) == dataclasses.asdict(config), name
+        params = find(CATALOGUE, name).builder.settings_dict()
+        expected = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+        assert params == expected, name
 
 
 @pytest.mark.parametrize("entry", [e for e in CATALOGUE if e.published_gmacs], ids=lambda e: e.name)
@@ -121,8 +131,8 @@ def test_tabular_flops_are_counted_even_without_a_published_figure():
 # ---------------------------------------------------------------------------------------------- zoo
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_every_model_runs_a_forward_pass_and_a_training_step_at_batch_2(name: str):
+@pytest.mark.parametrize("name", IMAGE_MODELS + TABULAR_MODELS)
+def test_every_image_and_tabular_model_runs_a_forward_pass_and_a_training_step_at_batch_2(name: str):
     workload = zoo.build(name)
     arch = zoo.architecture(name)
     model = workload.module
@@ -184,9 +194,9 @@ def test_build_rejects_an_unknown_name_listing_the_known_ones():
 
 
 def test_build_rejects_a_shape_the_model_cannot_take():
-    with pytest.raises(InvalidProblem, match=r"resnet18 takes images of shape \[channels, height, width\]"):
+    with pytest.raises(InvalidProblem, match=r"resnet18 \(image_classification\) takes samples of shape \[channels, h"):
         zoo.build("resnet18", input_shape=(8,))
-    with pytest.raises(InvalidProblem, match=r"tabular_mlp takes rows of numeric features.*got \[3, 224, 224"):
+    with pytest.raises(InvalidProblem, match=r"tabular_mlp \(tabular_regression\) takes .*\[features\].*got \[3, 224, 224"):
         zoo.build("tabular_mlp", input_shape=(3, 224, 224))
     with pytest.raises(InvalidProblem, match="num_outputs >= 1"):
         zoo.build("tabular_mlp", num_outputs=0)
@@ -195,35 +205,54 @@ def test_build_rejects_a_shape_the_model_cannot_take():
 # ---------------------------------------------------------------------------------------------- propose
 
 
-def test_without_constraints_every_model_of_the_task_type_is_proposed():
+def test_without_constraints_every_model_of_the_task_type_is_proposed_greenest_front_first():
     proposal = propose(image_task(), CATALOGUE)
-    assert [c.name for c in proposal.candidates] == IMAGE_MODELS
+    # Front (no other model as good for fewer FLOPs) by FLOPs, then the dominated ones by FLOPs.
+    assert [c.name for c in proposal.candidates] == ["mobilenet_v2", "resnet50", "squeezenet1_1", "resnet18"]
     assert proposal.excluded == []
     assert proposal.task_id == TaskId(problem_id="p-1", iteration=2)
-    assert all(c.reason.endswith("; no quality target set") for c in proposal.candidates)
+    reasons = {c.name: c.reason for c in proposal.candidates}
+    assert all("; no quality target set; " in r for r in reasons.values())
+    assert reasons["resnet50"].endswith("; on the quality/compute front of its benchmark")
+    assert reasons["resnet18"].endswith("; dominated: mobilenet_v2 is as good or better for fewer FLOPs")
 
 
 def test_a_quality_floor_drops_weaker_models_and_says_why():
     proposal = propose(image_task(quality_target=0.60), CATALOGUE)
-    assert [c.name for c in proposal.candidates] == ["resnet18", "resnet50", "mobilenet_v2"]
+    assert [c.name for c in proposal.candidates] == ["mobilenet_v2", "resnet50", "resnet18"]
     assert proposal.excluded == ["squeezenet1_1: 58.2% top-1 on ImageNet-1k val misses the 60% target"]
-    resnet18 = proposal.candidates[0]
+    resnet18 = proposal.candidates[2]
     assert resnet18.reason == (
         "ResNet-18: 69.8% top-1 on ImageNet-1k val (torchvision docs), 11.7 M params, 3.63 GFLOPs/sample; "
-        "meets the 60% target"
+        "meets the 60% target; dominated: mobilenet_v2 is as good or better for fewer FLOPs"
     )
 
 
-def test_an_error_metric_target_is_a_ceiling():
+def test_an_error_metric_target_is_a_ceiling_and_models_without_a_figure_cannot_meet_it():
     proposal = propose(regression_task(quality_target=0.49), CATALOGUE)
     assert [c.name for c in proposal.candidates] == ["tabular_resnet", "ft_transformer"]
     assert proposal.excluded == [
-        "tabular_mlp: RMSE 0.499 on California Housing test misses the RMSE <= 0.49 target"
+        "tabular_mlp: RMSE 0.499 on California Housing test misses the RMSE <= 0.49 target",
+        *(f"{name}: publishes no quality figure, so the quality target cannot be checked"
+          for name in SKLEARN_REGRESSORS),
     ]
     assert proposal.candidates[1].reason.startswith(
         "FT-Transformer: RMSE 0.459 on California Housing test (Gorishniy et al. 2021, Table 2), 2.46 M params"
     )
-    assert proposal.candidates[1].reason.endswith("; meets the RMSE <= 0.49 target")
+    assert "; meets the RMSE <= 0.49 target; " in proposal.candidates[1].reason
+
+
+def test_without_a_target_models_of_unknown_quality_are_kept_last_and_say_so():
+    proposal = propose(regression_task(), CATALOGUE)
+    assert [c.name for c in proposal.candidates] == TABULAR_MODELS + SKLEARN_REGRESSORS
+    forest = proposal.candidates[4]
+    assert (forest.library, forest.licence, forest.params, forest.flops_per_sample) == ("sklearn", "BSD-3-Clause", 0, 0)
+    assert forest.quality_metric == "" and math.isnan(forest.quality_value)
+    assert forest.reason == (
+        "Random forest (scikit-learn): no published quality figure, size set by the data (scikit-learn), "
+        "FLOPs not counted; quality unknown until you evaluate it; not compared with the others "
+        "(quality or FLOPs unknown)"
+    )
 
 
 def test_candidate_models_restrict_the_proposal_and_the_rest_is_explained():
@@ -233,6 +262,7 @@ def test_candidate_models_restrict_the_proposal_and_the_rest_is_explained():
         "resnet18: built for image_classification, the task is tabular_regression",
         "tabular_mlp: not among the requested candidate_models",
         "tabular_resnet: not among the requested candidate_models",
+        *(f"{name}: not among the requested candidate_models" for name in SKLEARN_REGRESSORS),
     ]
 
 
@@ -240,10 +270,7 @@ def test_an_unknown_candidate_model_is_an_error_listing_the_known_ones():
     with pytest.raises(UnknownModel) as caught:
         propose(image_task(candidate_models=["resnet18", "vgg16"]), CATALOGUE)
     assert isinstance(caught.value, InvalidProblem)
-    assert str(caught.value) == (
-        "unknown model 'vgg16': the model catalogue knows resnet18, resnet50, mobilenet_v2, squeezenet1_1, "
-        "tabular_mlp, tabular_resnet, ft_transformer"
-    )
+    assert str(caught.value) == f"unknown model 'vgg16': the model catalogue knows {', '.join(NAMES)}"
 
 
 def test_an_unreachable_target_names_the_best_model_and_the_fix():
@@ -258,8 +285,8 @@ def test_an_unreachable_target_names_the_best_model_and_the_fix():
 
 
 def test_an_unknown_task_type_lists_the_task_types_the_catalogue_covers():
-    task = EncodedTask(task_type="text_classification", modality="text")
-    with pytest.raises(NoCandidates, match="the catalogue covers image_classification, tabular_regression"):
+    task = EncodedTask(task_type="speech_recognition", modality="audio")
+    with pytest.raises(NoCandidates, match="the catalogue covers image_classification, object_detection, tabular_cl"):
         propose(task, CATALOGUE)
 
 
@@ -271,6 +298,58 @@ def test_requesting_only_models_of_another_task_type_leaves_no_candidate():
 def test_an_accuracy_target_given_as_a_percentage_is_rejected_with_the_fraction_to_use():
     with pytest.raises(InvalidProblem, match="e.g. 0.75 for 75%"):
         propose(image_task(quality_target=75), CATALOGUE)
+
+
+def text_task(quality_target: float = 0.0, max_memory_mb: float = 0.0, deploy_target: str = "") -> EncodedTask:
+    return EncodedTask(
+        task_type="text_classification",
+        modality="text",
+        metric="accuracy",
+        higher_is_better=True,
+        constraints=Constraints(
+            quality_target=quality_target, max_memory_mb=max_memory_mb, deploy_target=deploy_target
+        ),
+    )
+
+
+def test_a_memory_budget_excludes_models_whose_weights_do_not_fit_with_the_figures():
+    proposal = propose(text_task(max_memory_mb=100), CATALOGUE)
+    assert [c.name for c in proposal.candidates] == ["bert_tiny"]
+    assert "fp32 weights of 16.7 MiB fit the max_memory_mb budget of 100 MiB (activations come on top)" in (
+        proposal.candidates[0].reason
+    )
+    assert proposal.excluded == [
+        "bert_small: its fp32 weights alone take 110 MiB (28,763,648 params × 4 bytes), over the max_memory_mb "
+        "budget of 100 MiB; int8 weights would take 27.4 MiB",
+        "bert_medium: its fp32 weights alone take 158 MiB (41,373,184 params × 4 bytes), over the max_memory_mb "
+        "budget of 100 MiB; int8 weights would take 39.5 MiB",
+        "bert_base: its fp32 weights alone take 420 MiB (110,000,000 params × 4 bytes), over the max_memory_mb "
+        "budget of 100 MiB",
+        "distilbert_base: its fp32 weights alone take 252 MiB (66,000,000 params × 4 bytes), over the "
+        "max_memory_mb budget of 100 MiB; int8 weights would take 62.9 MiB",
+    ]
+
+
+def test_a_deploy_target_excludes_what_does_not_fit_the_device_and_an_unknown_one_is_said_unchecked():
+    with pytest.raises(NoCandidates, match=r"no known text_classification model fits a microcontroller .*"
+                                           r"the smallest is bert_tiny with 16.7 MiB of fp32 weights"):
+        propose(text_task(deploy_target="microcontroller"), CATALOGUE)
+    pi = propose(text_task(deploy_target="raspberry_pi"), CATALOGUE)
+    assert [c.name for c in pi.candidates] == ["bert_tiny", "bert_small", "distilbert_base", "bert_base", "bert_medium"]
+    assert "fit a raspberry_pi (" in pi.candidates[0].reason
+    unknown = propose(text_task(deploy_target="toaster"), CATALOGUE)
+    assert len(unknown.candidates) == 5
+    assert "deploy_target 'toaster' is not a device class the provider knows (raspberry_pi" in unknown.candidates[0].reason
+
+
+def test_a_budget_nothing_fits_names_the_smallest_model():
+    with pytest.raises(NoCandidates) as caught:
+        propose(text_task(max_memory_mb=10), CATALOGUE)
+    assert str(caught.value) == (
+        "no known text_classification model fits the max_memory_mb budget of 10 MiB; the smallest is bert_tiny "
+        "with 16.7 MiB of fp32 weights. Raise max_memory_mb, choose a larger deploy_target, or add a smaller model "
+        "to the catalogue."
+    )
 
 
 def test_to_candidate_carries_the_catalogue_figures():
@@ -287,6 +366,7 @@ def test_to_candidate_carries_the_catalogue_figures():
     )
     assert candidate.quality_source.startswith("torchvision docs, https://")
     assert (candidate.default_epochs, candidate.default_batch_size) == (300, 256)
+    assert (candidate.display_name, candidate.licence, candidate.library) == ("MobileNetV2", "BSD-3-Clause", "torch")
     assert candidate.reason.startswith("MobileNetV2: 71.9% top-1")
 
 
@@ -302,7 +382,7 @@ def test_find_names_the_known_models_when_it_misses():
 def write_catalogue(tmp_path: Path, mutate) -> Path:
     """A copy of the packaged catalogue with its first entry changed by ``mutate(entry)``."""
     document = yaml.safe_load(DEFAULT_CATALOGUE_PATH.read_text())
-    mutate(document["models"][0])
+    mutate(document["models"][0])  # resnet18
     path = tmp_path / "catalogue.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
@@ -317,20 +397,26 @@ def write_catalogue(tmp_path: Path, mutate) -> Path:
             r"e.g. 0.69758 for 69.758%, got 69.758",
         ),
         (lambda e: e.pop("params"), r"entry #1 \(resnet18\), field 'params': missing"),
-        (lambda e: e.update(params=-5), r"field 'params': expected a positive integer, got -5"),
+        (lambda e: e.update(params=-5), r"field 'params': expected a positive integer \(the published count\), or null, got -5"),
         (lambda e: e.update(parameters=1), r"field 'parameters': unknown field \(a typo\?\)"),
         (lambda e: e.update(input_shape="3x224x224"), r"'input_shape': expected a list of positive integers"),
         (lambda e: e["quality"].update(higher_is_better=False), r"'quality.higher_is_better': expected true"),
         (lambda e: e["quality"].update(metric="top5"), r"'quality.metric': expected one of top1_accuracy"),
         (lambda e: e.update(modality="tabular"), r"'modality': expected 'image', the modality of image_class"),
-        (lambda e: e.update(name="vgg16"), r"entry #1 \(vgg16\), field 'name': expected one of resnet18, res"),
-        (lambda e: e.update(name="resnet50"), r"entry #2 \(resnet50\), field 'name': expected a unique name"),
+        (lambda e: e.update(builder={"kind": "zoo", "name": "vgg16"}),
+         r"entry #1 \(resnet18\), field 'builder.name': expected a zoo builder, one of resnet18, resnet50"),
+        (lambda e: e.update(name="resnet50"), r"entry #2 \(resnet50\), field 'name': expected a unique name, got one "
+                                               r"already defined earlier in this file; rename it"),
+        (lambda e: e.update(input_shape=[224, 224]),
+         r"'input_shape': expected \[channels, height, width\], e.g. \[3, 224, 224\] for image_classification"),
+        (lambda e: e.update(task_type="text_classification", modality="text"),
+         r"'builder.name': a zoo builder for text_classification; resnet18 builds image_classification"),
     ],
 )
 def test_a_malformed_catalogue_is_rejected_naming_file_entry_and_field(tmp_path: Path, mutate, message: str):
     path = write_catalogue(tmp_path, mutate)
     with pytest.raises(CatalogueError, match=message) as caught:
-        load_catalogue(path)
+        load_catalogue(path, extra=[])
     assert str(caught.value).startswith(str(path))
 
 
@@ -338,7 +424,7 @@ def test_a_catalogue_that_is_not_yaml_or_has_no_models_is_rejected(tmp_path: Pat
     broken = tmp_path / "broken.yaml"
     broken.write_text("models: [\n  - name: resnet18\n")
     with pytest.raises(CatalogueError, match="not valid YAML"):
-        load_catalogue(broken)
+        load_catalogue(broken, extra=[])
 
     empty = tmp_path / "empty.yaml"
     empty.write_text(textwrap.dedent("""\
@@ -346,7 +432,7 @@ def test_a_catalogue_that_is_not_yaml_or_has_no_models_is_rejected(tmp_path: Pat
         models: []
         """))
     with pytest.raises(CatalogueError, match="expected a top-level 'models:' list"):
-        load_catalogue(empty)
+        load_catalogue(empty, extra=[])
 
     with pytest.raises(CatalogueError, match="cannot read the catalogue"):
-        load_catalogue(tmp_path / "missing.yaml")
+        load_catalogue(tmp_path / "missing.yaml", extra=[])

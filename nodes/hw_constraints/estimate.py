@@ -195,6 +195,8 @@ def profile_model(module: torch.nn.Module, input_shape: tuple[int, ...]) -> Mode
     from torch.utils._pytree import tree_flatten
     from torch.utils.flop_counter import flop_registry
 
+    from sustainml_nodes.model_provider.zoo import example_input
+
     on_meta = all(t.device.type == "meta" for t in [*module.parameters(), *module.buffers()])
     meta = module if on_meta else copy.deepcopy(module).to("meta")
     weights = {id(t) for t in [*meta.parameters(), *meta.buffers()]}
@@ -223,7 +225,7 @@ def profile_model(module: torch.nn.Module, input_shape: tuple[int, ...]) -> Mode
     meta.eval()
     try:
         with _Profiler() as profiler, torch.no_grad():
-            meta(torch.empty((1, *input_shape), device="meta"))
+            meta(example_input(meta, input_shape, device="meta"))  # token ids for text models, else floats
     finally:
         meta.train(was_training)
     return ModelProfile(

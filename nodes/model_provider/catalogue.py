@@ -1,9 +1,15 @@
 """The model catalogue and the provider's decision: which models fit a task, and why.
 
-The catalogue is data (``catalogue.yaml``): published parameters, quality and training recipe of
-each model the zoo can build. ``load_catalogue`` validates it at the edge, so the rest of the
-pipeline can trust every field; ``propose`` filters it for an ``EncodedTask`` and says, for every
-model kept or dropped, the reason in words a user can check against the cited source.
+The catalogue is data (``catalogue.yaml``, format in ``docs/catalogue.md``): for each model its
+family and size, the builder that makes it (as data: a zoo function, a transformers class with its
+config, or a scikit-learn estimator with its parameters), published parameters and quality with
+their source, licence and training recipe. ``load_catalogue`` validates it at the edge, so the rest of
+the pipeline can trust every field; users add models with an extra YAML file of the same format
+(``load_catalogue(extra=[...])`` or the environment variable ``SUSTAINML_CATALOGUE_EXTRA``).
+
+``propose`` filters the catalogue for an ``EncodedTask`` (task type, requested models, quality target,
+memory budget, deploy target) and says, for every model kept or dropped, the reason in words a user
+can check against the cited source; each kept model carries its greener variants.
 
 Typical use::
 
@@ -12,8 +18,11 @@ Typical use::
     [c.name for c in proposal.candidates], proposal.excluded
 """
 
+from __future__ import annotations
+
 import functools
 import math
+import os
 import reprlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,15 +36,20 @@ from torch.utils.flop_counter import FlopCounterMode
 from sustainml.exceptions import InvalidProblem, NoCandidates
 from sustainml.msg import EncodedTask, ModelCandidate, ModelCandidates
 
-from . import zoo
+from . import deployment, greener, zoo
+from .builders import SKLEARN, BuilderSpec, parse_builder
 from .errors import CatalogueError, UnknownModel
+from .tasks import INPUT_RANK, INPUT_SHAPE_FORM, MODALITY_OF_TASK, TASK_TYPES
 
 __all__ = [
     "DEFAULT_CATALOGUE_PATH",
+    "EXTRA_CATALOGUE_ENV",
     "METRICS",
     "CatalogueEntry",
     "Metric",
     "PublishedQuality",
+    "count_params",
+    "default_catalogue",
     "find",
     "flops_per_sample",
     "load_catalogue",
@@ -45,11 +59,12 @@ __all__ = [
 ]
 
 DEFAULT_CATALOGUE_PATH = Path(__file__).with_name("catalogue.yaml")
+EXTRA_CATALOGUE_ENV = "SUSTAINML_CATALOGUE_EXTRA"
+"""Environment variable naming extra catalogue files (``os.pathsep``-separated) loaded after the bundled one."""
 
-MODALITY_OF_TASK = {
-    zoo.IMAGE_CLASSIFICATION: "image",
-    zoo.TABULAR_REGRESSION: "tabular",
-}
+PARAMS_SCOPES = ("model", "backbone")
+"""What a published parameter count covers: the whole model as built, or its pretrained backbone
+without the task head the builder adds (``model.base_model`` of a transformers model)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,12 @@ class Metric:
     def describe(self, value: float) -> str:
         return f"{value * 100:.1f}% {self.label}" if self.is_fraction else f"{self.label} {value:.3g}"
 
+    def describe_change(self, change: float) -> str:
+        """``-0.014`` → "-1.4 points of accuracy"; ``+4.8`` → "+4.8 perplexity"."""
+        if self.is_fraction:
+            return f"{change * 100:+.1f} points of {self.label}"
+        return f"{change:+.3g} {self.label}"
+
     def describe_target(self, target: float) -> str:
         return f"{target * 100:g}%" if self.is_fraction else f"{self.label} {self.comparison} {target:g}"
 
@@ -77,12 +98,20 @@ class Metric:
             return True
         return value >= target if self.higher_is_better else value <= target
 
+    def better(self, a: float, b: float) -> bool:
+        """Whether ``a`` is strictly better than ``b``."""
+        return a > b if self.higher_is_better else a < b
+
 
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
         Metric("top1_accuracy", higher_is_better=True, is_fraction=True, label="top-1"),
+        Metric("accuracy", higher_is_better=True, is_fraction=True, label="accuracy"),
+        Metric("box_map", higher_is_better=True, is_fraction=True, label="box AP"),
+        Metric("perplexity", higher_is_better=False, is_fraction=False, label="perplexity"),
         Metric("rmse", higher_is_better=False, is_fraction=False, label="RMSE"),
+        Metric("mse", higher_is_better=False, is_fraction=False, label="MSE"),
     )
 }
 
@@ -99,42 +128,51 @@ class PublishedQuality:
     source_url: str
 
 
-HyperValue = bool | int | float | str | tuple[bool | int | float | str, ...]
-
-
 @dataclass(frozen=True)
 class CatalogueEntry:
-    """One model of the catalogue, validated. See catalogue.yaml's header for units.
+    """One model of the catalogue, validated. See ``docs/catalogue.md`` for the fields and units.
 
-    ``hyperparameters`` is a tuple of (name, value) pairs so that entries stay hashable;
-    ``dict(entry.hyperparameters)`` reads it as a mapping.
+    ``params`` is the published parameter count, or the count of the model as built where nothing is
+    published (``params_published`` False) or ``None`` for a model whose size depends on the data
+    (scikit-learn). ``quality`` is ``None`` where no figure on a named benchmark is published.
     """
 
     name: str
     display_name: str
     family: str
+    size: str
     task_type: str
     modality: str
+    builder: BuilderSpec
     input_shape: tuple[int, ...]
-    params: int
+    num_outputs: int
+    params: int | None
+    params_published: bool
+    params_scope: str
     published_gmacs: float | None
-    quality: PublishedQuality
+    quality: PublishedQuality | None
     licence: str
     default_epochs: int
     default_batch_size: int
-    hyperparameters: tuple[tuple[str, HyperValue], ...] = ()
     notes: str = ""
+    source_file: str = ""
 
     @property
-    def metric(self) -> Metric:
-        return METRICS[self.quality.metric]
+    def library(self) -> str:
+        """What builds and runs it: "torch" or "sklearn"."""
+        return self.builder.library
+
+    @property
+    def metric(self) -> Metric | None:
+        return METRICS[self.quality.metric] if self.quality is not None else None
 
 
 # ---------------------------------------------------------------------------------------------- loading
 
 _ENTRY_FIELDS = {
-    "name", "display_name", "family", "task_type", "modality", "input_shape", "params", "published_gmacs",
-    "quality", "licence", "default_epochs", "default_batch_size", "hyperparameters", "notes",
+    "name", "display_name", "family", "size", "task_type", "modality", "builder", "input_shape", "num_outputs",
+    "params", "params_scope", "published_gmacs", "quality", "licence", "default_epochs", "default_batch_size",
+    "notes",
 }  # fmt: skip
 _QUALITY_FIELDS = {"metric", "value", "higher_is_better", "benchmark", "source", "source_url"}
 
@@ -157,7 +195,7 @@ class _FieldReader:
 
     def _get(self, field: str) -> Any:
         if field not in self.raw:
-            raise self.fail(field, "missing; every entry needs it (see the header of catalogue.yaml)")
+            raise self.fail(field, "missing; every entry needs it (see docs/catalogue.md)")
         return self.raw[field]
 
     def text(self, field: str, *, optional: bool = False) -> str:
@@ -169,6 +207,7 @@ class _FieldReader:
         return value.strip()
 
     def choice(self, field: str, choices: Iterable[str]) -> str:
+        choices = list(choices)
         value = self.text(field)
         if value not in choices:
             raise self.error(field, f"one of {', '.join(choices)}", value)
@@ -178,6 +217,14 @@ class _FieldReader:
         value = self._get(field)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise self.error(field, "a positive integer", value)
+        return value
+
+    def optional_positive_int(self, field: str, what: str) -> int | None:
+        value = self.raw.get(field)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.error(field, what, value)
         return value
 
     def number(self, field: str, *, low: float, high: float = math.inf, what: str = "") -> float:
@@ -196,54 +243,26 @@ class _FieldReader:
             raise self.error(field, "true or false", value)
         return value
 
-    def shape(self, field: str) -> tuple[int, ...]:
+    def shape(self, field: str, task_type: str) -> tuple[int, ...]:
         value = self._get(field)
         if (
             not isinstance(value, list)
             or not value
             or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in value)
         ):
-            raise self.error(field, "a list of positive integers, e.g. [3, 224, 224]", value)
+            raise self.error(field, f"a list of positive integers, {INPUT_SHAPE_FORM[task_type]}", value)
+        if len(value) != INPUT_RANK[task_type]:
+            raise self.error(field, f"{INPUT_SHAPE_FORM[task_type]} for {task_type}", value)
         return tuple(value)
 
-    def hyperparameters(self, field: str) -> tuple[tuple[str, HyperValue], ...]:
-        value = self.raw.get(field) or {}
-        scalar = (bool, int, float, str)
-        expected = "a mapping of names to numbers, strings, booleans or lists of them"
-        if not isinstance(value, dict):
-            raise self.error(field, expected, value)
-        pairs: list[tuple[str, HyperValue]] = []
-        for key, item in value.items():
-            if isinstance(item, list) and all(isinstance(x, scalar) for x in item):
-                item = tuple(item)
-            elif not isinstance(item, scalar):
-                raise self.error(f"{field}.{key}", expected, item)
-            pairs.append((str(key), item))
-        return tuple(pairs)
 
-
-def _read_entry(path: Path, index: int, raw: object) -> CatalogueEntry:
-    label = f"#{index + 1}"
+def _read_quality(path: Path, label: str, raw: object, fields: _FieldReader) -> PublishedQuality | None:
+    if raw is None:
+        return None
     if not isinstance(raw, dict):
-        raise CatalogueError(f"{path}: entry {label}: expected a mapping of fields, got {reprlib.repr(raw)}")
-    if isinstance(raw.get("name"), str):
-        label += f" ({raw['name']})"
-    fields = _FieldReader(path, label, raw, _ENTRY_FIELDS)
-
-    name = fields.choice("name", zoo.known_models())
-    task_type = fields.choice("task_type", MODALITY_OF_TASK)
-    built_for = zoo.architecture(name).task_type
-    if task_type != built_for:
-        raise fields.error("task_type", f"{built_for!r}, the task the zoo's {name} is built for", task_type)
-    modality = fields.choice("modality", sorted(set(MODALITY_OF_TASK.values())))
-    if modality != MODALITY_OF_TASK[task_type]:
-        expected = f"{MODALITY_OF_TASK[task_type]!r}, the modality of {task_type}"
-        raise fields.error("modality", expected, modality)
-
-    raw_quality = raw.get("quality")
-    if not isinstance(raw_quality, dict):
-        raise fields.error("quality", f"a mapping with {', '.join(sorted(_QUALITY_FIELDS))}", raw_quality)
-    q = _FieldReader(path, label, raw_quality, _QUALITY_FIELDS, prefix="quality.")
+        expected = f"a mapping with {', '.join(sorted(_QUALITY_FIELDS))}, or null where nothing is published"
+        raise fields.error("quality", expected, raw)
+    q = _FieldReader(path, label, raw, _QUALITY_FIELDS, prefix="quality.")
     metric = METRICS[q.choice("metric", METRICS)]
     if metric.is_fraction:
         fraction = f"{metric.name} as a fraction 0..1, e.g. 0.69758 for 69.758%"
@@ -257,7 +276,7 @@ def _read_entry(path: Path, index: int, raw: object) -> CatalogueEntry:
     source_url = q.text("source_url")
     if not source_url.startswith(("https://", "http://")):
         raise q.error("source_url", "an http(s) address of the source", source_url)
-    quality = PublishedQuality(
+    return PublishedQuality(
         metric=metric.name,
         value=value,
         higher_is_better=higher_is_better,
@@ -266,52 +285,127 @@ def _read_entry(path: Path, index: int, raw: object) -> CatalogueEntry:
         source_url=source_url,
     )
 
+
+def _read_entry(path: Path, index: int, raw: object) -> CatalogueEntry:
+    label = f"#{index + 1}"
+    if not isinstance(raw, dict):
+        raise CatalogueError(f"{path}: entry {label}: expected a mapping of fields, got {reprlib.repr(raw)}")
+    if isinstance(raw.get("name"), str):
+        label += f" ({raw['name']})"
+    fields = _FieldReader(path, label, raw, _ENTRY_FIELDS)
+
+    name = fields.text("name")
+    task_type = fields.choice("task_type", TASK_TYPES)
+    modality = fields.choice("modality", sorted(set(MODALITY_OF_TASK.values())))
+    if modality != MODALITY_OF_TASK[task_type]:
+        expected = f"{MODALITY_OF_TASK[task_type]!r}, the modality of {task_type}"
+        raise fields.error("modality", expected, modality)
+    builder = parse_builder(fields._get("builder"), task_type, fields.fail, zoo.ZOO_FUNCTIONS)
+    input_shape = fields.shape("input_shape", task_type)
+    num_outputs = fields.optional_positive_int("num_outputs", "a positive integer (classes, targets or horizon)")
+    if num_outputs is None:
+        try:
+            num_outputs = zoo.default_num_outputs(builder, task_type)
+        except (TypeError, ValueError) as e:
+            raise fields.fail("builder", f"its config cannot be built: {e}") from None
+    quality = _read_quality(path, label, raw.get("quality"), fields)
+
+    params_scope = fields.choice("params_scope", PARAMS_SCOPES) if "params_scope" in raw else "model"
+    fields._get("params")  # required, null included: an entry says whether a count is published
+    params = fields.optional_positive_int("params", "a positive integer (the published count), or null")
+    published = params is not None
+    if builder.library == SKLEARN:
+        if params is not None:
+            raise fields.error("params", "null for a scikit-learn model (its size depends on the data)", params)
+    elif params is None:  # nothing published: the count of the model as built, said in the summary
+        params = count_params(zoo.Architecture(name, task_type, input_shape, num_outputs, builder), params_scope)
+
+    epochs = fields.positive_int("default_epochs")
+    batch = raw.get("default_batch_size")
+    if builder.library == SKLEARN and batch is None:
+        batch = 0  # one fit sees all the rows: no batches
+    else:
+        batch = fields.positive_int("default_batch_size")
+
     return CatalogueEntry(
         name=name,
         display_name=fields.text("display_name"),
         family=fields.text("family"),
+        size=fields.text("size", optional=True),
         task_type=task_type,
         modality=modality,
-        input_shape=fields.shape("input_shape"),
-        params=fields.positive_int("params"),
+        builder=builder,
+        input_shape=input_shape,
+        num_outputs=num_outputs,
+        params=params,
+        params_published=published,
+        params_scope=params_scope,
         published_gmacs=fields.optional_number("published_gmacs", low=1e-12, what="positive GMACs, or null"),
         quality=quality,
         licence=fields.text("licence"),
-        default_epochs=fields.positive_int("default_epochs"),
-        default_batch_size=fields.positive_int("default_batch_size"),
-        hyperparameters=fields.hyperparameters("hyperparameters"),
+        default_epochs=epochs,
+        default_batch_size=batch,
         notes=fields.text("notes", optional=True),
+        source_file=str(path),
     )
 
 
-def load_catalogue(path: Path | str | None = None) -> list[CatalogueEntry]:
-    """Read and validate the catalogue (by default the one next to this module), in file order.
-
-    Raises ``CatalogueError`` naming the file, the entry and the field that is wrong, and what
-    was expected there; a catalogue that loads is one the provider can use without further checks.
-    """
-    path = Path(path) if path is not None else DEFAULT_CATALOGUE_PATH
+def _read_file(path: Path) -> list[CatalogueEntry]:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise CatalogueError(f"{path}: cannot read the catalogue ({e.strerror or e}); check the path") from e
     except yaml.YAMLError as e:
-        raise CatalogueError(f"{path}: not valid YAML: {e}") from e
+        raise CatalogueError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from e
     models = document.get("models") if isinstance(document, dict) else None
     if not isinstance(models, list) or not models:
         raise CatalogueError(
             f"{path}: expected a top-level 'models:' list with at least one entry, got {reprlib.repr(document)}"
         )
+    return [_read_entry(path, i, raw) for i, raw in enumerate(models)]
 
-    entries = [_read_entry(path, i, raw) for i, raw in enumerate(models)]
-    seen: set[str] = set()
-    for i, entry in enumerate(entries):
-        if entry.name in seen:
-            raise CatalogueError(
-                f"{path}: entry #{i + 1} ({entry.name}), field 'name': expected a unique name, got a duplicate"
-            )
-        seen.add(entry.name)
+
+def _extra_from_environment() -> list[Path]:
+    value = os.environ.get(EXTRA_CATALOGUE_ENV, "")
+    return [Path(p) for p in value.split(os.pathsep) if p.strip()]
+
+
+def load_catalogue(
+    path: Path | str | None = None, extra: Iterable[Path | str] | None = None
+) -> list[CatalogueEntry]:
+    """Read and validate the catalogue, then each ``extra`` file of the same format, in order.
+
+    ``path`` defaults to the bundled catalogue; ``extra`` defaults to the files named by the
+    environment variable ``SUSTAINML_CATALOGUE_EXTRA`` (``os.pathsep``-separated; ``extra=[]`` reads
+    none). Raises ``CatalogueError`` naming the file, the entry and the field that is wrong, and what
+    was expected there, and for a name defined twice (in one file or across files); a catalogue
+    that loads is one the provider can use without further checks.
+    """
+    files = [Path(path) if path is not None else DEFAULT_CATALOGUE_PATH]
+    files += [Path(p) for p in (_extra_from_environment() if extra is None else extra)]
+    entries: list[CatalogueEntry] = []
+    seen: dict[str, Path] = {}
+    for file in files:
+        for i, entry in enumerate(_read_file(file)):
+            if entry.name in seen:
+                where = "earlier in this file" if seen[entry.name] == file else f"in {seen[entry.name]}"
+                raise CatalogueError(
+                    f"{file}: entry #{i + 1} ({entry.name}), field 'name': expected a unique name, "
+                    f"got one already defined {where}; rename it"
+                )
+            seen[entry.name] = file
+            entries.append(entry)
     return entries
+
+
+@functools.lru_cache(maxsize=4)
+def _default_catalogue(extra: str) -> tuple[CatalogueEntry, ...]:
+    return tuple(load_catalogue())
+
+
+def default_catalogue() -> list[CatalogueEntry]:
+    """The bundled catalogue plus ``SUSTAINML_CATALOGUE_EXTRA``, loaded once per value of that variable."""
+    return list(_default_catalogue(os.environ.get(EXTRA_CATALOGUE_ENV, "")))
 
 
 def find(entries: Iterable[CatalogueEntry], name: str) -> CatalogueEntry:
@@ -326,24 +420,44 @@ def find(entries: Iterable[CatalogueEntry], name: str) -> CatalogueEntry:
 # ---------------------------------------------------------------------------------------------- figures
 
 
-@functools.lru_cache(maxsize=None)
-def _count_flops(name: str, input_shape: tuple[int, ...]) -> float:
-    # On the meta device nothing is allocated or computed: the counter only sees the operators.
+def count_params(arch: zoo.Architecture, scope: str = "model") -> int:
+    """Parameters of ``arch`` as built (on the meta device: nothing allocated); ``scope`` as ``params_scope``."""
     with torch.device("meta"):
-        module = zoo.build(name, input_shape=input_shape).module
-    module.eval()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        module(torch.empty((1, *input_shape), device="meta"))
+        module = zoo.build_architecture(arch).module
+    if scope == "backbone":
+        module = getattr(getattr(module, "model", module), "base_model", module)
+    return sum(p.numel() for p in module.parameters())
+
+
+@functools.lru_cache(maxsize=None)
+def _count_flops(arch: zoo.Architecture) -> float | None:
+    # On the meta device nothing is allocated or computed: the counter only sees the operators.
+    try:
+        with torch.device("meta"):
+            module = zoo.build_architecture(arch).module
+        module.eval()
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            module(zoo.example_input(module, arch.default_input_shape, device="meta"))
+    except (RuntimeError, NotImplementedError):  # a model that reads its data (``.item()``) cannot run on meta
+        return None
     return float(counter.get_total_flops())
 
 
-def flops_per_sample(entry: CatalogueEntry) -> float:
+def _architecture(entry: CatalogueEntry) -> zoo.Architecture:
+    return zoo.Architecture(entry.name, entry.task_type, entry.input_shape, entry.num_outputs, entry.builder)
+
+
+def flops_per_sample(entry: CatalogueEntry) -> float | None:
     """Forward-pass FLOPs for one sample of ``entry.input_shape``, counted by torch (one multiply-add = 2).
 
-    Counted once per model and shape, because published GMACs are missing for some models and
-    use differing conventions for others; one counter applied to all keeps them comparable.
+    Counted once per model and shape, because published GMACs are missing for some models and use
+    differing conventions for others; one counter applied to all keeps them comparable. ``None`` for a
+    scikit-learn model and for one whose forward pass cannot run on the meta device. For text
+    generation one sample is one inference: the prompt and ``DEFAULT_NEW_TOKENS`` generated tokens.
     """
-    return _count_flops(entry.name, entry.input_shape)
+    if entry.library == SKLEARN:
+        return None
+    return _count_flops(_architecture(entry))
 
 
 def _si(value: float, unit: str, *, gap: str = "") -> str:
@@ -358,31 +472,49 @@ def summary(entry: CatalogueEntry) -> str:
     """One line a user can check against the source, e.g.
     "ResNet-18: 69.8% top-1 on ImageNet-1k val (torchvision docs), 11.7 M params, 3.63 GFLOPs/sample".
     """
-    q = entry.quality
-    return (
-        f"{entry.display_name}: {entry.metric.describe(q.value)} on {q.benchmark} ({q.source}), "
-        f"{_si(entry.params, 'params', gap=' ')}, {_si(flops_per_sample(entry), 'FLOPs')}/sample"
+    q, metric = entry.quality, entry.metric
+    quality = (
+        f"{metric.describe(q.value)} on {q.benchmark} ({q.source})"
+        if q is not None and metric is not None
+        else "no published quality figure"
     )
+    if entry.params is None:
+        size = "size set by the data (scikit-learn)"
+    else:
+        size = _si(entry.params, "params", gap=" ") + ("" if entry.params_published else " (as built; none published)")
+    flops = flops_per_sample(entry)
+    compute = f"{_si(flops, 'FLOPs')}/sample" if flops else "FLOPs not counted"
+    return f"{entry.display_name}: {quality}, {size}, {compute}"
 
 
-def to_candidate(entry: CatalogueEntry, reason: str) -> ModelCandidate:
-    """The catalogue entry as the message the pipeline passes on, with why it was proposed."""
+def to_candidate(
+    entry: CatalogueEntry, reason: str, variants: Sequence[Any] = ()
+) -> ModelCandidate:
+    """The catalogue entry as the message the pipeline passes on, with why it was proposed.
+
+    A model without a published quality figure has an empty ``quality_metric`` and a NaN
+    ``quality_value``: unknown, not zero.
+    """
     q = entry.quality
     return ModelCandidate(
         name=entry.name,
         family=entry.family,
         task_type=entry.task_type,
-        params=float(entry.params),
-        flops_per_sample=flops_per_sample(entry),
+        params=float(entry.params or 0),
+        flops_per_sample=flops_per_sample(entry) or 0.0,
         input_shape=list(entry.input_shape),
-        quality_metric=q.metric,
-        quality_value=q.value,
-        higher_is_better=q.higher_is_better,
-        quality_benchmark=q.benchmark,
-        quality_source=f"{q.source}, {q.source_url}",
+        quality_metric=q.metric if q else "",
+        quality_value=q.value if q else math.nan,
+        higher_is_better=q.higher_is_better if q else False,
+        quality_benchmark=q.benchmark if q else "",
+        quality_source=f"{q.source}, {q.source_url}" if q else "",
         default_epochs=entry.default_epochs,
         default_batch_size=entry.default_batch_size,
         reason=reason,
+        display_name=entry.display_name,
+        licence=entry.licence,
+        library=entry.library,
+        variants=list(variants),
     )
 
 
@@ -407,13 +539,62 @@ def _check_target(target: float, metric: Metric) -> None:
         )
 
 
+def _quality_verdict(entry: CatalogueEntry, task: EncodedTask, target: float) -> tuple[str | None, str]:
+    """(why it is excluded, or None; what to say when kept) for the quality target."""
+    metric, q = entry.metric, entry.quality
+    if q is None or metric is None:
+        if target:
+            return "publishes no quality figure, so the quality target cannot be checked", ""
+        return None, "quality unknown until you evaluate it"
+    if target and task.metric and task.metric != metric.name:
+        return f"publishes {metric.name}, not {task.metric}, so the quality target cannot be checked", ""
+    if not metric.meets(q.value, target):
+        return f"{metric.describe(q.value)} on {q.benchmark} misses the {metric.describe_target(target)} target", ""
+    return None, f"meets the {metric.describe_target(target)} target" if target else "no quality target set"
+
+
+def _front_notes(kept: Sequence[CatalogueEntry]) -> dict[str, str]:
+    """For each kept model, whether another kept one is both better and cheaper on the same benchmark."""
+    notes = {}
+    for entry in kept:
+        q, metric, flops = entry.quality, entry.metric, flops_per_sample(entry)
+        if q is None or metric is None or not flops:
+            notes[entry.name] = "not compared with the others (quality or FLOPs unknown)"
+            continue
+        better = [
+            other for other in kept
+            if other is not entry and other.quality is not None and other.quality.metric == q.metric
+            and other.quality.benchmark == q.benchmark and (other_flops := flops_per_sample(other))
+            and not metric.better(q.value, other.quality.value) and other_flops <= flops
+            and (metric.better(other.quality.value, q.value) or other_flops < flops)
+        ]  # fmt: skip
+        if better:
+            names = ", ".join(o.name for o in better)
+            notes[entry.name] = f"dominated: {names} {'is' if len(better) == 1 else 'are'} as good or better for fewer FLOPs"
+        else:
+            notes[entry.name] = "on the quality/compute front of its benchmark"
+    return notes
+
+
+def _rank_key(entry: CatalogueEntry, notes: Mapping[str, str]) -> tuple[int, float]:
+    """Front first, then dominated, then unknown; within each, fewer FLOPs first (the greener first)."""
+    note = notes[entry.name]
+    group = 0 if note.startswith("on the") else 1 if note.startswith("dominated") else 2
+    return group, flops_per_sample(entry) or math.inf
+
+
 def propose(task: EncodedTask, entries: Sequence[CatalogueEntry]) -> ModelCandidates:
-    """The catalogue models that fit ``task``, each with its reason, and the dropped ones with theirs.
+    """The catalogue models that fit ``task``, ranked, each with its reason and its greener variants,
+    and the dropped ones with theirs.
 
     Filters, in order: the task type; the task's ``candidate_models`` (names; empty = all); the
-    quality target (0 = none), a floor for metrics where higher is better and a ceiling for
-    error metrics. Raises ``UnknownModel`` for a requested name the catalogue lacks,
-    ``InvalidProblem`` for an impossible target and ``NoCandidates`` when nothing is left.
+    quality target (0 = none), a floor for metrics where higher is better and a ceiling for error
+    metrics; ``constraints.max_memory_mb`` and ``constraints.deploy_target`` against the size of the
+    weights. Kept models are ranked: those on the quality/compute front of their benchmark first
+    (no other kept model is as good for fewer FLOPs), then the dominated ones, then those whose
+    quality is unknown; fewer FLOPs first within each group. Raises ``UnknownModel`` for a requested
+    name the catalogue lacks, ``InvalidProblem`` for an impossible target and ``NoCandidates`` when
+    nothing is left, naming what would have to change.
     """
     entries = list(entries)
     task_type = task.task_type
@@ -447,46 +628,70 @@ def propose(task: EncodedTask, entries: Sequence[CatalogueEntry]) -> ModelCandid
     target = task.constraints.quality_target
     if target < 0 or not math.isfinite(target):
         raise InvalidProblem(f"quality_target must be a finite number >= 0 (0 = none); got {target}")
+    budget = deployment.memory_budget(task.constraints)
     kept: list[CatalogueEntry] = []
+    verdicts: dict[str, list[str]] = {}
     comparable: list[CatalogueEntry] = []
+    too_big: list[CatalogueEntry] = []  # good enough, but its weights do not fit
     for entry in pool:
-        metric = entry.metric
-        if target and task.metric and task.metric != metric.name:
-            excluded.append(
-                f"{entry.name}: publishes {metric.name}, not {task.metric}, "
-                "so the quality target cannot be checked"
-            )
-            continue
-        _check_target(target, metric)
-        comparable.append(entry)
-        if not metric.meets(entry.quality.value, target):
-            excluded.append(
-                f"{entry.name}: {metric.describe(entry.quality.value)} on {entry.quality.benchmark} "
-                f"misses the {metric.describe_target(target)} target"
-            )
+        if entry.metric is not None:
+            _check_target(target, entry.metric)
+        quality_out, quality_note = _quality_verdict(entry, task, target)
+        if entry.metric is not None and not (target and task.metric and task.metric != entry.metric.name):
+            comparable.append(entry)
+        memory_out, memory_note = budget.check(entry.params)
+        if quality_out or memory_out:
+            excluded.append(f"{entry.name}: {'; '.join(w for w in (quality_out, memory_out) if w)}")
+            if memory_out and not quality_out:
+                too_big.append(entry)
             continue
         kept.append(entry)
+        verdicts[entry.name] = [n for n in (quality_note, memory_note) if n]
 
     if not kept:
-        which = "requested" if requested else "known"
-        if not comparable:
-            published = ", ".join(sorted({e.quality.metric for e in pool}))
-            raise NoCandidates(
-                f"no {which} {task_type} model publishes {task.metric}; they publish {published}. "
-                f"Set the metric to one of those, or quality_target to 0."
-            )
-        metric = comparable[0].metric
-        best = (max if metric.higher_is_better else min)(comparable, key=lambda e: e.quality.value)
-        raise NoCandidates(
-            f"no {which} {task_type} model reaches {metric.name} {metric.comparison} {target:g}; "
-            f"the best is {best.name} at {best.quality.value:.3g} ({best.quality.source}). "
-            f"{'Lower' if metric.higher_is_better else 'Raise'} quality_target."
-        )
+        raise NoCandidates(_nothing_left(task, pool, comparable, too_big, budget, bool(requested), target))
 
+    notes = _front_notes(kept)
+    kept.sort(key=lambda e: _rank_key(e, notes))
     candidates = []
     for entry in kept:
-        verdict = (
-            f"meets the {entry.metric.describe_target(target)} target" if target else "no quality target set"
-        )
-        candidates.append(to_candidate(entry, f"{summary(entry)}; {verdict}"))
+        reason = "; ".join([summary(entry), *verdicts[entry.name], notes[entry.name]])
+        candidates.append(to_candidate(entry, reason, greener.variants_for(entry, entries, flops_per_sample)))
     return ModelCandidates(task_id=task.task_id, candidates=candidates, excluded=excluded)
+
+
+def _nothing_left(
+    task: EncodedTask,
+    pool: Sequence[CatalogueEntry],
+    comparable: Sequence[CatalogueEntry],
+    too_big: Sequence[CatalogueEntry],
+    budget: deployment.MemoryBudget,
+    requested: bool,
+    target: float,
+) -> str:
+    """Why no model is left, and what would have to change."""
+    which = "requested" if requested else "known"
+    task_type = task.task_type
+    if too_big or not target:
+        smallest = min((e for e in pool if e.params), key=lambda e: e.params, default=None)
+        hint = (
+            f"; the smallest is {smallest.name} with {deployment.weights_mb(smallest.params):.3g} MiB of fp32 weights"
+            if smallest else ""
+        )
+        return (
+            f"no {which} {task_type} model fits {budget.describe()}{hint}. "
+            "Raise max_memory_mb, choose a larger deploy_target, or add a smaller model to the catalogue."
+        )
+    if not comparable:
+        published = ", ".join(sorted({e.quality.metric for e in pool if e.quality})) or "no quality figure"
+        return (
+            f"no {which} {task_type} model publishes {task.metric}; they publish {published}. "
+            f"Set the metric to one of those, or quality_target to 0."
+        )
+    metric = comparable[0].metric
+    best = (max if metric.higher_is_better else min)(comparable, key=lambda e: e.quality.value)
+    return (
+        f"no {which} {task_type} model reaches {metric.name} {metric.comparison} {target:g}; "
+        f"the best is {best.name} at {best.quality.value:.3g} ({best.quality.source}). "
+        f"{'Lower' if metric.higher_is_better else 'Raise'} quality_target."
+    )

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from sustainml.exceptions import ConfigError, InvalidProblem
 
-__all__ = ["UnknownModel", "CatalogueError"]
+__all__ = ["UnknownModel", "CatalogueError", "LibraryMismatch"]
 
 
 class UnknownModel(InvalidProblem):
@@ -21,4 +21,15 @@ class UnknownModel(InvalidProblem):
 
 
 class CatalogueError(ConfigError):
-    """Raised when the catalogue file is malformed; the message names the file, the entry and the field."""
+    """Raised when a catalogue file is malformed; the message names the file, the entry and the field."""
+
+
+class LibraryMismatch(InvalidProblem):
+    """Raised when a model is built with the wrong library's builder: a scikit-learn estimator asked of
+    ``zoo.build``, or a torch model of ``zoo.build_estimator``; the message names the right one."""
+
+    def __init__(self, name: str, library: str, use: str) -> None:
+        self.name = name
+        self.library = library
+        what = "a scikit-learn model" if library == "sklearn" else f"a {library} model"
+        super().__init__(f"{name} is {what}: build it with zoo.{use}({name!r})")
