@@ -122,7 +122,8 @@ def report(name: str, outcomes: list[Outcome], verbose: bool) -> None:
     per_type = Counter(o.item.task_type for o in outcomes)
     per_hit = Counter(o.item.task_type for o in outcomes if o.hit)
     for task_type in sorted(per_type):
-        print(f"  {task_type:<24} {per_hit[task_type]:>3}/{per_type[task_type]:<3} {per_hit[task_type] / per_type[task_type]:.0%}")
+        k, m = per_hit[task_type], per_type[task_type]
+        print(f"  {task_type:<24} {k:>3}/{m:<3} {k / m:.0%}")
     misses = [o for o in outcomes if not o.hit]
     if misses:
         print("misses (expected -> read, confidence; other readings):")
@@ -132,15 +133,17 @@ def report(name: str, outcomes: list[Outcome], verbose: bool) -> None:
                   + (f" [{o.error}]" if o.error else ""))
     clear = [o for o in outcomes if o.confidence >= CLEAR_CONFIDENCE]
     ambiguous = [o for o in outcomes if o.confidence < CLEAR_CONFIDENCE]
+    among = sum(o.item.task_type in o.readings for o in ambiguous)
     print(f"calibration: mean confidence {statistics.fmean(o.confidence for o in outcomes):.2f} "
           f"(hits {_mean(o.confidence for o in outcomes if o.hit)}, misses {_mean(o.confidence for o in misses)}); "
-          f"clear readings (>= {CLEAR_CONFIDENCE}) {len(clear)}, right {_share(sum(o.hit for o in clear), len(clear))}; "
+          f"clear readings (>= {CLEAR_CONFIDENCE}) {len(clear)}, "
+          f"right {_share(sum(o.hit for o in clear), len(clear))}; "
           f"ambiguous {len(ambiguous)}, right {_share(sum(o.hit for o in ambiguous), len(ambiguous))}, "
-          f"expected type among the readings {_share(sum(o.item.task_type in o.readings for o in ambiguous), len(ambiguous))}")
+          f"expected type among their readings {_share(among, len(ambiguous))}")
     _report_constraints(outcomes, verbose)
     times_ms = sorted(o.seconds * 1e3 for o in outcomes)
-    print(f"time per description: median {statistics.median(times_ms):.1f} ms, mean {statistics.fmean(times_ms):.1f} ms, "
-          f"max {times_ms[-1]:.1f} ms")
+    print(f"time per description: median {statistics.median(times_ms):.1f} ms, "
+          f"mean {statistics.fmean(times_ms):.1f} ms, max {times_ms[-1]:.1f} ms")
     if verbose:
         for o in outcomes:
             mark = "  " if o.hit else "XX"

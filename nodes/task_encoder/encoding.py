@@ -54,13 +54,16 @@ MAX_EPOCHS = 10_000
 MIN_LATENCY_MS = 0.001
 """No model answers a request in under a microsecond; a smaller latency limit is a unit mistake."""
 
-CLEAR_CONFIDENCE = 0.7
+CLEAR_CONFIDENCE = 0.8
 """A reading at least this likely is clear; below it the text is ambiguous and other readings are listed."""
 
 AMBIGUOUS_SHARE = 0.05
 """An ambiguous text lists the other readings at least this likely, up to ``MAX_READINGS`` in all."""
 
 MAX_READINGS = 3
+
+MAX_READ_CONFIDENCE = 0.99
+"""Words are never certain: only a task_type_hint gives confidence 1."""
 
 ASSUMED_HORIZON_DAYS = 365.0
 """The serving period assumed when the text gives a request rate but not for how long."""
@@ -247,12 +250,12 @@ def _choose_task_type(problem: msg.UserInput, knowledge: Knowledge, text: str) -
     if not reading.is_task:
         raise InvalidProblem(
             f"the text {_quote(text)} does not describe an ML task the encoder knows (no task or data "
-            f"words, closest example {reading.best.exemplar!r} at similarity {reading.best.similarity:.2f}): "
+            f"words, and no example closer than similarity {reading.closest:.2f}): "
             f"say what to predict from which data (e.g. 'forecast hourly demand from meter data'), "
             f"or set task_type_hint to one of {names}"
         )
     best = reading.best
-    confidence = round(best.confidence, 2)
+    confidence = min(round(best.confidence, 2), MAX_READ_CONFIDENCE)
     readings = (best,)
     if confidence < CLEAR_CONFIDENCE:
         others = [r for r in reading.readings[1:] if r.confidence >= AMBIGUOUS_SHARE]
@@ -280,11 +283,10 @@ def _modality_hint(hint: str, knowledge: Knowledge) -> str:
 
 def _reading_msg(reading: Reading) -> msg.TaskReading:
     t = reading.task_type
-    why = "given as task_type_hint" if not reading.exemplar else reading.why()
-    return msg.TaskReading(
-        task_type=t.name, modality=t.modality, metric=t.metric.name, confidence=round(reading.confidence, 2),
-        why=why,
-    )
+    if not reading.exemplar:
+        return msg.TaskReading(t.name, t.modality, t.metric.name, confidence=1.0, why="given as task_type_hint")
+    confidence = min(round(reading.confidence, 2), MAX_READ_CONFIDENCE)
+    return msg.TaskReading(t.name, t.modality, t.metric.name, confidence=confidence, why=reading.why())
 
 
 def _name_form(text: str) -> str:

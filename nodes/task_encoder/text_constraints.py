@@ -264,9 +264,10 @@ def _region_code(text: str) -> str:
 
 
 def _near_serving(text: str, start: int) -> bool:
-    """Whether the words before a region, in its clause, say it is where the model is served."""
+    """Whether the three words before a region, in its clause, say it is where the model is served."""
     clause = re.split(r"[,;.:!?]", text[max(0, start - 40) : start])[-1]
-    return bool(_SERVING.search(clause)) and not _TRAINING.search(clause)
+    before = " ".join(clause.split()[-3:])
+    return bool(_SERVING.search(before)) and not _TRAINING.search(before)
 
 
 def _deploy_target(text: str, knowledge: Knowledge) -> Iterator[Stated]:
