@@ -213,6 +213,7 @@ def test_an_ambiguous_text_is_encoded_with_its_likely_readings_and_an_ambiguity_
     assert all(r.metric and r.modality and r.why for r in task.readings)
     [ambiguity] = findings(task, "ambiguity", "text")
     assert "'classify these' is ambiguous" in ambiguity and readings[1] in ambiguity
+    assert "it does not say whether the data are image or" in ambiguity
     assert "set task_type_hint" in ambiguity
     assert ambiguity in task.warnings
     assert "Other readings:" in task.explanation
@@ -458,7 +459,7 @@ def test_a_deploy_target_implies_a_memory_budget_and_the_cpu():
         "max_memory_mb = 1024 from deploy target raspberry_pi"
     )
     assert findings(task, "inferred", "allowed_hardware") == [
-        "allowed_hardware = [cpu] from deploy target raspberry_pi"
+        "allowed_hardware = cpu from deploy target raspberry_pi"
     ]
 
 

@@ -480,7 +480,7 @@ def _implied_hardware(draft: _Draft, target: DeployTarget) -> None:
     wanted = ", ".join(target.hardware)
     if not draft.allowed_hardware:
         draft.allowed_hardware = list(target.hardware)
-        draft.note("allowed_hardware", "inferred", f"allowed_hardware = [{wanted}] from deploy target {target.name}")
+        draft.note("allowed_hardware", "inferred", f"allowed_hardware = {wanted} from deploy target {target.name}")
         return
     kinds = {_device_kind(entry) for entry in draft.allowed_hardware}
     if not kinds & set(target.hardware) and "host" not in kinds:
@@ -618,11 +618,13 @@ def _note_reading(choice: _Choice, draft: _Draft) -> None:
         return
     if choice.ambiguous:
         listed = ", ".join(f"{r.task_type.name} ({r.confidence:.2f})" for r in choice.readings)
-        weak = (
-            f"; it reads as no known ML task with {choice.no_task:.2f}, so say what to predict from which data"
-            if choice.no_task >= AMBIGUOUS_SHARE
-            else ""
-        )
+        modalities = list(dict.fromkeys(r.task_type.modality for r in choice.readings))
+        if choice.no_task >= AMBIGUOUS_SHARE:
+            weak = f"; it reads as no known ML task with {choice.no_task:.2f}, so say what to predict from which data"
+        elif len(modalities) > 1:
+            weak = f"; it does not say whether the data are {' or '.join(m.replace('_', ' ') for m in modalities)}"
+        else:
+            weak = ""
         draft.note(
             "text",
             "ambiguity",
