@@ -653,3 +653,10 @@ def test_absurd_epochs_are_rejected():
         "of epochs (e.g. 90), or 0 for each model's catalogue recipe"
     )
     assert encode(problem(epochs=10_000)).epochs == 10_000
+
+
+def test_a_latency_limit_in_the_words_below_a_microsecond_is_rejected():
+    assert invalid(text_only("classify photos of welds in under 0.5 us")) == (
+        "constraints.max_latency_ms is 0.0005, below 0.001 ms, which no model can meet: "
+        "give the limit in milliseconds (e.g. 50 for 50 ms), or 0 for no limit"
+    )

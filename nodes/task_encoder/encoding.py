@@ -90,8 +90,9 @@ def encode(
     draft = _Draft.of(problem)
     if profile is not None:
         _apply_profile(profile, draft, choice.task_type)
-    _apply_stated(stated, draft, choice.task_type, knowledge)
+    _apply_stated(stated, draft, choice.task_type)
     _apply_deploy_target(draft, knowledge)
+    _check_latency(draft.constraints.max_latency_ms)
     _check_quality_target(draft.constraints.quality_target, choice.task_type.metric)
     _check_usage(draft.usage)
     _check_epochs(draft.epochs)
@@ -333,7 +334,7 @@ def _apply_profile(profile: msg.DatasetProfile, draft: _Draft, task_type: TaskTy
         )
 
 
-def _apply_stated(stated: list[Stated], draft: _Draft, task_type: TaskTypeInfo, knowledge: Knowledge) -> None:
+def _apply_stated(stated: list[Stated], draft: _Draft, task_type: TaskTypeInfo) -> None:
     regions = [s for s in stated if s.field == "train_region"]
     for s in stated:
         if s.field == "train_region":
@@ -534,9 +535,13 @@ def _check_numbers(problem: msg.UserInput) -> None:
             raise InvalidProblem(
                 f"{name} is {value}, but it cannot be negative: give a value >= 0 (0 = no limit / not given)"
             )
-    if 0 < c.max_latency_ms < MIN_LATENCY_MS:
+    _check_latency(c.max_latency_ms)
+
+
+def _check_latency(max_latency_ms: float) -> None:
+    if 0 < max_latency_ms < MIN_LATENCY_MS:
         raise InvalidProblem(
-            f"constraints.max_latency_ms is {c.max_latency_ms}, below {MIN_LATENCY_MS} ms, which no model "
+            f"constraints.max_latency_ms is {max_latency_ms}, below {MIN_LATENCY_MS} ms, which no model "
             "can meet: give the limit in milliseconds (e.g. 50 for 50 ms), or 0 for no limit"
         )
 
@@ -726,6 +731,8 @@ def _explanation(choice: _Choice, regions: _Regions) -> str:
         f"It works on {task_type.modality} data; quality is measured as {task_type.metric.name} "
         f"({task_type.metric.description}; {direction} is better)."
     )
+    if task_type.families:
+        parts.append(f"Model families for it: {', '.join(task_type.families)}.")
     if regions.train is None:
         parts.append("Training region not given.")
     else:

@@ -150,14 +150,14 @@ def read_task_type(
 
 # ---------------------------------------------------------------- exemplar embeddings
 
-_cache: dict[tuple[int, tuple[tuple[str, tuple[str, ...]], ...]], dict[str, tuple[tuple[str, ...], np.ndarray]]]
-_cache = {}
+Exemplars = dict[str, tuple[tuple[str, ...], np.ndarray]]
+"""Per task type name: its exemplars and their embeddings, one row each."""
+
+_cache: dict[tuple[object, ...], Exemplars] = {}
 _cache_lock = threading.Lock()
 
 
-def prepare(
-    knowledge: Knowledge, embedder: TextEmbedder | None = None
-) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+def prepare(knowledge: Knowledge, embedder: TextEmbedder | None = None) -> Exemplars:
     """The exemplars of each task type and their embeddings, computed once per knowledge and embedder.
 
     A node calls this at start-up so that its first request does not wait for the model.
