@@ -143,7 +143,8 @@ def report(name: str, outcomes: list[Outcome], verbose: bool) -> None:
     _report_constraints(outcomes, verbose)
     times_ms = sorted(o.seconds * 1e3 for o in outcomes)
     print(f"time per description: median {statistics.median(times_ms):.1f} ms, "
-          f"mean {statistics.fmean(times_ms):.1f} ms, max {times_ms[-1]:.1f} ms")
+          f"mean {statistics.fmean(times_ms):.1f} ms, min {times_ms[0]:.1f} ms, max {times_ms[-1]:.1f} ms "
+          f"(wall clock: a busy machine inflates all but the min)")
     if verbose:
         for o in outcomes:
             mark = "  " if o.hit else "XX"

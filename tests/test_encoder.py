@@ -5,9 +5,11 @@ labelled descriptions in tests/data/ must be read right at least 90 % of the tim
 """
 
 import math
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -20,6 +22,8 @@ from sustainml_nodes.task_encoder.encoding import (
     require_complete,
     warm_up,
 )
+from sustainml_nodes.task_encoder.task_reading import read_task_type
+from sustainml_nodes.task_encoder.text_embedding import TextEmbedder
 
 DATA = Path(__file__).resolve().parent / "data"
 LABELLED = DATA / "encoder_descriptions.yaml"
@@ -660,3 +664,37 @@ def test_a_latency_limit_in_the_words_below_a_microsecond_is_rejected():
         "constraints.max_latency_ms is 0.0005, below 0.001 ms, which no model can meet: "
         "give the limit in milliseconds (e.g. 50 for 50 ms), or 0 for no limit"
     )
+
+
+# ---------------------------------------------------------------- the reader with a fake embedder
+
+
+class BagOfWords(TextEmbedder):
+    """A deterministic stand-in for the sentence model: texts that share words are similar."""
+
+    def __init__(self, vocabulary: frozenset[str] = frozenset()) -> None:
+        self._vocabulary = vocabulary
+
+    def embed(self, texts):
+        rows = np.zeros((len(texts), 256), dtype=np.float32)
+        for row, text in zip(rows, texts):
+            for word in text.lower().split():
+                row[zlib.crc32(word.encode()) % 256] += 1
+        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9)
+
+    def vocabulary(self):
+        return self._vocabulary
+
+
+def test_the_reader_takes_the_type_of_the_closest_exemplars_and_counts_a_misspelt_cue():
+    knowledge = load_knowledge()
+    exemplar = knowledge.task_types["object_detection"].exemplars[0]
+    reading = read_task_type(exemplar, knowledge, embedder=BagOfWords())
+    assert reading.best.task_type.name == "object_detection" and reading.is_task
+    assert reading.best.exemplar == exemplar and reading.closest == pytest.approx(1.0)
+    assert sum(r.confidence for r in reading.readings) + reading.no_task == pytest.approx(1.0)
+
+    typo = read_task_type("detcet", knowledge, embedder=BagOfWords(frozenset({"defect"})))
+    assert "detect" in typo.signs  # one swap from a cue, and no word the model knows
+    known_word = read_task_type("defect", knowledge, embedder=BagOfWords(frozenset({"defect"})))
+    assert "detect" not in known_word.signs  # a real word is not a typo of another
