@@ -177,17 +177,28 @@ def _transformers_config_keys(cls: type) -> set[str]:
     return keys
 
 
-def _check_no_download(cls: type, config: dict[str, Any]) -> None:
-    """Weights are never fetched: refuse the settings that would make transformers do it."""
+def _refuse_download_settings(config: Mapping[str, Any]) -> None:
+    """Weights are never fetched: refuse, before anything is built, the settings that would fetch them."""
     for key in ("use_pretrained_backbone", "use_timm_backbone"):
         if config.get(key):
             raise ValueError(f"{key}: false (nothing is downloaded: models are built from their config with "
                              f"fresh weights); got {key}: true")
+    if config.get("backbone") is not None or config.get("backbone_kwargs"):
+        raise ValueError("a backbone_config mapping (e.g. {model_type: resnet, depths: [3, 4, 6, 3]}) instead of "
+                         "backbone/backbone_kwargs: a backbone name is looked up on the model hub")
+
+
+def _refuse_downloading_defaults(cls: type, config: dict[str, Any]) -> None:
+    """Refuse a config whose defaults would fetch weights (a pretrained or a timm backbone)."""
     built = cls.config_class(**config)
     for key in ("use_pretrained_backbone", "use_timm_backbone"):
         if getattr(built, key, False):
             raise ValueError(f"{key}: false, set explicitly: {cls.config_class.__name__} defaults to true, which "
                              f"would download a backbone")
+    backbone = getattr(built, "backbone_config", None)
+    if backbone is not None and getattr(backbone, "model_type", "") == "timm_backbone":
+        raise ValueError(f"a transformers backbone_config (e.g. {{model_type: resnet}}): {cls.config_class.__name__} "
+                         "defaults to a timm backbone, which needs timm and downloads its weights")
 
 
 # ------------------------------------------------------------------------------------------- parsing
@@ -253,9 +264,13 @@ def parse_builder(
         except ValueError as e:
             raise fail("builder.class", f"expected {e}") from None
         config = _settings(raw, "config", fail)
+        try:
+            _refuse_download_settings(config)
+        except ValueError as e:
+            raise fail("builder.config", f"expected {e}") from None
         _check_keys(config, _transformers_config_keys(cls), cls.config_class.__name__, "builder.config", fail)
         try:
-            _check_no_download(cls, config)
+            _refuse_downloading_defaults(cls, config)
         except ValueError as e:
             raise fail("builder.config", f"expected {e}") from None
         except (TypeError, KeyError) as e:  # a config class that refuses a value's type

@@ -98,10 +98,20 @@ def _linear_share(entry: CatalogueEntry) -> float:
 
 
 def linear_share(module: nn.Module) -> float:
-    """Share of ``module``'s parameters that sit in ``nn.Linear`` layers (what dynamic int8 quantises)."""
-    total = sum(p.numel() for p in module.parameters())
-    linear = sum(p.numel() for m in module.modules() if isinstance(m, nn.Linear) for p in m.parameters(recurse=False))
-    return linear / total if total else 0.0
+    """Share of ``module``'s weights, embedding tables aside, that sit in ``nn.Linear`` layers.
+
+    Dynamic int8 quantisation replaces the ``nn.Linear`` layers; embedding tables are looked up, not
+    multiplied, so a small BERT whose vocabulary table outweighs its layers still does nearly all
+    its arithmetic in linear layers.
+    """
+
+    def own(kind: type) -> dict[int, int]:
+        return {id(p): p.numel() for m in module.modules() if isinstance(m, kind) for p in m.parameters(recurse=False)}
+
+    embedding = own(nn.Embedding)  # an output layer tied to the embedding table is the table: not counted
+    linear = sum(n for key, n in own(nn.Linear).items() if key not in embedding)
+    total = sum(p.numel() for p in module.parameters()) - sum(embedding.values())
+    return linear / total if total > 0 else 0.0
 
 
 def _ratio(cheaper: float | None, dearer: float | None) -> float:
@@ -116,12 +126,14 @@ def _smaller_sizes(
         return []
     variants = []
     for other in entries:
-        oq, other_flops = other.quality, flops(other)
+        oq = other.quality
         if (
             other.name == entry.name or other.family != entry.family or other.task_type != entry.task_type
             or oq is None or oq.metric != q.metric or oq.benchmark != q.benchmark
-            or not other_flops or other_flops >= own
         ):  # fmt: skip
+            continue
+        other_flops = flops(other)
+        if not other_flops or other_flops >= own:
             continue
         change = oq.value - q.value
         variants.append(GreenerVariant(
