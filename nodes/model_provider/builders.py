@@ -28,7 +28,6 @@ from typing import Any
 
 from .errors import CatalogueError
 from .tasks import (
-    IMAGE_CLASSIFICATION,
     OBJECT_DETECTION,
     TABULAR_CLASSIFICATION,
     TABULAR_REGRESSION,

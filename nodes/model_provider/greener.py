@@ -115,7 +115,7 @@ def linear_share(module: nn.Module) -> float:
 
 
 def _ratio(cheaper: float | None, dearer: float | None) -> float:
-    return round(cheaper / dearer, 4) if cheaper and dearer else 0.0
+    return float(f"{cheaper / dearer:.3g}") if cheaper and dearer else 0.0  # three significant digits
 
 
 def _smaller_sizes(

@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from sustainml.exceptions import InvalidProblem
 
-from .builders import SKLEARN, TRANSFORMERS, ZOO, BuilderSpec, sklearn_class, transformers_class
+from .builders import SKLEARN, ZOO, BuilderSpec, sklearn_class, transformers_class
 from .errors import LibraryMismatch, UnknownModel
 from .forecasting_models import DLinear
 from .image_models import BasicBlock, Bottleneck, MobileNetV2, ResNet, SqueezeNet11
@@ -69,9 +69,11 @@ __all__ = [
     "ZooFunction",
     "ZOO_FUNCTIONS",
     "architecture",
+    "architecture_of",
     "build",
     "build_architecture",
     "build_estimator",
+    "default_num_outputs",
     "example_input",
     "known_models",
 ]
