@@ -202,3 +202,13 @@ def test_a_scikit_learn_entry_may_not_claim_a_parameter_count(tmp_path: Path):
     path.write_text(yaml.safe_dump(document))
     with pytest.raises(CatalogueError, match=r"'params': expected null for a scikit-learn model"):
         load_catalogue(extra=[path])
+
+
+def test_a_config_that_cannot_be_built_is_refused_on_load_not_on_a_hardware_node(tmp_path: Path):
+    document = yaml.safe_load(USER_CATALOGUE)
+    document["models"][BERT]["builder"]["config"]["num_attention_heads"] = 5  # 256 is not a multiple of 5
+    path = tmp_path / "heads.yaml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(CatalogueError, match=r"entry #1 \(bert_mini\), field 'builder': transformers "
+                                             r"BertForSequenceClassification cannot be built: ValueError: The hidden"):
+        load_catalogue(extra=[path])

@@ -193,7 +193,8 @@ class _FieldReader:
     def error(self, field: str, expected: str, got: object) -> CatalogueError:
         return self.fail(field, f"expected {expected}, got {reprlib.repr(got)}")
 
-    def _get(self, field: str) -> Any:
+    def require(self, field: str) -> Any:
+        """The raw value of ``field``, which must be present (null allowed)."""
         if field not in self.raw:
             raise self.fail(field, "missing; every entry needs it (see docs/catalogue.md)")
         return self.raw[field]
@@ -201,7 +202,7 @@ class _FieldReader:
     def text(self, field: str, *, optional: bool = False) -> str:
         if optional and self.raw.get(field) is None:
             return ""
-        value = self._get(field)
+        value = self.require(field)
         if not isinstance(value, str) or not value.strip():
             raise self.error(field, "a non-empty string", value)
         return value.strip()
@@ -214,7 +215,7 @@ class _FieldReader:
         return value
 
     def positive_int(self, field: str) -> int:
-        value = self._get(field)
+        value = self.require(field)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise self.error(field, "a positive integer", value)
         return value
@@ -228,7 +229,7 @@ class _FieldReader:
         return value
 
     def number(self, field: str, *, low: float, high: float = math.inf, what: str = "") -> float:
-        value = self._get(field)
+        value = self.require(field)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             bounds = f"between {low:g} and {high:g}" if math.isfinite(high) else f"a number >= {low:g}"
             raise self.error(field, what or bounds, value)
@@ -238,13 +239,13 @@ class _FieldReader:
         return None if self.raw.get(field) is None else self.number(field, low=low, what=what)
 
     def flag(self, field: str) -> bool:
-        value = self._get(field)
+        value = self.require(field)
         if not isinstance(value, bool):
             raise self.error(field, "true or false", value)
         return value
 
     def shape(self, field: str, task_type: str) -> tuple[int, ...]:
-        value = self._get(field)
+        value = self.require(field)
         if (
             not isinstance(value, list)
             or not value
@@ -300,7 +301,7 @@ def _read_entry(path: Path, index: int, raw: object) -> CatalogueEntry:
     if modality != MODALITY_OF_TASK[task_type]:
         expected = f"{MODALITY_OF_TASK[task_type]!r}, the modality of {task_type}"
         raise fields.error("modality", expected, modality)
-    builder = parse_builder(fields._get("builder"), task_type, fields.fail, zoo.ZOO_FUNCTIONS)
+    builder = parse_builder(fields.require("builder"), task_type, fields.fail, zoo.ZOO_FUNCTIONS)
     input_shape = fields.shape("input_shape", task_type)
     num_outputs = fields.optional_positive_int("num_outputs", "a positive integer (classes, targets or horizon)")
     if num_outputs is None:
@@ -311,14 +312,19 @@ def _read_entry(path: Path, index: int, raw: object) -> CatalogueEntry:
     quality = _read_quality(path, label, raw.get("quality"), fields)
 
     params_scope = fields.choice("params_scope", PARAMS_SCOPES) if "params_scope" in raw else "model"
-    fields._get("params")  # required, null included: an entry says whether a count is published
+    fields.require("params")  # null included: an entry says whether a count is published
     params = fields.optional_positive_int("params", "a positive integer (the published count), or null")
     published = params is not None
     if builder.library == SKLEARN:
         if params is not None:
             raise fields.error("params", "null for a scikit-learn model (its size depends on the data)", params)
-    elif params is None:  # nothing published: the count of the model as built, said in the summary
-        params = count_params(zoo.Architecture(name, task_type, input_shape, num_outputs, builder), params_scope)
+    else:  # built once on the meta device: a config that cannot build fails here, not on a hardware node
+        try:
+            built = count_params(zoo.Architecture(name, task_type, input_shape, num_outputs, builder), params_scope)
+        except (InvalidProblem, ValueError, TypeError, RuntimeError, AttributeError) as e:
+            problem = " ".join(str(e).split())[:300]
+            raise fields.fail("builder", f"{builder.describe()} cannot be built: {type(e).__name__}: {problem}") from None
+        params = params if published else built  # nothing published: the count as built, said in the summary
 
     epochs = fields.positive_int("default_epochs")
     batch = raw.get("default_batch_size")
