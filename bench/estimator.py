@@ -89,6 +89,8 @@ def main() -> int:
     for entry in load_catalogue():
         if args.models and entry.name not in args.models:
             continue
+        if zoo.architecture(entry.name).library != "torch":
+            continue  # a FLOP-based estimate is about torch kernels; scikit-learn models are only measured
         image = len(entry.input_shape) == 3
         batch = args.batch or (1 if image else 64)
         train_batch = args.train_batch or (2 if image else 64)

@@ -3,6 +3,7 @@ README, stable for scripts) and the rich tables the CLI prints."""
 
 import dataclasses
 import enum
+import math
 from typing import Any
 
 from rich import box
@@ -26,7 +27,7 @@ def _option_to_dict(o: msg.TaskOption) -> dict[str, Any]:
         "device": o.device,
         "host": o.host,
         "region": o.region,
-        "quality": {"metric": o.quality.metric, "value": o.quality.value,
+        "quality": {"metric": o.quality.metric, "value": _known(o.quality.value),
                     "higher_is_better": o.quality.higher_is_better},
         "latency_ms": o.latency_ms,
         "energy_j_per_inference": o.energy_j_per_inference,
@@ -95,7 +96,12 @@ def _plain(message: Any) -> Any:
         return message.name
     if isinstance(message, (list, tuple)):
         return [_plain(v) for v in message]
-    return message
+    return _known(message) if isinstance(message, float) else message
+
+
+def _known(value: float) -> float | None:
+    """None for NaN (an unknown figure, e.g. no published quality): JSON has no NaN."""
+    return None if math.isnan(value) else value
 
 
 def _profile_to_dict(profile: msg.DatasetProfile) -> dict[str, Any] | None:
@@ -128,7 +134,8 @@ def result_table(result: msg.TaskResult, *, wide: bool = True) -> Table:
     for o in result.options:
         flag = ("*" if o.pareto else "") + ("" if o.meets_constraints else "!")
         device = o.device if len(hosts) <= 1 else f"{o.device}@{o.host}"
-        row = [f"{o.rank}{flag}", o.model, device, o.region, f"{o.quality.value:.3g}",
+        quality = "?" if math.isnan(o.quality.value) else f"{o.quality.value:.3g}"
+        row = [f"{o.rank}{flag}", o.model, device, o.region, quality,
                f"{o.latency_ms:.3g}", _j(o.energy_j_per_inference)]
         row += [_g(o.co2_g_training), _g(o.co2_g_inference), _g(o.co2_g_total)] if wide else [_g(o.co2_g_total)]
         table.add_row(*row)

@@ -333,3 +333,15 @@ def test_a_training_budget_below_the_cheapest_candidate_is_reported():
 def test_nothing_is_reported_when_some_option_meets_each_constraint():
     task = encoded_task(msg.Constraints(max_latency_ms=8.0, quality_target=70.0))
     assert unmeetable_constraints(assess(task, *node_outputs([SMALL, LARGE]))) == []
+
+
+def test_a_candidate_without_a_published_quality_is_unknown_not_zero():
+    unknown = Spec("ridge", "cpu", "FRA", quality=float("nan"), co2_g_total=0.5, latency_ms=1.0)
+    options = build_options(encoded_task(), *node_outputs([unknown, SMALL]))
+    found = by_model(options)
+    assert found["ridge"].pareto and found["resnet18"].pareto  # greener and faster, but quality unknown
+    targeted = by_model(build_options(encoded_task(msg.Constraints(quality_target=60.0)),
+                                      *node_outputs([unknown, SMALL])))
+    assert not targeted["ridge"].meets_constraints
+    assert "quality unknown (no published top1_accuracy figure)" in targeted["ridge"].note
+    assert targeted["resnet18"].rank == 1

@@ -586,7 +586,7 @@ def measure_estimator(
         window_s=inference.window.duration_s, repetitions=inference.repetitions,
         energy_method=source.method,
         assumptions=_join(source.assumptions, f"scikit-learn fit timed on {train_samples} synthetic rows; "
-                          "per-row training energy grows somewhat with the data set (tree fitting is n log n)"),
+                          "per-row training energy depends on the data set size (tree fitting grows as n log n)"),
         cached=False,
     )
 

@@ -101,19 +101,26 @@ def cmd_measure(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from sustainml.config import load_config
+    from sustainml.exceptions import InvalidProblem
     from sustainml_nodes.model_provider import zoo
     from sustainml_nodes.model_provider.catalogue import find, load_catalogue
 
     from .cache import CACHE_FILE, MeasurementCache, MeasurementKey, lookup_device_name
     from .energy import make_energy_source
-    from .measure import measure
+    from .measure import ESTIMATOR_TRAIN_SAMPLES, measure, measure_estimator
 
     entry = find(load_catalogue(), args.model)  # UnknownModel (exit 2) names the known models
+    sklearn = zoo.architecture(entry.name).library == "sklearn"
+    if sklearn and (args.estimate or args.estimate_only or args.precision != "fp32"):
+        raise InvalidProblem(f"{entry.name} is a scikit-learn model: it is measured in fp32 with its own "
+                             "library, and the FLOP-based estimate does not apply to it")
     config = load_config(args.config)
     name = lookup_device_name(args.device)  # MeasurementError when that GPU is not there
     source = make_energy_source(args.device)
     train_batch = args.train_batch or args.batch
     measured_train_batch = train_batch if args.train else 0
+    if sklearn:
+        measured_train_batch = ESTIMATOR_TRAIN_SAMPLES  # one fit on this many rows is its "training step"
     key = MeasurementKey.here(
         model=entry.name, input_shape=entry.input_shape, batch_size=args.batch, train_batch_size=measured_train_batch,
         precision=args.precision, device=args.device, device_name=name, energy_method=source.method,
@@ -123,6 +130,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
 
     def run() -> Measurement:
+        if sklearn:
+            return measure_estimator(zoo.build_estimator(entry.name, input_shape=entry.input_shape), args.device,
+                                     model_name=entry.name, host=host, batch_size=args.batch,
+                                     window_s=args.window, source=source)
         workload = zoo.build(entry.name, input_shape=entry.input_shape)
         kwargs = dict(model_name=entry.name, host=host, batch_size=args.batch, train_batch_size=measured_train_batch,
                       precision=args.precision, window_s=args.window, source=source)

@@ -8,6 +8,7 @@ with the constraint misses behind each note, for :func:`missing_constraints_summ
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -237,6 +238,11 @@ def _check_quality(encoded: msg.EncodedTask, candidate: msg.ModelCandidate, resu
         )
         return
     value = result.option.quality.value  # a variant's expected quality, not its candidate's
+    if math.isnan(value):
+        result.misses.append(ConstraintMiss(
+            "quality_target", f"quality unknown (no published {encoded.metric or 'quality'} figure), "
+            f"so the {_num(target)} target cannot be confirmed"))
+        return
     if candidate.higher_is_better and value < target:
         text = f"{metric or 'quality'} {_num(value)} < {_num(target)} target"
         excess = target / value if value > 0 else float("inf")
@@ -312,7 +318,10 @@ def _check_train_hours(
 
 
 def _goodness(quality: msg.Quality) -> float:
-    """Quality oriented so that larger is better, whatever the metric."""
+    """Quality oriented so that larger is better, whatever the metric; unknown (NaN: no published
+    figure) is the worst, so it never wins on quality."""
+    if math.isnan(quality.value):
+        return -math.inf
     return quality.value if quality.higher_is_better else -quality.value
 
 
@@ -441,7 +450,8 @@ def missing_constraints_summary(assessed: Sequence[AssessedOption]) -> str:
 
 
 def _recommendation(best: msg.TaskOption, label: Callable[[msg.TaskOption], str]) -> str:
-    quality = f"{best.quality.metric} {_num(best.quality.value)}" if best.quality.metric else "unknown quality"
+    known = best.quality.metric and not math.isnan(best.quality.value)
+    quality = f"{best.quality.metric} {_num(best.quality.value)}" if known else "no published quality figure"
     return (
         f"Recommended: {label(best)}, with {quality}, {_num(best.co2_g_total)} g CO2e in total "
         f"({_num(best.co2_g_training)} g to train, {_num(best.co2_g_inference)} g to serve over the horizon) "
@@ -462,7 +472,7 @@ def _trade_offs(
         return [f"No other option {pool} is better on quality, gCO2e or latency."]
     sentences = []
     most_accurate = max(others_on_front, key=lambda o: (_goodness(o.quality), -o.co2_g_total))
-    if _goodness(most_accurate.quality) > _goodness(best.quality):
+    if _goodness(most_accurate.quality) > _goodness(best.quality) and not math.isnan(best.quality.value):
         metric = best.quality.metric or task_metric or "quality"
         sentences.append(
             f"Trade-off: {label(best)} emits {_co2_difference(best, most_accurate)} than {label(most_accurate)} "
