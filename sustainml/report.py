@@ -8,6 +8,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import msg
@@ -130,7 +131,9 @@ def result_table(result: msg.TaskResult, *, wide: bool = True) -> Table:
                "quality", "ms", "energy"]
     columns += ["CO2 train", "CO2 serve", "CO2 total"] if wide else ["CO2 total"]
     for column in columns:
-        table.add_column(column, no_wrap=True, justify="left" if column in ("model", "region") else "right")
+        # Short columns never shrink to an ellipsis; a long model name folds onto a second line instead.
+        table.add_column(column, no_wrap=column != "model", overflow="fold", min_width=min(len(column), 6),
+                         justify="left" if column in ("model", "region") else "right")
     for o in result.options:
         flag = ("*" if o.pareto else "") + ("" if o.meets_constraints else "!")
         device = o.device if len(hosts) <= 1 else f"{o.device}@{o.host}"
@@ -166,23 +169,23 @@ def print_result(result: msg.TaskResult, console: Console | None = None) -> None
 def candidates_table(candidates: list[msg.ModelCandidate], excluded: list[str]) -> Table:
     """Why each model was proposed, and its greener variants with their expected effect on quality."""
     table = Table(title="candidates and greener variants", box=box.SIMPLE_HEAD, pad_edge=False,
-                  caption="\n".join(f"not proposed: {why}" for why in excluded) or None, caption_justify="left")
+                  caption="\n".join(f"not proposed: {escape(why)}" for why in excluded) or None, caption_justify="left")
     table.add_column("model", no_wrap=True)
-    table.add_column("why proposed / greener variant: expected effect (evidence)")
+    table.add_column("why proposed; greener variants: expected effect on quality (evidence in --json)")
     for c in candidates:
-        table.add_row(c.display_name or c.name, c.reason)
+        table.add_row(escape(c.display_name or c.name), escape(c.reason))
         for v in c.variants:
-            mark = "assumed" if v.assumed else "published"
-            table.add_row("", f"  [green]{v.kind}[/] {v.name}: {v.quality_effect} ({mark}: {v.evidence})")
+            mark = "assumed" if v.assumed else "[bold]published[/]"
+            table.add_row("", f"  [green]{escape(v.name)}[/]: {escape(v.quality_effect)} ({mark})")
     return table
 
 
 def _print_understanding(console: Console, profile: msg.DatasetProfile, findings: list[msg.Finding]) -> None:
     if profile.path:
-        console.print(f"[bold]data[/] {profile.path}: {profile.summary}")
+        console.print(f"[bold]data[/] {escape(profile.path)}: {escape(profile.summary)}")
     for f in findings:
         if f.kind != "assumption":
-            console.print(f"[bold]{f.kind}[/] ({f.field}): {f.message}")
+            console.print(f"[bold]{escape(f.kind)}[/] ({escape(f.field)}): {escape(f.message)}")
 
 
 def print_encoded(task: msg.EncodedTask, console: Console | None = None) -> None:

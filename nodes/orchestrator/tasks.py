@@ -186,7 +186,7 @@ class TaskBook:
         explanation = ranking.explain(task.encoded, options)
         extra = [f"Results from {h} are missing: {why}." for h, why in sorted(task.missing.items())]
         extra += [f"Not measured on {m.host}: {why}." for m in measurements for why in m.excluded]
-        extra += [f"Note: {w}" for w in task.encoded.warnings]
+        extra += [f"Note: {w.rstrip('.')}." for w in task.encoded.warnings]
         extra += [f"Contradiction: {f.message}." for f in unmeetable]
         result = self._result(task, msg.TaskState.TASK_DONE,
                               explanation=" ".join([explanation, *extra]).strip(), options=options)
