@@ -205,6 +205,7 @@ def profile_model(module: torch.nn.Module, input_shape: tuple[int, ...]) -> Mode
         operators = 0
         flops = 0.0
         activation_bytes = 0.0
+        weight_views: list[torch.Tensor] = []
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
             kwargs = kwargs or {}
@@ -217,6 +218,9 @@ def profile_model(module: torch.nn.Module, input_shape: tuple[int, ...]) -> Mode
             if _is_view(func):
                 if any(id(t) in weights for t in inputs):
                     weights.update(id(t) for t in outputs)
+                    # Held until the end: a freed view's id could be reused by a later activation,
+                    # which would then be taken for a weight and not counted.
+                    self.weight_views.extend(outputs)
                 return out
             self.activation_bytes += sum(t.nbytes for t in [*inputs, *outputs] if id(t) not in weights)
             return out
