@@ -16,6 +16,7 @@ A minimal node (README has the full partner guide)::
         run_node(Echo)
 """
 
+import abc
 import argparse
 import logging
 import os
@@ -229,7 +230,7 @@ class _Pending:
     inputs: dict[str, Any] = field(default_factory=dict)
 
 
-class TaskNode(Node):
+class TaskNode(Node, abc.ABC):
     """A node that turns the inputs of a task into one output message.
 
     ``process`` runs once the node holds every declared input for the same task id, in the node's
@@ -275,9 +276,10 @@ class TaskNode(Node):
         a node that fires once per message of an input (e.g. per host) returns a finer key."""
         return task_key(task_id)
 
+    @abc.abstractmethod
     def process(self, ctx: TaskContext, **inputs: Any) -> Any:
-        """Turn one task's inputs into the output message (or None to publish nothing)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement process()")
+        """Turn one task's inputs into the output message (or None to publish nothing). Every task
+        node implements it; one that does not fails when it is constructed, before it joins the bus."""
 
     # ---------------------------------------------------------------- bookkeeping
     def is_cancelled(self, task_id: msg.TaskId) -> bool:
