@@ -3,8 +3,6 @@
 1 for anything else."""
 
 import argparse
-import dataclasses
-import enum
 import json
 import logging
 import os
@@ -21,6 +19,7 @@ from rich.table import Table
 
 from .exceptions import (ConfigError, InvalidProblem, LaunchError, RequestTimeout, SustainMLError,
                          TaskFailed)
+from .report import to_plain
 
 EXIT_CODES = {InvalidProblem: 2, ConfigError: 2, LaunchError: 2, TaskFailed: 3, RequestTimeout: 4}
 
@@ -37,17 +36,6 @@ def _client(args: argparse.Namespace):
     from .client import Client
     from .config import load_config
     return Client(load_config(args.config, domain_id=args.domain, dds_config=args.dds_config))
-
-
-def to_plain(value: Any) -> Any:
-    """A message as JSON-ready data: dataclasses to dicts, enums to their names."""
-    if dataclasses.is_dataclass(value):
-        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.name
-    if isinstance(value, (list, tuple)):
-        return [to_plain(v) for v in value]
-    return value
 
 
 # -------------------------------------------------------------------- commands

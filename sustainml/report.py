@@ -13,7 +13,7 @@ from rich.table import Table
 
 from . import msg
 
-__all__ = ["result_to_dict", "encoded_to_dict", "status_name", "result_table", "print_result", "print_encoded"]
+__all__ = ["result_to_dict", "encoded_to_dict", "to_plain", "status_name", "result_table", "print_result", "print_encoded"]
 
 
 def status_name(state: msg.TaskState) -> str:
@@ -59,10 +59,10 @@ def result_to_dict(result: msg.TaskResult) -> dict[str, Any]:
         "options": [_option_to_dict(o) for o in result.options],
         "modality": result.modality,
         "confidence": result.confidence,
-        "findings": [_plain(f) for f in result.findings],
-        "readings": [_plain(r) for r in result.readings],
+        "findings": [to_plain(f) for f in result.findings],
+        "readings": [to_plain(r) for r in result.readings],
         "dataset_profile": _profile_to_dict(result.dataset_profile),
-        "candidates": [_plain(c) for c in result.candidates],
+        "candidates": [to_plain(c) for c in result.candidates],
         "excluded": list(result.excluded),
     }
 
@@ -75,28 +75,29 @@ def encoded_to_dict(task: msg.EncodedTask) -> dict[str, Any]:
         "metric": task.metric,
         "higher_is_better": task.higher_is_better,
         "confidence": task.confidence,
-        "constraints": _plain(task.constraints),
-        "usage": _plain(task.usage),
-        "dataset": _plain(task.dataset),
+        "constraints": to_plain(task.constraints),
+        "usage": to_plain(task.usage),
+        "dataset": to_plain(task.dataset),
         "train_region": task.train_region,
         "inference_region": task.inference_region,
         "allowed_hardware": list(task.allowed_hardware),
-        "findings": [_plain(f) for f in task.findings],
-        "readings": [_plain(r) for r in task.readings],
+        "findings": [to_plain(f) for f in task.findings],
+        "readings": [to_plain(r) for r in task.readings],
         "dataset_profile": _profile_to_dict(task.dataset_profile),
         "explanation": task.explanation,
         "warnings": list(task.warnings),
     }
 
 
-def _plain(message: Any) -> Any:
-    """A message as JSON-ready data: nested messages to dicts, sequences to lists, ints kept."""
+def to_plain(message: Any) -> Any:
+    """A message as JSON-ready data: nested messages to dicts, enums to their names, sequences to lists,
+    NaN (an unknown figure) to None."""
     if dataclasses.is_dataclass(message):
-        return {f.name: _plain(getattr(message, f.name)) for f in dataclasses.fields(message)}
+        return {f.name: to_plain(getattr(message, f.name)) for f in dataclasses.fields(message)}
     if isinstance(message, enum.Enum):
         return message.name
     if isinstance(message, (list, tuple)):
-        return [_plain(v) for v in message]
+        return [to_plain(v) for v in message]
     return _known(message) if isinstance(message, float) else message
 
 
@@ -106,7 +107,7 @@ def _known(value: float) -> float | None:
 
 
 def _profile_to_dict(profile: msg.DatasetProfile) -> dict[str, Any] | None:
-    return _plain(profile) if profile.path else None
+    return to_plain(profile) if profile.path else None
 
 
 def _g(value: float) -> str:

@@ -460,7 +460,6 @@ def measure(
         errors=lambda: _workload_errors(model_name, device, "inference", batch_size, precision),
     )
     per_inference = _per_sample(inference, idle, source, inference.repetitions * batch_size)
-    step_ms = [s * MS_PER_S for s in inference.iteration_s]
 
     training: _Loop | None = None
     per_train = _PerSample(0.0, 0.0, 0.0, 0.0)
@@ -475,6 +474,24 @@ def measure(
         per_train = _per_sample(training, idle, source, training.repetitions * train_batch_size)
 
     report(100.0, f"{what}: measured")
+    return _measurement(
+        model_name, device, host, precision, source, idle,
+        inference=inference, batch_size=batch_size, per_inference=per_inference,
+        training=training, train_batch_size=train_batch_size, per_train=per_train,
+        peak_memory_mb=max(inference_peak_mb, train_peak_mb),
+        assumptions="training measured in fp32; int8 dynamic quantisation is applied to the trained model"
+        if variant == INT8_DYNAMIC else "",
+    )
+
+
+def _measurement(
+    model_name: str, device: str, host: str, precision: str, source: EnergySource, idle: EnergyWindow, *,
+    inference: _Loop, batch_size: int, per_inference: _PerSample,
+    training: _Loop | None, train_batch_size: int, per_train: _PerSample,
+    peak_memory_mb: float, assumptions: str,
+) -> Measurement:
+    """The message of one measurement, from its metered loops (torch and scikit-learn alike)."""
+    step_ms = [s * MS_PER_S for s in inference.iteration_s]
     return Measurement(
         model=model_name,
         device=device,
@@ -492,14 +509,13 @@ def measure(
         train_step_ms=training.window.duration_s / training.repetitions * MS_PER_S if training else 0.0,
         energy_j_per_train_sample=per_train.active_j,
         energy_j_per_train_sample_uncertainty=per_train.uncertainty_j,
-        peak_memory_mb=max(inference_peak_mb, train_peak_mb),
+        peak_memory_mb=peak_memory_mb,
         active_power_w=per_inference.active_power_w,
         idle_power_w=idle.power_w,
         window_s=inference.window.duration_s,
         repetitions=inference.repetitions,
         energy_method=source.method,
-        assumptions=_join(source.assumptions, "training measured in fp32; int8 dynamic quantisation is applied "
-                          "to the trained model" if variant == INT8_DYNAMIC else ""),
+        assumptions=_join(source.assumptions, assumptions),
         cached=False,
     )
 
@@ -568,26 +584,14 @@ def measure_estimator(
         inference = _metered_loop(predict, name="inference", meter=meter, device=dev, target_s=target_s,
                                   memory=(inference_memory := _PeakMemory(dev)))
     per_inference = _per_sample(inference, idle, source, inference.repetitions * batch_size)
-    step_ms = [t * MS_PER_S for t in inference.iteration_s]
     report(100.0, f"{what}: measured")
-    return Measurement(
-        model=model_name, device=device, host=host, precision="fp32", batch_size=batch_size,
-        latency_ms_p50=_percentile(step_ms, 50), latency_ms_p95=_percentile(step_ms, 95),
-        throughput_per_s=inference.repetitions * batch_size / inference.window.duration_s,
-        energy_j_per_inference=per_inference.active_j,
-        energy_j_per_inference_uncertainty=per_inference.uncertainty_j,
-        total_energy_j_per_inference=per_inference.total_j,
-        train_batch_size=train_samples,
-        train_step_ms=training.window.duration_s / training.repetitions * MS_PER_S,
-        energy_j_per_train_sample=per_train.active_j,
-        energy_j_per_train_sample_uncertainty=per_train.uncertainty_j,
+    return _measurement(
+        model_name, device, host, "fp32", source, idle,
+        inference=inference, batch_size=batch_size, per_inference=per_inference,
+        training=training, train_batch_size=train_samples, per_train=per_train,
         peak_memory_mb=max(train_memory.peak_mb(), inference_memory.peak_mb()),
-        active_power_w=per_inference.active_power_w, idle_power_w=idle.power_w,
-        window_s=inference.window.duration_s, repetitions=inference.repetitions,
-        energy_method=source.method,
-        assumptions=_join(source.assumptions, f"scikit-learn fit timed on {train_samples} synthetic rows; "
-                          "per-row training energy depends on the data set size (tree fitting grows as n log n)"),
-        cached=False,
+        assumptions=f"scikit-learn fit timed on {train_samples} synthetic rows; per-row training energy depends "
+        "on the data set size (tree fitting grows as n log n)",
     )
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import io
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -64,13 +66,14 @@ def export_onnx(name: str, *, input_shape: tuple[int, ...] | None = None, batch_
                      input_dtype=str(example.dtype).removeprefix("torch."))
 
 
-class _quiet_exporter:
-    """The exporter logs its progress at INFO and prints to stdout; a node's log wants neither."""
-
-    def __enter__(self) -> None:
-        self._logger = logging.getLogger("torch.onnx")
-        self._level = self._logger.level
-        self._logger.setLevel(logging.ERROR)
-
-    def __exit__(self, *exc: object) -> None:
-        self._logger.setLevel(self._level)
+@contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The exporter logs its progress at INFO and its skipped torchvision ops at WARNING; a node's log
+    wants neither."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
