@@ -125,3 +125,18 @@ def test_missing_paths_and_header_only_files(data: Path):
     (data / "header.csv").write_text("a,b,c\n")
     with pytest.raises(DatasetError, match="has no data rows"):
         profile_dataset("header.csv", policy=policy(data))
+
+
+def test_an_unchanged_file_is_read_once_and_a_changed_one_again(data: Path, monkeypatch):
+    from sustainml_nodes.task_encoder import dataset_profile
+
+    tool_wear().to_csv(data / "wear.csv", index=False)
+    reads = []
+    real_read = dataset_profile._read_csv
+    monkeypatch.setattr(dataset_profile, "_read_csv", lambda *a: reads.append(a) or real_read(*a))
+    first = profile_dataset("wear.csv", policy=policy(data))
+    first.rows = -1  # a caller changing its copy must not change what is remembered
+    again = profile_dataset("wear.csv", policy=policy(data))
+    assert len(reads) == 1 and again.rows == 40
+    tool_wear(50).to_csv(data / "wear.csv", index=False)
+    assert profile_dataset("wear.csv", policy=policy(data)).rows == 50 and len(reads) == 2

@@ -12,9 +12,11 @@ and what to do.
 
 from __future__ import annotations
 
+import copy
 import csv
 import os
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,13 +80,30 @@ def profile_dataset(path: str, *, policy: DataPolicy, target_column: str = "") -
             f"give a CSV ({', '.join(s for s, f in TABLE_FORMATS.items() if f == 'csv')}), "
             "a Parquet file (.parquet, .pq) or a folder of images"
         )
-    size = where.stat().st_size
-    if size == 0:
+    stat = where.stat()
+    if stat.st_size == 0:
         raise DatasetError(f"dataset.path {path!r} is empty (0 bytes); give a file with a header row and data")
-    _check_size(path, size, policy)
+    _check_size(path, stat.st_size, policy)
+    # The encode service is asked again while a user edits the rest of a problem: a file that has not
+    # changed (same size and modification time) is read once.
+    key = (where, stat.st_mtime_ns, stat.st_size, target_column, path)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return copy.deepcopy(_cache[key])
     fmt = TABLE_FORMATS[suffix]
     table = _read_csv(path, where) if fmt == "csv" else _read_parquet(path, where)
-    return _profile_table(path, fmt, size, table, target_column)
+    profile = _profile_table(path, fmt, stat.st_size, table, target_column)
+    with _cache_lock:
+        _cache[key] = copy.deepcopy(profile)
+        while len(_cache) > _CACHED_PROFILES:
+            _cache.popitem(last=False)
+    return profile
+
+
+_CACHED_PROFILES = 16
+_cache: OrderedDict[tuple[object, ...], msg.DatasetProfile] = OrderedDict()
+_cache_lock = threading.Lock()
 
 
 def _resolve(path: str, policy: DataPolicy) -> Path:
