@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from cyclonedds.idl import IdlEnum, IdlStruct, types
 from cyclonedds.idl.annotations import appendable, final, key
 
-__all__ = ['CarbonFootprint', 'CatalogueReply', 'CatalogueRequest', 'ClassCount', 'ColumnProfile', 'Constraints', 'ControlCommand', 'DatasetInfo', 'DatasetProfile', 'Device', 'EncodeReply', 'EncodeRequest', 'EncodedTask', 'Finding', 'Footprint', 'GreenerVariant', 'HardwareInventory', 'HardwareMeasurement', 'InventoryReply', 'InventoryRequest', 'Measurement', 'ModelCandidate', 'ModelCandidates', 'NodeControl', 'NodeState', 'NodeStatus', 'OnnxReply', 'OnnxRequest', 'Quality', 'ResultReply', 'ResultRequest', 'SubmitReply', 'SubmitRequest', 'TaskId', 'TaskOption', 'TaskReading', 'TaskResult', 'TaskState', 'TaskStatus', 'Usage', 'UserInput']
+__all__ = ['Alternative', 'CarbonFootprint', 'CatalogueReply', 'CatalogueRequest', 'ClassCount', 'ColumnProfile', 'Constraints', 'ControlCommand', 'DatasetInfo', 'DatasetProfile', 'Device', 'EncodeReply', 'EncodeRequest', 'EncodedTask', 'Equivalent', 'Finding', 'Footprint', 'GreenerVariant', 'HardwareInventory', 'HardwareMeasurement', 'InventoryReply', 'InventoryRequest', 'Measurement', 'ModelCandidate', 'ModelCandidates', 'NodeControl', 'NodeState', 'NodeStatus', 'OnnxReply', 'OnnxRequest', 'Quality', 'RegionFigure', 'ResultReply', 'ResultRequest', 'StageRecord', 'SubmitReply', 'SubmitRequest', 'TaskId', 'TaskOption', 'TaskReading', 'TaskResult', 'TaskState', 'TaskStatus', 'TrainingForecast', 'Usage', 'UserInput']
 
 
 @dataclass
@@ -122,6 +122,14 @@ class TaskReading(IdlStruct, typename="sustainml::TaskReading"):
 
 @dataclass
 @appendable
+class RegionFigure(IdlStruct, typename="sustainml::RegionFigure"):
+    region: str = ""
+    intensity_g_per_kwh: float = 0.0
+    source: str = ""
+
+
+@dataclass
+@appendable
 class UserInput(IdlStruct, typename="sustainml::UserInput"):
     task_id: TaskId = field(default_factory=TaskId)
     text: str = ""
@@ -136,6 +144,10 @@ class UserInput(IdlStruct, typename="sustainml::UserInput"):
     alternative_regions: types.sequence[str] = field(default_factory=list)
     allowed_hardware: types.sequence[str] = field(default_factory=list)
     candidate_models: types.sequence[str] = field(default_factory=list)
+    experiment_runs: types.uint32 = 0
+    allowed_regions: types.sequence[str] = field(default_factory=list)
+    intensity_overrides: types.sequence[RegionFigure] = field(default_factory=list)
+    pue: float = 0.0
 
 
 @dataclass
@@ -161,6 +173,10 @@ class EncodedTask(IdlStruct, typename="sustainml::EncodedTask"):
     findings: types.sequence[Finding] = field(default_factory=list)
     readings: types.sequence[TaskReading] = field(default_factory=list)
     dataset_profile: DatasetProfile = field(default_factory=DatasetProfile)
+    experiment_runs: types.uint32 = 0
+    allowed_regions: types.sequence[str] = field(default_factory=list)
+    intensity_overrides: types.sequence[RegionFigure] = field(default_factory=list)
+    pue: float = 0.0
 
 
 @dataclass
@@ -269,6 +285,28 @@ class HardwareMeasurement(IdlStruct, typename="sustainml::HardwareMeasurement"):
 
 @dataclass
 @appendable
+class Alternative(IdlStruct, typename="sustainml::Alternative"):
+    kind: str = ""
+    region: str = ""
+    device: str = ""
+    host: str = ""
+    intensity_g_per_kwh: float = 0.0
+    co2_g_total: float = 0.0
+    saving_g: float = 0.0
+    latency_change_ms: float = 0.0
+    note: str = ""
+
+
+@dataclass
+@appendable
+class Equivalent(IdlStruct, typename="sustainml::Equivalent"):
+    amount: float = 0.0
+    unit: str = ""
+    source: str = ""
+
+
+@dataclass
+@appendable
 class Footprint(IdlStruct, typename="sustainml::Footprint"):
     model: str = ""
     device: str = ""
@@ -285,6 +323,21 @@ class Footprint(IdlStruct, typename="sustainml::Footprint"):
     co2_g_inference: float = 0.0
     co2_g_total: float = 0.0
     sci_g_per_request: float = 0.0
+    experiment_runs: types.uint32 = 0
+    experimentation_energy_kwh: float = 0.0
+    co2_g_experimentation: float = 0.0
+    train_steps: types.uint64 = 0
+    embodied_kg_device: float = 0.0
+    device_lifetime_years: float = 0.0
+    embodied_g_per_request: float = 0.0
+    co2_g_embodied: float = 0.0
+    embodied_source: str = ""
+    pue_source: str = ""
+    intensity_year: types.int32 = 0
+    co2_g_total_uncertainty: float = 0.0
+    sci_g_per_request_uncertainty: float = 0.0
+    greener_regions: types.sequence[Alternative] = field(default_factory=list)
+    equivalents: types.sequence[Equivalent] = field(default_factory=list)
 
 
 @dataclass
@@ -293,6 +346,55 @@ class CarbonFootprint(IdlStruct, typename="sustainml::CarbonFootprint"):
     task_id: TaskId = field(default_factory=TaskId)
     host: str = ""
     footprints: types.sequence[Footprint] = field(default_factory=list)
+
+
+@dataclass
+@appendable
+class StageRecord(IdlStruct, typename="sustainml::StageRecord"):
+    task_id: TaskId = field(default_factory=TaskId)
+    key("task_id")
+    run: str = ""
+    key("run")
+    stage: str = ""
+    key("stage")
+    host: str = ""
+    devices: str = ""
+    started_unix_s: float = 0.0
+    duration_s: float = 0.0
+    energy_j: float = 0.0
+    energy_j_uncertainty: float = 0.0
+    energy_method: str = ""
+    assumptions: str = ""
+    region: str = ""
+    intensity_g_per_kwh: float = 0.0
+    pue: float = 0.0
+    co2_g: float = 0.0
+    co2_g_uncertainty: float = 0.0
+
+
+@dataclass
+@appendable
+class TrainingForecast(IdlStruct, typename="sustainml::TrainingForecast"):
+    task_id: TaskId = field(default_factory=TaskId)
+    key("task_id")
+    run: str = ""
+    key("run")
+    host: str = ""
+    epochs_done: types.uint32 = 0
+    epochs_planned: types.uint32 = 0
+    energy_j_so_far: float = 0.0
+    predicted_energy_j: float = 0.0
+    predicted_energy_j_low: float = 0.0
+    predicted_energy_j_high: float = 0.0
+    interval_level: float = 0.0
+    predicted_co2_g: float = 0.0
+    predicted_co2_g_low: float = 0.0
+    predicted_co2_g_high: float = 0.0
+    budget_co2_g: float = 0.0
+    exceeds_budget: bool = False
+    energy_method: str = ""
+    note: str = ""
+    updated_unix_s: float = 0.0
 
 
 @dataclass
@@ -326,6 +428,8 @@ class TaskOption(IdlStruct, typename="sustainml::TaskOption"):
     pareto: bool = False
     rank: types.uint32 = 0
     note: str = ""
+    footprint: Footprint = field(default_factory=Footprint)
+    alternatives: types.sequence[Alternative] = field(default_factory=list)
 
 
 @dataclass
@@ -349,6 +453,9 @@ class TaskResult(IdlStruct, typename="sustainml::TaskResult"):
     dataset_profile: DatasetProfile = field(default_factory=DatasetProfile)
     candidates: types.sequence[ModelCandidate] = field(default_factory=list)
     excluded: types.sequence[str] = field(default_factory=list)
+    stages: types.sequence[StageRecord] = field(default_factory=list)
+    stages_summary: str = ""
+    forecasts: types.sequence[TrainingForecast] = field(default_factory=list)
 
 
 @dataclass

@@ -63,6 +63,10 @@ TASK_RESULT = TopicSpec(PREFIX + "task_result", msg.TaskResult, qos.STATE,
                         "the aggregated, ranked result, latest per task")
 NODE_STATUS = TopicSpec(PREFIX + "node_status", msg.NodeStatus, qos.STATUS,
                         "heartbeat, state and progress of every node, with liveliness")
+STAGE_RECORD = TopicSpec(PREFIX + "stage_record", msg.StageRecord, qos.EVENT,
+                         "the energy of one stage of a user's own pipeline (sustainml.tracking)")
+TRAINING_FORECAST = TopicSpec(PREFIX + "training_forecast", msg.TrainingForecast, qos.STATE,
+                              "live training: energy so far and the predicted total, latest per run")
 NODE_CONTROL = TopicSpec(PREFIX + "node_control", msg.NodeControl, qos.EVENT, "e.g. cancel a task")
 
 SUBMIT = ServiceSpec("submit", msg.SubmitRequest, msg.SubmitReply, "orchestrator: start a task")
@@ -74,7 +78,7 @@ EXPORT_ONNX = ServiceSpec("export_onnx", msg.OnnxRequest, msg.OnnxReply, "model 
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     USER_INPUT, ENCODED_TASK, MODEL_CANDIDATES, HARDWARE_MEASUREMENT, CARBON_FOOTPRINT,
-    HARDWARE_INVENTORY, TASK_STATUS, TASK_RESULT, NODE_STATUS, NODE_CONTROL,
+    HARDWARE_INVENTORY, TASK_STATUS, TASK_RESULT, NODE_STATUS, NODE_CONTROL, STAGE_RECORD, TRAINING_FORECAST,
 )
 ALL_SERVICES: tuple[ServiceSpec, ...] = (SUBMIT, RESULTS, CATALOGUE, INVENTORY, ENCODE, EXPORT_ONNX)
 
