@@ -16,6 +16,7 @@ __all__ = ["load_problem", "problem_from_dict", "PROBLEM_KEYS"]
 _ALIASES = {"task_type": "task_type_hint", "modality": "modality_hint",
             "hardware": "allowed_hardware", "models": "candidate_models"}
 _NESTED = {"dataset": msg.DatasetInfo, "constraints": msg.Constraints, "usage": msg.Usage}
+_STRUCT_LISTS = {"intensity_overrides": msg.RegionFigure}
 _SKIP = {"task_id"}
 _INT_LISTS = {"dataset.input_shape"}
 PROBLEM_KEYS = sorted(
@@ -57,6 +58,8 @@ def problem_from_dict(data: Mapping[str, Any]) -> msg.UserInput:
             raise InvalidProblem(f"unknown key {key!r}; the keys are: {', '.join(PROBLEM_KEYS)}")
         if name in _NESTED:
             setattr(problem, name, _nested(key, value, _NESTED[name]))
+        elif name in _STRUCT_LISTS:
+            setattr(problem, name, _struct_list(key, value, _STRUCT_LISTS[name]))
         else:
             setattr(problem, name, _typed(key, value, type(getattr(problem, name))))
     if not problem.text and not problem.task_type_hint:
@@ -74,6 +77,15 @@ def _nested(key: str, value: Any, cls: type) -> Any:
                                  f"{', '.join(cls.__dataclass_fields__)}")
         setattr(obj, sub, _typed(f"{key}.{sub}", sub_value, type(getattr(obj, sub))))
     return obj
+
+
+def _struct_list(key: str, value: Any, cls: type) -> list[Any]:
+    """A list of mappings, each one ``cls``; a single mapping is a list of one."""
+    items = [value] if isinstance(value, Mapping) else value
+    if not isinstance(items, list):
+        raise InvalidProblem(f"{key!r} must be a list of mappings with keys {', '.join(cls.__dataclass_fields__)}, "
+                             f"got {value!r}")
+    return [_nested(f"{key}[{i}]", item, cls) for i, item in enumerate(items)]
 
 
 def _typed(key: str, value: Any, kind: type) -> Any:

@@ -13,7 +13,8 @@ from rich.table import Table
 
 from . import msg
 
-__all__ = ["result_to_dict", "encoded_to_dict", "to_plain", "status_name", "result_table", "print_result", "print_encoded"]
+__all__ = ["result_to_dict", "encoded_to_dict", "to_plain", "status_name", "result_table", "print_result",
+           "print_encoded", "phase_shares", "with_uncertainty", "stages_table", "forecast_line"]
 
 
 def status_name(state: msg.TaskState) -> str:
@@ -22,6 +23,7 @@ def status_name(state: msg.TaskState) -> str:
 
 
 def _option_to_dict(o: msg.TaskOption) -> dict[str, Any]:
+    f = o.footprint
     return {
         "rank": int(o.rank),
         "model": o.model,
@@ -37,8 +39,18 @@ def _option_to_dict(o: msg.TaskOption) -> dict[str, Any]:
         "energy_method": o.energy_method,
         "intensity_g_per_kwh": o.intensity_g_per_kwh,
         "pue": o.pue,
-        "co2_g": {"training": o.co2_g_training, "inference": o.co2_g_inference, "total": o.co2_g_total},
+        "co2_g": {"experimentation": f.co2_g_experimentation, "training": o.co2_g_training,
+                  "inference": o.co2_g_inference, "embodied": f.co2_g_embodied, "total": o.co2_g_total,
+                  "total_uncertainty": f.co2_g_total_uncertainty},
+        "shares": phase_shares(f),
         "sci_g_per_request": o.sci_g_per_request,
+        "sci_g_per_request_uncertainty": f.sci_g_per_request_uncertainty,
+        "embodied_g_per_request": f.embodied_g_per_request,
+        "pue_source": f.pue_source,
+        "intensity_source": f.intensity_source,
+        "intensity_year": int(f.intensity_year) or None,
+        "alternatives": [to_plain(a) for a in o.alternatives],
+        "equivalents": [to_plain(e) for e in f.equivalents],
         "meets_constraints": o.meets_constraints,
         "pareto": o.pareto,
         "note": o.note,
@@ -64,7 +76,43 @@ def result_to_dict(result: msg.TaskResult) -> dict[str, Any]:
         "dataset_profile": _profile_to_dict(result.dataset_profile),
         "candidates": [to_plain(c) for c in result.candidates],
         "excluded": list(result.excluded),
+        "stages": [to_plain(r) for r in result.stages],
+        "stages_summary": result.stages_summary,
+        "forecasts": [to_plain(f) for f in result.forecasts],
     }
+
+
+PHASES = ("experimentation", "training", "inference", "embodied")
+
+
+def phase_shares(f: msg.Footprint) -> dict[str, float]:
+    """Each phase's share of the lifetime gCO2e, 0..1 (all 0 when the total is 0)."""
+    values = dict(zip(PHASES, (f.co2_g_experimentation, f.co2_g_training, f.co2_g_inference, f.co2_g_embodied)))
+    total = sum(values.values())
+    return {name: (value / total if total > 0 else 0.0) for name, value in values.items()}
+
+
+def with_uncertainty(value: float, uncertainty: float, unit: str = "g") -> str:
+    """``value ± uncertainty`` with no more digits than the uncertainty justifies (two significant
+    digits of it), e.g. ``1234.5678 ± 37.2`` -> ``"1230 ± 37 g"``; three significant digits when
+    there is no uncertainty. Grams are scaled to mg, kg or t."""
+    scale, unit = _scale(value, unit)
+    value, uncertainty = value / scale, uncertainty / scale
+    if not (uncertainty > 0 and math.isfinite(uncertainty)):
+        return f"{value:.3g} {unit}"
+    decimals = 1 - math.floor(math.log10(uncertainty))
+    if decimals <= 0:
+        return f"{round(value, decimals):.0f} ± {round(uncertainty, decimals):.0f} {unit}"
+    return f"{value:.{decimals}f} ± {uncertainty:.{decimals}f} {unit}"
+
+
+def _scale(value: float, unit: str) -> tuple[float, str]:
+    if unit != "g":
+        return 1.0, unit
+    for name, scale in (("t", 1e6), ("kg", 1e3), ("g", 1.0), ("mg", 1e-3), ("µg", 1e-6)):
+        if abs(value) >= scale:
+            return scale, name
+    return 1.0, "g"
 
 
 def encoded_to_dict(task: msg.EncodedTask) -> dict[str, Any]:
@@ -162,9 +210,81 @@ def print_result(result: msg.TaskResult, console: Console | None = None) -> None
     console.print(result_table(result, wide=console.width >= 110))
     if result.explanation:
         console.print(result.explanation)
+    if result.options:
+        print_lifetime(result.options[0], console)
+    if result.stages:
+        console.print(stages_table(result.stages))
+        console.print(result.stages_summary)
+    for forecast in result.forecasts:
+        console.print(forecast_line(forecast))
     _print_understanding(console, result.dataset_profile, result.findings)
     if result.candidates:
         console.print(candidates_table(result.candidates, result.excluded))
+
+
+def print_lifetime(o: msg.TaskOption, console: Console) -> None:
+    """The recommended option's life in CO2: phases and shares, SCI, where the figures come from,
+    the greenest allowed regions and the other devices, and the total in everyday terms."""
+    f = o.footprint
+    shares = phase_shares(f)
+    where = f"{o.model} on {o.device}" + (f" at {o.host}" if o.host else "") + f", served in {o.region}"
+    console.print(f"[bold]lifetime of #{o.rank} {escape(where)}[/]: "
+                  f"{with_uncertainty(o.co2_g_total, f.co2_g_total_uncertainty)} CO2e")
+    amounts = (f.co2_g_experimentation, o.co2_g_training, o.co2_g_inference, f.co2_g_embodied)
+    parts = [f"{name} {_g(amount)} ({100 * shares[name]:.0f}%)" for name, amount in zip(PHASES, amounts)
+             if amount > 0 or name in ("training", "inference")]
+    runs = f"; {f.experiment_runs} experiment runs before the final one" if f.experiment_runs else ""
+    steps = f"; {f.train_steps:,} training steps" if f.train_steps else ""
+    console.print("  " + ", ".join(parts) + runs + steps)
+    console.print(f"  SCI {with_uncertainty(o.sci_g_per_request, f.sci_g_per_request_uncertainty)} CO2e per request "
+                  f"(embodied M {_g(f.embodied_g_per_request)}: {f.embodied_kg_device:g} kg over "
+                  f"{f.device_lifetime_years:g} years, {escape(f.embodied_source)})")
+    year = f", {f.intensity_year}" if f.intensity_year else ""
+    console.print(f"  grid {o.intensity_g_per_kwh:.0f} g/kWh ({escape(f.intensity_source)}{year}); "
+                  f"{escape(f.pue_source)}")
+    for a in o.alternatives:
+        if a.kind == "region":
+            console.print(f"  [green]greener region[/] {escape(a.region)} ({a.intensity_g_per_kwh:.0f} g/kWh): "
+                          f"{_g(a.co2_g_total)}, saves {_g(a.saving_g)} ({100 * a.saving_g / o.co2_g_total:.0f}%)")
+        else:
+            latency = (f", {a.latency_change_ms:+.3g} ms per request" if math.isfinite(a.latency_change_ms)
+                       else ", latency unknown")
+            console.print(f"  [green]greener device[/] {escape(a.device)}" + (f"@{escape(a.host)}" if a.host else "")
+                          + f": {_g(a.co2_g_total)}, saves {_g(a.saving_g)}{latency}")
+    if f.equivalents:
+        console.print("  that is " + "; ".join(f"{e.amount:.2g} {escape(e.unit)}" for e in f.equivalents)
+                      + " (" + "; ".join(escape(e.source) for e in f.equivalents) + ")")
+
+
+def stages_table(records: list[msg.StageRecord]) -> Table:
+    """gCO2e per stage (columns) for each tracked run (rows), summed over repeats, with the total."""
+    stages = list(dict.fromkeys(r.stage for r in records))
+    runs = list(dict.fromkeys(r.run for r in records))
+    co2 = {(r.run, r.stage): 0.0 for r in records}
+    for r in records:
+        co2[(r.run, r.stage)] += r.co2_g
+    methods = ", ".join(sorted({r.energy_method for r in records}))
+    table = Table(title="tracked stages, g CO2e", caption=f"energy: {methods}", box=box.SIMPLE_HEAD)
+    table.add_column("run")
+    for stage in stages:
+        table.add_column(stage, justify="right")
+    table.add_column("total", justify="right")
+    for run in runs:
+        values = [co2.get((run, stage)) for stage in stages]
+        table.add_row(escape(run or "-"), *("" if v is None else f"{v:.3g}" for v in values),
+                      f"{sum(v for v in values if v is not None):.3g}")
+    return table
+
+
+def forecast_line(f: msg.TrainingForecast) -> str:
+    """A live training forecast in one line, with its interval and the budget verdict."""
+    budget = ""
+    if f.budget_co2_g > 0:
+        budget = (f"; [bold red]will exceed the {_g(f.budget_co2_g)} budget[/]" if f.exceeds_budget
+                  else f"; budget {_g(f.budget_co2_g)}")
+    return (f"training {escape(f.run or '-')}: {f.epochs_done}/{f.epochs_planned} epochs, predicted total "
+            f"{_g(f.predicted_co2_g)} CO2e ({_g(f.predicted_co2_g_low)} to {_g(f.predicted_co2_g_high)}, "
+            f"{100 * f.interval_level:.0f}% interval; energy {f.energy_method}){budget}")
 
 
 def candidates_table(candidates: list[msg.ModelCandidate], excluded: list[str]) -> Table:

@@ -223,7 +223,7 @@ def test_a_worked_example_in_plain_numbers():
     m = msg.Measurement(
         model="resnet18", device="cpu", energy_j_per_inference=3.6, energy_j_per_train_sample=1.0
     )
-    (f,) = compute_footprints(task, CANDIDATES, measurement(m)).footprints
+    (f,) = compute_footprints(task, CANDIDATES, measurement(m), pue=1.0).footprints
     deu = country_row("DEU")["carbon_intensity"]
     assert f.train_energy_kwh == pytest.approx(1.0)
     assert f.inference_energy_kwh == pytest.approx(1.0)
@@ -233,7 +233,7 @@ def test_a_worked_example_in_plain_numbers():
 
 
 def test_task_epochs_override_the_catalogue_recipe():
-    (f, _) = compute_footprints(make_task(epochs=3), CANDIDATES, measurement(RESNET_ON_GPU)).footprints
+    (f, _) = compute_footprints(make_task(epochs=3), CANDIDATES, measurement(RESNET_ON_GPU), pue=1.0).footprints
     assert f.train_energy_kwh == pytest.approx(2.0 * 50_000 * 3 / J_PER_KWH)
 
 
@@ -253,7 +253,7 @@ def test_one_footprint_per_measurement_and_region():
     tiny = msg.Measurement(
         model="tiny", device="cpu", energy_j_per_inference=0.01, energy_j_per_train_sample=0.1
     )
-    result = compute_footprints(make_task(), CANDIDATES, measurement(RESNET_ON_GPU, tiny))
+    result = compute_footprints(make_task(), CANDIDATES, measurement(RESNET_ON_GPU, tiny), pue=1.0)
     assert [(f.model, f.region) for f in result.footprints] == [
         ("resnet18", "FRA"),
         ("resnet18", "gcp:europe-west1"),

@@ -47,4 +47,10 @@ def test_documented_json_keys_are_printed():
     for key in ("model", "device", "host", "region", "quality", "latency_ms", "energy_j_per_inference",
                 "train_energy_kwh", "energy_method", "intensity_g_per_kwh", "pue", "co2_g", "pareto", "rank"):
         assert key in data["options"][0]
-    assert set(data["options"][0]["co2_g"]) == {"training", "inference", "total"}
+    assert set(data["options"][0]["co2_g"]) == {"experimentation", "training", "inference", "embodied", "total",
+                                                "total_uncertainty"}
+    for key in ("shares", "sci_g_per_request", "sci_g_per_request_uncertainty", "embodied_g_per_request",
+                "pue_source", "intensity_source", "intensity_year", "alternatives", "equivalents"):
+        assert key in data["options"][0] and re.search(rf"`\.{key}(\[\])?`", README), key
+    for key in ("stages", "stages_summary", "forecasts"):
+        assert key in data and re.search(rf"`{key}(\[\])?`", README), key

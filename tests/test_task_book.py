@@ -116,3 +116,58 @@ def test_unfinished_tasks_are_resumed_from_the_store():
     actions = second.resume(resumed_id, resumed_problem)
     assert resumed_id == task_id
     assert any(isinstance(a.message, msg.UserInput) and a.message.task_id == task_id for a in actions)
+
+
+# ---------------------------------------------------------------- tracked stages of a user's pipeline
+
+
+def stage(task_id, stage_name, co2_g, run="RF", started=1.0):
+    return msg.StageRecord(task_id=task_id, run=run, stage=stage_name, host="laptop", started_unix_s=started,
+                           energy_j=co2_g * 1000, energy_method="estimate", co2_g=co2_g)
+
+
+def test_stages_of_a_finished_task_update_its_stored_result(book):
+    task_id, _ = book.submit(problem())
+    encoded, candidates, m_laptop, f_laptop = outputs(task_id, "laptop")
+    _, _, m_gpu, f_gpu = outputs(task_id, "gpu")
+    book.on_measurement(m_laptop)
+    book.on_measurement(m_gpu)
+    book.on_encoded(encoded)
+    book.on_candidates(candidates)
+    book.on_footprint(f_laptop)
+    assert results(book.on_footprint(f_gpu))[0].state == msg.TaskState.TASK_DONE
+
+    book.on_stage_record(stage(task_id, "featurize", 0.1))
+    (published,) = results(book.on_stage_record(stage(task_id, "train", 0.3)))
+    assert [r.stage for r in published.stages] == ["featurize", "train"]
+    assert published.stages_summary.startswith("train dominates: 75% of the 0.4 g CO2e of 2 tracked stages in 1 run")
+    assert published.state == msg.TaskState.TASK_DONE and published.options  # the rest of the result is kept
+    stored = book.store.get_result(task_id)
+    assert [r.stage for r in stored.stages] == ["featurize", "train"]
+    # The same record again (a re-send) replaces its copy; a repeat of the stage later is kept beside it.
+    book.on_stage_record(stage(task_id, "train", 0.3))
+    (again,) = results(book.on_stage_record(stage(task_id, "train", 0.2, started=9.0)))
+    assert [r.stage for r in again.stages] == ["featurize", "train", "train"]
+
+
+def test_stages_while_the_task_runs_come_with_its_result(book):
+    task_id, _ = book.submit(problem())
+    assert book.on_stage_record(stage(task_id, "clean", 0.05, run="DT")) == []
+    forecast = msg.TrainingForecast(task_id=task_id, run="DT", host="laptop", epochs_done=3, epochs_planned=10,
+                                    predicted_co2_g=1.0)
+    assert book.on_forecast(forecast) == []
+    encoded, candidates, m_laptop, f_laptop = outputs(task_id, "laptop")
+    _, _, m_gpu, f_gpu = outputs(task_id, "gpu")
+    book.on_encoded(encoded)
+    book.on_candidates(candidates)
+    for message in (m_laptop, m_gpu):
+        book.on_measurement(message)
+    book.on_footprint(f_laptop)
+    (done,) = results(book.on_footprint(f_gpu))
+    assert [r.stage for r in done.stages] == ["clean"] and done.stages_summary.startswith("clean dominates: 100%")
+    assert [f.epochs_done for f in done.forecasts] == [3]
+
+
+def test_a_stage_for_an_unknown_task_is_dropped_with_a_warning(book, caplog):
+    assert book.on_stage_record(stage(msg.TaskId("nope", 1), "train", 1.0)) == []
+    assert "stage record for unknown task nope/1 dropped" in caplog.text

@@ -1,19 +1,33 @@
-"""Grams of CO2e to train and to serve each measured option, in each region the task names.
+"""Grams of CO2e over the life of each measured option, in each region the task names.
 
 For every measurement (a model on a device) and every serving region, one ``msg.Footprint``:
 
-- training energy = ``energy_j_per_train_sample`` × ``dataset.num_samples`` × epochs (the task's, else
-  the candidate's ``default_epochs``), in kWh, × PUE; its CO2 at the intensity of ``train_region`` (or
-  of the serving region when the task names no training region);
-- inference energy over the usage horizon = ``energy_j_per_inference`` × ``requests_per_day`` ×
+- training (the final run): ``energy_j_per_train_sample`` × ``train_batch_size`` per step ×
+  ``ceil(num_samples / train_batch_size)`` steps per epoch × epochs (the task's, else the candidate's
+  ``default_epochs``), in kWh, × PUE; its CO2 at the intensity of ``train_region`` (or of the serving
+  region when the task names no training region);
+- experimentation: ``experiment_runs`` more training runs before the final one (a hyper-parameter
+  search of N trials), each as expensive as the final run, in the training region;
+- inference over the usage horizon: ``energy_j_per_inference`` × ``requests_per_day`` ×
   ``horizon_days``, in kWh, × PUE; its CO2 at the serving region's intensity;
-- SCI per request = energy of one request in kWh × PUE × the serving region's intensity, in g.
+- embodied: the device's manufacture (``reference.embodied_for``) amortised linearly over its
+  lifetime, charged for the device time the option holds: training steps × ``train_step_ms``, and
+  per request the batch latency / batch size;
+- SCI per request = (E × I + M) / R with R = one request: the request's energy in kWh × PUE × the
+  serving region's intensity, plus its embodied share M.
 
 A request is one inference sample, the unit ``energy_j_per_inference`` is measured in. The energy is
 the measurement's workload (active) share; the device's idle share is not attributed to the option.
 
-Embodied emissions (the M term of SCI = (E × I + M) / R: the hardware's manufacture, amortised over
-its life) are not included yet, so every figure here is operational CO2 only.
+PUE: the task's own figure wins, then the operator's (the node's ``pue`` parameter), then the figure
+published for the region or its cloud provider, then a default; ``Footprint.pue_source`` says which.
+Intensity: the user's own figure for a region (``intensity_overrides``) wins, then a live provider
+when the operator configured one, then codecarbon's bundled data.
+
+Uncertainty: ``co2_g_total_uncertainty`` and ``sci_g_per_request_uncertainty`` carry the energy
+measurements' standard uncertainties (independent, added in quadrature); the intensity, PUE and
+embodied figures are reference values without a stated uncertainty, and their sources and the
+intensity's year travel with the result instead.
 
 When training energy cannot be computed (``dataset.num_samples`` is 0, or there are no epochs to
 multiply by), the training figures are 0 and a warning naming the reason is logged: the task
@@ -22,28 +36,126 @@ encoder rejects such tasks, so this only happens to tasks that bypassed it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sustainml import msg, units
-from sustainml.exceptions import InvalidProblem
+from sustainml.exceptions import InvalidProblem, SustainMLError
 from sustainml.variants import split_model_name
 
-from .intensity import RegionIntensity, resolve_region
+from .intensity import RegionIntensity, all_regions, resolve_region
+from .reference import EmbodiedFigure, PueFigure, embodied_for, equivalents_of, pue_for
 
-__all__ = ["compute_footprints", "serving_regions"]
+__all__ = [
+    "CarbonSettings",
+    "GREENER_REGION_COUNT",
+    "MAX_EXPERIMENT_RUNS",
+    "MAX_INTENSITY_G_PER_KWH",
+    "RegionBook",
+    "check_carbon_fields",
+    "compute_footprints",
+    "serving_regions",
+]
 
 _log = logging.getLogger(__name__)
 
+GREENER_REGION_COUNT = 3
+MAX_EXPERIMENT_RUNS = 100_000
+# Units: g CO2e / kWh. Above any real grid (coal plants emit about 1,000): a typo, not a figure.
+MAX_INTENSITY_G_PER_KWH = 2_000.0
+_S_PER_YEAR = 365.25 * 86_400.0
+_REGION_WILDCARDS = ("*", "gcp:*", "aws:*", "azure:*")
+
+LiveLookup = Callable[[RegionIntensity], RegionIntensity | None]
+"""Given a region from the data, the same region at a live intensity, or None to keep the data's."""
+
 
 @dataclass(frozen=True)
-class _Energy:
-    """Facility energy of one option, PUE applied. Units: kWh."""
+class CarbonSettings:
+    """How the operator set up the carbon tracker.
 
-    train_kwh: float
+    ``pue``: the operator's PUE for every region (None = per region: published figure or default).
+    ``live``: a live-intensity lookup (see ``live_intensity``), None = the bundled data only.
+    ``embodied``: the embodied figure of a device, from its id and model name.
+    """
+
+    pue: float | None = None
+    live: LiveLookup | None = None
+    embodied: Callable[[str, str], EmbodiedFigure] = embodied_for
+
+
+class RegionBook:
+    """Resolves region texts to intensities and PUEs for one task, the user's figures first.
+
+    Built once per task so every footprint of the task sees the same figures (a live value read
+    once, not per option).
+    """
+
+    def __init__(self, task: msg.EncodedTask, settings: CarbonSettings) -> None:
+        self._settings = settings
+        self._task_pue = float(task.pue)
+        self._overrides: dict[str, RegionIntensity] = {}
+        for figure in task.intensity_overrides:
+            base = resolve_region(figure.region)
+            self._overrides[base.code] = RegionIntensity(
+                code=base.code,
+                name=base.name,
+                intensity_g_per_kwh=float(figure.intensity_g_per_kwh),
+                source=f"given by the user: {figure.source.strip() or 'no source stated'}",
+                year=None,
+            )
+        self._cache: dict[str, RegionIntensity] = {}
+
+    def region(self, text_or_region: str | RegionIntensity) -> RegionIntensity:
+        base = resolve_region(text_or_region) if isinstance(text_or_region, str) else text_or_region
+        if base.code not in self._cache:
+            self._cache[base.code] = self._overrides.get(base.code) or self._live(base) or base
+        return self._cache[base.code]
+
+    def _live(self, base: RegionIntensity) -> RegionIntensity | None:
+        if self._settings.live is None:
+            return None
+        return self._settings.live(base)
+
+    def pue(self, region: RegionIntensity) -> PueFigure:
+        if self._task_pue > 0:
+            return PueFigure(self._task_pue, "given by the user")
+        if self._settings.pue is not None:
+            return PueFigure(self._settings.pue, "set by the operator (carbon tracker parameter pue)")
+        return pue_for(region)
+
+
+@dataclass(frozen=True)
+class _Phases:
+    """Facility energy of one option's phases, PUE applied, and their standard uncertainties. Units: kWh."""
+
+    run_kwh: float            # one training run
+    run_kwh_u: float
     inference_kwh: float
+    inference_kwh_u: float
     request_kwh: float
+    request_kwh_u: float
+    steps: int
+    run_device_s: float       # device time of one training run. Units: s
+    request_device_s: float   # device time one request holds. Units: s
+
+
+@dataclass
+class _Option:
+    """What one measured option costs in one serving region; also used for its region alternatives."""
+
+    training: float = 0.0
+    experimentation: float = 0.0
+    inference: float = 0.0
+    embodied: float = 0.0
+    uncertainty: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.training + self.experimentation + self.inference + self.embodied
 
 
 def compute_footprints(
@@ -51,73 +163,225 @@ def compute_footprints(
     candidates: msg.ModelCandidates,
     measurement: msg.HardwareMeasurement,
     *,
-    pue: float = 1.0,
+    pue: float | None = None,
+    settings: CarbonSettings | None = None,
+    device_names: dict[str, str] | None = None,
 ) -> msg.CarbonFootprint:
     """One footprint per (measurement × serving region), in the order of ``serving_regions``.
 
-    ``pue`` is the data centre's power usage effectiveness (facility energy / IT energy, >= 1).
+    ``pue`` (shorthand for ``settings.pue``) is the operator's data-centre power usage effectiveness
+    (facility energy / IT energy, >= 1) for every region; None = per region. ``device_names`` maps
+    a device id of the measuring host ("cuda:0") to its model name, for its embodied figure.
     Raises ``InvalidProblem`` for inputs no real deployment has (negative usage, PUE below 1,
     negative energies) and ``UnknownRegion`` for a region the intensity data lacks.
     """
-    _check_inputs(task, measurement, pue)
-    regions = serving_regions(task)
-    train_region = resolve_region(task.train_region) if task.train_region.strip() else None
+    settings = settings or CarbonSettings()
+    if pue is not None:
+        settings = dataclasses.replace(settings, pue=pue)
+    _check_inputs(task, measurement, settings.pue)
+    book = RegionBook(task, settings)
+    regions = serving_regions(task, book)
+    train_region = book.region(task.train_region) if task.train_region.strip() else None
+    allowed = allowed_regions(task, regions[0], book) if regions else []
     default_epochs = {c.name: int(c.default_epochs) for c in candidates.candidates}
     if task.dataset.num_samples == 0 and measurement.measurements:
         _log.warning(
             "task %s: training footprints are 0 because dataset.num_samples is 0 (unknown)",
             _label(task.task_id),
         )
+    names = device_names or {}
 
     footprints = []
     for m in measurement.measurements:
-        energy = _energy(task, m, _epochs(task, m, default_epochs), pue)
+        phases = _phases(task, m, _epochs(task, m, default_epochs))
+        embodied = settings.embodied(m.device, names.get(m.device, ""))
         for region in regions:
             train = train_region or region
-            co2_g_training = energy.train_kwh * train.intensity_g_per_kwh
-            co2_g_inference = energy.inference_kwh * region.intensity_g_per_kwh
-            footprints.append(
-                msg.Footprint(
-                    model=m.model,
-                    device=m.device,
-                    host=m.host or measurement.host,
-                    region=region.code,
-                    intensity_g_per_kwh=region.intensity_g_per_kwh,
-                    train_region=train.code,
-                    train_intensity_g_per_kwh=train.intensity_g_per_kwh,
-                    intensity_source=_source_text(region, train),
-                    pue=pue,
-                    train_energy_kwh=energy.train_kwh,
-                    inference_energy_kwh=energy.inference_kwh,
-                    co2_g_training=co2_g_training,
-                    co2_g_inference=co2_g_inference,
-                    co2_g_total=co2_g_training + co2_g_inference,
-                    sci_g_per_request=energy.request_kwh * region.intensity_g_per_kwh,
-                )
-            )
+            footprints.append(_footprint(task, m, measurement.host, phases, embodied, region, train, book, allowed))
     return msg.CarbonFootprint(task_id=task.task_id, host=measurement.host, footprints=footprints)
 
 
-def serving_regions(task: msg.EncodedTask) -> list[RegionIntensity]:
+def _footprint(
+    task: msg.EncodedTask,
+    m: msg.Measurement,
+    host: str,
+    phases: _Phases,
+    embodied: EmbodiedFigure,
+    region: RegionIntensity,
+    train: RegionIntensity,
+    book: RegionBook,
+    allowed: Sequence[RegionIntensity],
+) -> msg.Footprint:
+    serve_pue, train_pue = book.pue(region), book.pue(train)
+    here = _cost(task, phases, embodied, serve=region, serve_pue=serve_pue.pue, train=train, train_pue=train_pue.pue)
+    runs = int(task.experiment_runs)
+    request_embodied_g = phases.request_device_s * embodied.g_per_second
+    sci = units.co2_g(phases.request_kwh, region.intensity_g_per_kwh, serve_pue.pue) + request_embodied_g
+    return msg.Footprint(
+        model=m.model,
+        device=m.device,
+        host=m.host or host,
+        region=region.code,
+        intensity_g_per_kwh=region.intensity_g_per_kwh,
+        train_region=train.code,
+        train_intensity_g_per_kwh=train.intensity_g_per_kwh,
+        intensity_source=_source_text(region, train),
+        pue=serve_pue.pue,
+        train_energy_kwh=phases.run_kwh * train_pue.pue,
+        inference_energy_kwh=phases.inference_kwh * serve_pue.pue,
+        co2_g_training=here.training,
+        co2_g_inference=here.inference,
+        co2_g_total=here.total,
+        sci_g_per_request=sci,
+        experiment_runs=runs,
+        experimentation_energy_kwh=phases.run_kwh * train_pue.pue * runs,
+        co2_g_experimentation=here.experimentation,
+        train_steps=phases.steps,
+        embodied_kg_device=embodied.embodied_kg,
+        device_lifetime_years=embodied.lifetime_years,
+        embodied_g_per_request=request_embodied_g,
+        co2_g_embodied=here.embodied,
+        embodied_source=embodied.source,
+        pue_source=_pue_text(serve_pue, train_pue, region, train),
+        intensity_year=region.year or 0,
+        co2_g_total_uncertainty=here.uncertainty,
+        sci_g_per_request_uncertainty=units.co2_g(phases.request_kwh_u, region.intensity_g_per_kwh, serve_pue.pue),
+        greener_regions=_greener_regions(task, phases, embodied, here.total, region, allowed, book),
+        equivalents=equivalents_of(here.total),
+    )
+
+
+def _cost(
+    task: msg.EncodedTask,
+    phases: _Phases,
+    embodied: EmbodiedFigure,
+    *,
+    serve: RegionIntensity,
+    serve_pue: float,
+    train: RegionIntensity,
+    train_pue: float,
+) -> _Option:
+    runs = int(task.experiment_runs)
+    requests = task.usage.requests_per_day * task.usage.horizon_days
+    run_g = units.co2_g(phases.run_kwh, train.intensity_g_per_kwh, train_pue)
+    run_g_u = units.co2_g(phases.run_kwh_u, train.intensity_g_per_kwh, train_pue)
+    inference_g = units.co2_g(phases.inference_kwh, serve.intensity_g_per_kwh, serve_pue)
+    inference_g_u = units.co2_g(phases.inference_kwh_u, serve.intensity_g_per_kwh, serve_pue)
+    device_s = phases.run_device_s * (runs + 1) + phases.request_device_s * requests
+    # The runs of one plan share one measurement, so their errors add linearly, not in quadrature.
+    return _Option(
+        training=run_g,
+        experimentation=run_g * runs,
+        inference=inference_g,
+        embodied=device_s * embodied.g_per_second,
+        uncertainty=math.hypot(run_g_u * (runs + 1), inference_g_u),
+    )
+
+
+def _greener_regions(
+    task: msg.EncodedTask,
+    phases: _Phases,
+    embodied: EmbodiedFigure,
+    total_g: float,
+    here: RegionIntensity,
+    allowed: Sequence[RegionIntensity],
+    book: RegionBook,
+) -> list[msg.Alternative]:
+    """The option moved, training and serving, to each allowed region; the greenest few that save."""
+    moved = []
+    for region in allowed:
+        if region.code == here.code:
+            continue
+        pue = book.pue(region).pue
+        cost = _cost(task, phases, embodied, serve=region, serve_pue=pue, train=region, train_pue=pue)
+        if cost.total < total_g:
+            moved.append((cost.total, region))
+    moved.sort(key=lambda item: (item[0], item[1].code))
+    return [
+        msg.Alternative(
+            kind="region",
+            region=region.code,
+            intensity_g_per_kwh=region.intensity_g_per_kwh,
+            co2_g_total=co2,
+            saving_g=total_g - co2,
+            latency_change_ms=0.0,
+            note=f"{region.name}: trained and served there, same hardware; network latency to it not included",
+        )
+        for co2, region in moved[:GREENER_REGION_COUNT]
+    ]
+
+
+def serving_regions(task: msg.EncodedTask, book: RegionBook | None = None) -> list[RegionIntensity]:
     """The task's serving region (``inference_region``, else ``train_region``), then its alternatives.
 
     Spellings of one region ("Germany", "DEU", "DE") count once, at their first place.
     """
+    resolve = book.region if book is not None else resolve_region
     seen: dict[str, RegionIntensity] = {}
     for text in [task.inference_region or task.train_region, *task.alternative_regions]:
-        region = resolve_region(text)
+        region = resolve(text)
         seen.setdefault(region.code, region)
     return list(seen.values())
 
 
-def _energy(task: msg.EncodedTask, m: msg.Measurement, epochs: int, pue: float) -> _Energy:
-    train_j = m.energy_j_per_train_sample * task.dataset.num_samples * epochs
-    inference_j = m.energy_j_per_inference * task.usage.requests_per_day * task.usage.horizon_days
-    return _Energy(
-        train_kwh=units.j_to_kwh(train_j) * pue,
-        inference_kwh=units.j_to_kwh(inference_j) * pue,
-        request_kwh=units.j_to_kwh(m.energy_j_per_inference) * pue,
+def allowed_regions(task: msg.EncodedTask, serving: RegionIntensity, book: RegionBook) -> list[RegionIntensity]:
+    """Where the user allows the option to run: ``allowed_regions`` (wildcards expanded), else the
+    ``alternative_regions``, else every region of the serving region's cloud provider, else (served
+    in a country) every cloud region of the three providers: places where one can rent the hardware."""
+    texts = list(task.allowed_regions) or list(task.alternative_regions)
+    if not texts:
+        provider, colon, _ = serving.code.partition(":")
+        texts = [f"{provider}:*"] if colon else ["gcp:*", "aws:*", "azure:*"]
+    found: dict[str, RegionIntensity] = {}
+    for text in texts:
+        for region in _expand(text):
+            # A 0 in the data is a small grid with no fossil generation recorded that year (e.g. the
+            # Central African Republic), not a data centre one can rent: it is not offered.
+            if region.intensity_g_per_kwh > 0 or text.strip().lower() not in _REGION_WILDCARDS:
+                found.setdefault(region.code, book.region(region))
+    return list(found.values())
+
+
+def _expand(text: str) -> list[RegionIntensity]:
+    pattern = text.strip().lower()
+    if pattern == "*":
+        return [r for r in all_regions() if ":" not in r.code]
+    if pattern in _REGION_WILDCARDS:
+        return [r for r in all_regions() if r.code.startswith(pattern[:-1])]
+    return [resolve_region(text)]
+
+
+def _phases(task: msg.EncodedTask, m: msg.Measurement, epochs: int) -> _Phases:
+    samples = int(task.dataset.num_samples)
+    batch = int(m.train_batch_size)
+    if batch > 0:
+        steps = math.ceil(samples / batch) * epochs
+        trained_samples = steps * batch  # the last batch of an epoch is counted full: it costs a step
+    else:  # a measurement without a batch size: per sample, no step count
+        steps = 0
+        trained_samples = samples * epochs
+    requests = task.usage.requests_per_day * task.usage.horizon_days
+    per_request_s = _request_seconds(m)
+    return _Phases(
+        run_kwh=units.j_to_kwh(m.energy_j_per_train_sample * trained_samples),
+        run_kwh_u=units.j_to_kwh(m.energy_j_per_train_sample_uncertainty * trained_samples),
+        inference_kwh=units.j_to_kwh(m.energy_j_per_inference * requests),
+        inference_kwh_u=units.j_to_kwh(m.energy_j_per_inference_uncertainty * requests),
+        request_kwh=units.j_to_kwh(m.energy_j_per_inference),
+        request_kwh_u=units.j_to_kwh(m.energy_j_per_inference_uncertainty),
+        steps=steps,
+        run_device_s=steps * m.train_step_ms / units.MS_PER_S,
+        request_device_s=per_request_s,
     )
+
+
+def _request_seconds(m: msg.Measurement) -> float:
+    """Device time one request (one sample) holds: the batch latency shared by its samples. Units: s."""
+    if m.throughput_per_s > 0:
+        return 1.0 / m.throughput_per_s
+    if m.latency_ms_p50 > 0:
+        return m.latency_ms_p50 / units.MS_PER_S / max(int(m.batch_size), 1)
+    return 0.0
 
 
 def _epochs(task: msg.EncodedTask, m: msg.Measurement, default_epochs: dict[str, int]) -> int:
@@ -144,12 +408,66 @@ def _source_text(region: RegionIntensity, train: RegionIntensity) -> str:
     return f"serving: {region.source}; training: {train.source}"
 
 
-def _check_inputs(task: msg.EncodedTask, measurement: msg.HardwareMeasurement, pue: float) -> None:
-    if not (math.isfinite(pue) and pue >= 1.0):
+def _pue_text(serve: PueFigure, train: PueFigure, region: RegionIntensity, train_region: RegionIntensity) -> str:
+    if serve == train:
+        return f"PUE {serve.pue:g}: {serve.source}"
+    return (
+        f"serving ({region.code}) PUE {serve.pue:g}: {serve.source}; "
+        f"training ({train_region.code}) PUE {train.pue:g}: {train.source}"
+    )
+
+
+def check_carbon_fields(
+    *,
+    experiment_runs: int,
+    allowed: Sequence[str],
+    overrides: Sequence[msg.RegionFigure],
+    pue: float,
+) -> None:
+    """Raise ``InvalidProblem`` (one line: the field, the value, what is right) for carbon inputs no
+    real plan has. The task encoder calls it so a bad value fails at the first node."""
+    if experiment_runs > MAX_EXPERIMENT_RUNS:
+        raise InvalidProblem(
+            f"experiment_runs is {experiment_runs}: give the training runs before the final one "
+            f"(e.g. 20 for a search of 20 trials), at most {MAX_EXPERIMENT_RUNS}"
+        )
+    if pue != 0 and not (math.isfinite(pue) and pue >= 1.0):
+        raise InvalidProblem(
+            f"pue is {pue}: a data centre's power usage effectiveness is at least 1.0 "
+            "(1.0 = no overhead, typical clouds 1.1-1.6); give 0 to use the published figure"
+        )
+    for i, text in enumerate(allowed):
+        if text.strip().lower() in _REGION_WILDCARDS:
+            continue
+        try:
+            resolve_region(text)
+        except SustainMLError as e:
+            raise InvalidProblem(f"allowed_regions[{i}]: {e}") from e
+    for i, figure in enumerate(overrides):
+        value = float(figure.intensity_g_per_kwh)
+        if not (math.isfinite(value) and 0 <= value <= MAX_INTENSITY_G_PER_KWH):
+            raise InvalidProblem(
+                f"intensity_overrides[{i}] ({figure.region!r}): {value} g CO2e/kWh is not a grid intensity; "
+                f"give a number from 0 to {MAX_INTENSITY_G_PER_KWH:g} (coal power is about 1,000)"
+            )
+        try:
+            resolve_region(figure.region)
+        except SustainMLError as e:
+            raise InvalidProblem(f"intensity_overrides[{i}]: {e}") from e
+
+
+def _check_inputs(task: msg.EncodedTask, measurement: msg.HardwareMeasurement, pue: float | None) -> None:
+    if pue is not None and not (math.isfinite(pue) and pue >= 1.0):
         raise InvalidProblem(
             f"pue is {pue}, but a data centre's power usage effectiveness is at least 1.0 "
             "(1.0 = no overhead, typical clouds 1.1-1.6): give pue >= 1"
         )
+    check_carbon_fields(
+        experiment_runs=int(task.experiment_runs),
+        allowed=task.allowed_regions,
+        overrides=task.intensity_overrides,
+        pue=float(task.pue),
+    )
     usage = task.usage
     for name, value in (("requests_per_day", usage.requests_per_day), ("horizon_days", usage.horizon_days)):
         if not (math.isfinite(value) and value >= 0):
@@ -157,11 +475,19 @@ def _check_inputs(task: msg.EncodedTask, measurement: msg.HardwareMeasurement, p
     if task.epochs < 0:
         raise InvalidProblem(f"epochs is {task.epochs}: give a number of epochs >= 0 (0 = the recipe's)")
     for m in measurement.measurements:
-        for name in ("energy_j_per_inference", "energy_j_per_train_sample"):
+        for name in (
+            "energy_j_per_inference",
+            "energy_j_per_train_sample",
+            "energy_j_per_inference_uncertainty",
+            "energy_j_per_train_sample_uncertainty",
+            "train_step_ms",
+            "latency_ms_p50",
+            "throughput_per_s",
+        ):
             value = getattr(m, name)
             if not (math.isfinite(value) and value >= 0):
                 raise InvalidProblem(
-                    f"measurement of {m.model} on {m.device}: {name} is {value}; an energy is a number >= 0"
+                    f"measurement of {m.model} on {m.device}: {name} is {value}; it must be a number >= 0"
                 )
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "COUNTRY_SOURCE",
     "GCP_SOURCE",
     "RegionIntensity",
+    "all_regions",
     "resolve_region",
 ]
 
@@ -132,6 +133,18 @@ def resolve_region(region: str) -> RegionIntensity:
     if key in table.gcp:
         return table.gcp[key]
     raise _unknown(text, table.suggestions)
+
+
+def all_regions() -> list[RegionIntensity]:
+    """Every region the data knows: countries, Google Cloud regions, and the AWS and Azure regions
+    (each at its country's figure), in that order."""
+    table = _region_table()
+    cloud = [
+        _resolve_cloud(f"{provider}:{name}", provider, name, table)
+        for provider in ("aws", "azure")
+        for name in CLOUD_REGION_COUNTRIES[provider]
+    ]
+    return [*table.countries.values(), *table.gcp.values(), *cloud]
 
 
 def _resolve_cloud(text: str, provider: str, name: str, table: _RegionTable) -> RegionIntensity:

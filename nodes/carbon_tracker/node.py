@@ -1,8 +1,10 @@
 """Carbon tracker node: measurements in, gCO2e per option out (logic in ``footprint.py``).
 
 It fires once per hardware node's measurement of a task (one per host), keeping the encoded task and
-the candidates for the task's lifetime."""
+the candidates for the task's lifetime. It follows every host's inventory, so a device's embodied
+emissions are those of its model ("NVIDIA H100 80GB HBM3"), not of a generic GPU."""
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,12 +12,12 @@ from sustainml import msg, topics
 from sustainml.exceptions import ConfigError
 from sustainml.node import Input, TaskContext, TaskNode, run_node, task_key
 
-from .footprint import compute_footprints
+from .footprint import CarbonSettings, compute_footprints
 
 
 @dataclass
 class CarbonTrackerParams:
-    pue: float = 1.0   # data-centre power usage effectiveness applied to every option
+    pue: float = 0.0   # one data-centre PUE for every region; 0 = the region's published figure, else the default
 
 
 class CarbonTracker(TaskNode):
@@ -29,15 +31,28 @@ class CarbonTracker(TaskNode):
     output = topics.CARBON_FOOTPRINT
 
     def on_configure(self) -> None:
-        if self.params.pue < 1.0:
-            raise ConfigError(f"pue={self.params.pue}: a PUE is at least 1.0 (1.0 = no facility overhead)")
+        pue = self.params.pue
+        if pue != 0 and not pue >= 1.0:
+            raise ConfigError(
+                f"pue={pue}: a PUE is at least 1.0 (1.0 = no facility overhead); 0 = each region's published figure"
+            )
+        self.settings = CarbonSettings(pue=pue or None)
+        self._device_names: dict[str, dict[str, str]] = {}
+        self._names_lock = threading.Lock()
+        self.create_subscription(topics.HARDWARE_INVENTORY, self._on_inventory)
+
+    def _on_inventory(self, inventory: msg.HardwareInventory) -> None:
+        with self._names_lock:
+            self._device_names[inventory.host] = {d.id: d.name for d in inventory.devices}
 
     def fire_key(self, task_id: msg.TaskId, inputs: dict[str, Any]) -> Any:
         return (task_key(task_id), inputs["measurement"].host)
 
     def process(self, ctx: TaskContext, task: msg.EncodedTask, candidates: msg.ModelCandidates,
                 measurement: msg.HardwareMeasurement) -> msg.CarbonFootprint:
-        return compute_footprints(task, candidates, measurement, pue=self.params.pue)
+        with self._names_lock:
+            names = dict(self._device_names.get(measurement.host, {}))
+        return compute_footprints(task, candidates, measurement, settings=self.settings, device_names=names)
 
 
 def main(argv: list[str] | None = None) -> int:

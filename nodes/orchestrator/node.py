@@ -57,6 +57,8 @@ class Orchestrator(Node):
         self.create_subscription(topics.MODEL_CANDIDATES, lambda m: self._post(self.book.on_candidates, m))
         self.create_subscription(topics.HARDWARE_MEASUREMENT, lambda m: self._post(self.book.on_measurement, m))
         self.create_subscription(topics.CARBON_FOOTPRINT, lambda m: self._post(self.book.on_footprint, m))
+        self.create_subscription(topics.STAGE_RECORD, lambda m: self._post(self.book.on_stage_record, m))
+        self.create_subscription(topics.TRAINING_FORECAST, lambda m: self._post(self.book.on_forecast, m))
         self.create_subscription(topics.NODE_STATUS, self._on_node_status, on_gone=self._on_node_gone)
         self.create_subscription(topics.NODE_CONTROL, self._on_control)
         self.create_service(topics.SUBMIT, self._submit)

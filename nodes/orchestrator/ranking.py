@@ -8,6 +8,7 @@ with the constraint misses behind each note, for :func:`missing_constraints_summ
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -143,6 +144,7 @@ def assess(
         )
         for (model, device, host, _region), footprint in footprint_by_key.items()
     ]
+    _add_alternatives(assessed)
     _mark_pareto(assessed)
     assessed.sort(key=_rank_key)
     for rank, item in enumerate(assessed, start=1):
@@ -170,6 +172,7 @@ def _assess_one(
         co2_g_inference=footprint.co2_g_inference,
         co2_g_total=footprint.co2_g_total,
         sci_g_per_request=footprint.sci_g_per_request,
+        footprint=copy.deepcopy(footprint),
     )
     if candidate is not None:
         option.quality = msg.Quality(
@@ -202,12 +205,14 @@ def _assess_one(
         _check_quality(encoded, candidate, result)
     if measurement is not None:
         _check_measured(constraints, measurement, result)
-    if constraints.max_train_co2_g > 0 and footprint.co2_g_training > constraints.max_train_co2_g:
+    train_co2_g = footprint.co2_g_training + footprint.co2_g_experimentation
+    if constraints.max_train_co2_g > 0 and train_co2_g > constraints.max_train_co2_g:
+        runs = f" ({footprint.experiment_runs} experiment runs and the final one)" if footprint.experiment_runs else ""
         result.misses.append(
             ConstraintMiss(
                 "max_train_co2_g",
-                f"training {_num(footprint.co2_g_training)} g CO2e > {_num(constraints.max_train_co2_g)} g limit",
-                footprint.co2_g_training / constraints.max_train_co2_g,
+                f"training{runs} {_num(train_co2_g)} g CO2e > {_num(constraints.max_train_co2_g)} g limit",
+                train_co2_g / constraints.max_train_co2_g,
             )
         )
     if constraints.max_train_hours > 0:
@@ -225,6 +230,38 @@ def _assess_one(
     option.meets_constraints = result.complete and not result.misses
     option.note = "; ".join([miss.text for miss in result.misses] + result.assumptions)
     return result
+
+
+def _add_alternatives(assessed: list[AssessedOption]) -> None:
+    """Each option's greener regions (from the carbon tracker), then the same model served in the
+    same region on every other measured device that emits less, with the latency it would cost."""
+    by_model_region: dict[tuple[str, str], list[msg.TaskOption]] = {}
+    for item in assessed:
+        by_model_region.setdefault((item.option.model, item.option.region), []).append(item.option)
+    for item in assessed:
+        option = item.option
+        option.alternatives = list(option.footprint.greener_regions)
+        others = [
+            other
+            for other in by_model_region[(option.model, option.region)]
+            if (other.device, other.host) != (option.device, option.host) and other.co2_g_total < option.co2_g_total
+        ]
+        for other in sorted(others, key=lambda o: o.co2_g_total):
+            slower = other.latency_ms - option.latency_ms if other.latency_ms and option.latency_ms else math.nan
+            option.alternatives.append(
+                msg.Alternative(
+                    kind="device",
+                    region=other.region,
+                    device=other.device,
+                    host=other.host,
+                    intensity_g_per_kwh=other.intensity_g_per_kwh,
+                    co2_g_total=other.co2_g_total,
+                    saving_g=option.co2_g_total - other.co2_g_total,
+                    latency_change_ms=slower,
+                    note=f"{other.model} on {other.device}" + (f" at {other.host}" if other.host else "")
+                    + ("" if math.isfinite(slower) else "; latency unknown"),
+                )
+            )
 
 
 def _check_quality(encoded: msg.EncodedTask, candidate: msg.ModelCandidate, result: AssessedOption) -> None:

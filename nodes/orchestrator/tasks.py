@@ -11,12 +11,14 @@ with the others, and fails only when no host is left.
 import logging
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from sustainml import msg
 from sustainml.node import task_key
 
 from . import ranking
+from .stages import merge_forecast, merge_stage, summarise_stages
 from .store import TaskStore
 
 ENCODER, PROVIDER, HARDWARE, CARBON = "task_encoder", "model_provider", "hw_constraints", "carbon_tracker"
@@ -61,6 +63,8 @@ class Task:
     missing: dict[str, str] = field(default_factory=dict)        # host -> why
     measurements: dict[str, msg.HardwareMeasurement] = field(default_factory=dict)
     footprints: dict[str, msg.CarbonFootprint] = field(default_factory=dict)
+    stages: list[msg.StageRecord] = field(default_factory=list)           # tracked while it runs
+    forecasts: list[msg.TrainingForecast] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -143,6 +147,31 @@ class TaskBook:
         task.footprints[footprint.host] = footprint
         return self._advance(task)
 
+    # A user's own pipeline, tracked with sustainml.tracking, reports its stages under a task id:
+    # while the task runs they wait in the task; after, they are added to its stored result, which
+    # is published again so front ends see them.
+    def on_stage_record(self, record: msg.StageRecord) -> list[Action]:
+        return self._attach(record.task_id, lambda stages, _forecasts: merge_stage(stages, record), "stage record")
+
+    def on_forecast(self, forecast: msg.TrainingForecast) -> list[Action]:
+        return self._attach(forecast.task_id, lambda _stages, forecasts: merge_forecast(forecasts, forecast),
+                            "training forecast")
+
+    def _attach(self, task_id: msg.TaskId,
+                merge: Callable[[list[msg.StageRecord], list[msg.TrainingForecast]], None], what: str) -> list[Action]:
+        task = self.tasks.get(task_key(task_id))
+        if task is not None:
+            merge(task.stages, task.forecasts)
+            return []
+        result = self.store.get_result(task_id) if task_id.problem_id else None
+        if result is None:
+            self.log.warning("%s for unknown task %s/%d dropped", what, task_id.problem_id, task_id.iteration)
+            return []
+        merge(result.stages, result.forecasts)
+        result.stages_summary = summarise_stages(result.stages)
+        self.store.save_result(result)
+        return [Action(result)]
+
     def _advance(self, task: Task) -> list[Action]:
         actions: list[Action] = []
         if task.stage == ENCODER and task.encoded is not None:
@@ -204,6 +233,9 @@ class TaskBook:
                 dataset_profile=encoded.dataset_profile)
         if candidates is not None:
             fields.update(candidates=list(candidates.candidates), excluded=list(candidates.excluded))
+        if task.stages or task.forecasts:
+            fields.update(stages=list(task.stages), stages_summary=summarise_stages(task.stages),
+                          forecasts=list(task.forecasts))
         return msg.TaskResult(task_id=task.task_id, state=state, submitted_unix_s=task.submitted_unix_s,
                               finished_unix_s=time.time(), **fields)
 

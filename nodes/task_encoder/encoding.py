@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from sustainml import msg
 from sustainml.exceptions import InvalidProblem, SustainMLError
+from sustainml_nodes.carbon_tracker.footprint import check_carbon_fields
 from sustainml_nodes.carbon_tracker.intensity import RegionIntensity, resolve_region
 
 from .knowledge import DeployTarget, Knowledge, MetricInfo, TaskTypeInfo, load_knowledge
@@ -97,6 +98,12 @@ def encode(
     _check_usage(draft.usage)
     _check_epochs(draft.epochs)
     regions = _resolve_regions(draft, problem.alternative_regions)
+    check_carbon_fields(
+        experiment_runs=int(problem.experiment_runs),
+        allowed=problem.allowed_regions,
+        overrides=problem.intensity_overrides,
+        pue=float(problem.pue),
+    )
     _note_reading(choice, draft)
     _note_assumptions(problem, choice, draft, regions, knowledge)
 
@@ -123,6 +130,10 @@ def encode(
         findings=findings,
         readings=[_reading_msg(r) for r in choice.readings],
         dataset_profile=copy.deepcopy(profile) if profile is not None else msg.DatasetProfile(),
+        experiment_runs=int(problem.experiment_runs),
+        allowed_regions=list(problem.allowed_regions),
+        intensity_overrides=copy.deepcopy(list(problem.intensity_overrides)),
+        pue=float(problem.pue),
     )
 
 
