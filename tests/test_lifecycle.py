@@ -23,7 +23,7 @@ from sustainml_nodes.orchestrator import ranking
 YEAR_S = 365.25 * 86_400  # 31,557,600 s
 # 1,000 kg over 4 years: 1e6 g / 126,230,400 s = 0.0079220 g per second of device time.
 FIGURE = EmbodiedFigure(embodied_kg=1_000.0, lifetime_years=4.0, source="test figure")
-SETTINGS = CarbonSettings(embodied=lambda device, name: FIGURE)
+SETTINGS = CarbonSettings(embodied=lambda device, name, cores: FIGURE)
 G_PER_S = 1e6 / (4 * YEAR_S)
 
 
@@ -200,7 +200,14 @@ def test_embodied_table_has_a_figure_per_kind_and_prefers_the_named_device():
     for figure in (gpu, cpu):
         assert figure.embodied_kg > 0 and figure.lifetime_years > 0 and figure.source
     h100 = embodied_for("cuda:0", "NVIDIA H100 80GB HBM3")
-    assert h100.source
+    assert "H100" in h100.source and h100.embodied_kg != gpu.embodied_kg
+
+
+def test_a_host_that_sees_part_of_a_shared_server_is_charged_its_share():
+    whole, part = embodied_for("cpu", "AMD EPYC 7B13"), embodied_for("cpu", "AMD EPYC 7B13", cores=2)
+    assert whole.share == 1.0 and 0 < part.share < 1
+    assert part.g_per_second == pytest.approx(whole.g_per_second * part.share)
+    assert f"{part.share:.3g} of it charged" in part.source
 
 
 def test_zero_horizon_serves_nothing_but_sci_is_still_per_request():

@@ -83,6 +83,15 @@ def test_submit_json_against_the_launched_pipeline(pipeline, tmp_path):
     assert any(o["pareto"] for o in data["options"])
     for o in data["options"]:
         assert o["energy_j_per_inference"] > 0 and o["energy_method"] == "estimate"
-        assert o["co2_g"]["total"] == pytest.approx(o["co2_g"]["training"] + o["co2_g"]["inference"])
+        co2 = o["co2_g"]
+        assert co2["total"] == pytest.approx(co2["experimentation"] + co2["training"] + co2["inference"]
+                                             + co2["embodied"])
+        assert 0 < co2["embodied"] < co2["total"] and sum(o["shares"].values()) == pytest.approx(1.0)
+        assert o["sci_g_per_request"] > o["embodied_g_per_request"] > 0
+        greener = [a for a in o["alternatives"] if a["kind"] == "region"]
+        assert len(greener) == 3 if o["region"] == "DEU" else len(greener) <= 3
+        assert all(a["saving_g"] > 0 for a in greener)
+        assert [a["co2_g_total"] for a in greener] == sorted(a["co2_g_total"] for a in greener)
+        assert o["pue_source"] and o["intensity_year"] and o["equivalents"]
         inference_kwh = o["energy_j_per_inference"] * 100000 * 730 / 3.6e6 * o["pue"]
         assert o["co2_g"]["inference"] == pytest.approx(inference_kwh * o["intensity_g_per_kwh"], rel=1e-6)

@@ -84,7 +84,7 @@ class CarbonSettings:
 
     pue: float | None = None
     live: LiveLookup | None = None
-    embodied: Callable[[str, str], EmbodiedFigure] = embodied_for
+    embodied: Callable[[str, str, int], EmbodiedFigure] = embodied_for
 
 
 class RegionBook:
@@ -165,13 +165,14 @@ def compute_footprints(
     *,
     pue: float | None = None,
     settings: CarbonSettings | None = None,
-    device_names: dict[str, str] | None = None,
+    devices: dict[str, msg.Device] | None = None,
 ) -> msg.CarbonFootprint:
     """One footprint per (measurement × serving region), in the order of ``serving_regions``.
 
     ``pue`` (shorthand for ``settings.pue``) is the operator's data-centre power usage effectiveness
-    (facility energy / IT energy, >= 1) for every region; None = per region. ``device_names`` maps
-    a device id of the measuring host ("cuda:0") to its model name, for its embodied figure.
+    (facility energy / IT energy, >= 1) for every region; None = per region. ``devices`` maps a
+    device id of the measuring host ("cuda:0") to its inventory entry (model name, cores), for its
+    embodied figure.
     Raises ``InvalidProblem`` for inputs no real deployment has (negative usage, PUE below 1,
     negative energies) and ``UnknownRegion`` for a region the intensity data lacks.
     """
@@ -189,12 +190,13 @@ def compute_footprints(
             "task %s: training footprints are 0 because dataset.num_samples is 0 (unknown)",
             _label(task.task_id),
         )
-    names = device_names or {}
+    known = devices or {}
 
     footprints = []
     for m in measurement.measurements:
         phases = _phases(task, m, _epochs(task, m, default_epochs))
-        embodied = settings.embodied(m.device, names.get(m.device, ""))
+        device = known.get(m.device, msg.Device())
+        embodied = settings.embodied(m.device, device.name, int(device.cores))
         for region in regions:
             train = train_region or region
             footprints.append(_footprint(task, m, measurement.host, phases, embodied, region, train, book, allowed))

@@ -37,13 +37,13 @@ class CarbonTracker(TaskNode):
                 f"pue={pue}: a PUE is at least 1.0 (1.0 = no facility overhead); 0 = each region's published figure"
             )
         self.settings = CarbonSettings(pue=pue or None)
-        self._device_names: dict[str, dict[str, str]] = {}
+        self._devices: dict[str, dict[str, msg.Device]] = {}
         self._names_lock = threading.Lock()
         self.create_subscription(topics.HARDWARE_INVENTORY, self._on_inventory)
 
     def _on_inventory(self, inventory: msg.HardwareInventory) -> None:
         with self._names_lock:
-            self._device_names[inventory.host] = {d.id: d.name for d in inventory.devices}
+            self._devices[inventory.host] = {d.id: d for d in inventory.devices}
 
     def fire_key(self, task_id: msg.TaskId, inputs: dict[str, Any]) -> Any:
         return (task_key(task_id), inputs["measurement"].host)
@@ -51,8 +51,8 @@ class CarbonTracker(TaskNode):
     def process(self, ctx: TaskContext, task: msg.EncodedTask, candidates: msg.ModelCandidates,
                 measurement: msg.HardwareMeasurement) -> msg.CarbonFootprint:
         with self._names_lock:
-            names = dict(self._device_names.get(measurement.host, {}))
-        return compute_footprints(task, candidates, measurement, settings=self.settings, device_names=names)
+            devices = dict(self._devices.get(measurement.host, {}))
+        return compute_footprints(task, candidates, measurement, settings=self.settings, devices=devices)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ maintained package ships them as data; the figures are few, each traceable to a 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -45,11 +46,12 @@ class EmbodiedFigure:
     embodied_kg: float
     lifetime_years: float
     source: str
+    share: float = 1.0  # of the device this host holds (a VM's cores of a shared server), 0..1
 
     @property
     def g_per_second(self) -> float:
-        """Embodied emissions per second of the device's life. Units: g CO2e / s."""
-        return self.embodied_kg * 1000.0 / (self.lifetime_years * 365.25 * 86_400.0)
+        """Embodied emissions of this host's share per second of the device's life. Units: g CO2e / s."""
+        return self.share * self.embodied_kg * 1000.0 / (self.lifetime_years * 365.25 * 86_400.0)
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -102,6 +104,7 @@ class _DeviceRule:
     pattern: re.Pattern[str]
     kind: str
     figure: EmbodiedFigure
+    machine_cores: int  # 0 = the figure is for one host's device, not shared
 
 
 @lru_cache(maxsize=1)
@@ -113,17 +116,27 @@ def _device_rules() -> tuple[_DeviceRule, ...]:
                 pattern=re.compile(str(entry["match"]), re.IGNORECASE),
                 kind=str(entry["kind"]),
                 figure=EmbodiedFigure(float(entry["embodied_kg"]), float(entry["lifetime_years"]), _cited(entry)),
+                machine_cores=int(entry.get("machine_cores", 0)),
             )
         )
     return tuple(rules)
 
 
-def embodied_for(device: str, device_name: str = "") -> EmbodiedFigure:
+def embodied_for(device: str, device_name: str = "", cores: int = 0) -> EmbodiedFigure:
     """The embodied figure of a device: ``device`` is its torch id ("cpu", "cuda:0"), ``device_name``
-    its model ("NVIDIA H100 80GB HBM3", "AMD EPYC 7B13"; "" = unknown, the kind's fallback applies)."""
+    its model ("NVIDIA H100 80GB HBM3", "AMD EPYC 7B13"; "" = unknown, the kind's fallback applies),
+    ``cores`` the logical cores this host sees of it (0 = unknown: the whole machine is charged)."""
     kind = "cuda" if device.startswith("cuda") else "cpu"
     for rule in _device_rules():
         if rule.kind == kind and rule.pattern.search(device_name or ""):
+            if rule.machine_cores and 0 < cores < rule.machine_cores:
+                share = cores / rule.machine_cores
+                return dataclasses.replace(
+                    rule.figure,
+                    share=share,
+                    source=f"{rule.figure.source}; this host sees {cores} of the machine's assumed "
+                    f"{rule.machine_cores} cores: {share:.3g} of it charged",
+                )
             return rule.figure
     raise ConfigError(f"embodied.yaml has no rule for a {kind} device (add a fallback with match '.*')")
 
