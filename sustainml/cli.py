@@ -357,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from sustainml_nodes.hw_constraints.measure_cli import add_parser as add_measure
     add_measure(sub)
+    from sustainml.codecarbon_import import add_cli as add_codecarbon_import
+    add_codecarbon_import(sub)
     return parser
 
 

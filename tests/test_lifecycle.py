@@ -8,6 +8,7 @@ on the reference table; the table itself is checked separately below.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -293,3 +294,18 @@ def test_the_training_co2_limit_counts_the_experiment_runs():
 )
 def test_no_more_digits_than_the_uncertainty_justifies(value, uncertainty, text):
     assert with_uncertainty(value, uncertainty) == text
+
+
+def test_a_live_reading_beats_the_data_and_the_user_figure_beats_both():
+    asked: list[str] = []
+
+    def live(region):  # stands in for LiveIntensityLookup (tested against a local server elsewhere)
+        asked.append(region.code)
+        return dataclasses.replace(region, intensity_g_per_kwh=42.0, source="live: test", year=None)
+
+    settings = CarbonSettings(live=live, embodied=SETTINGS.embodied)
+    (f,) = footprints(task(intensity_overrides=[]), settings=settings)
+    assert (f.intensity_g_per_kwh, f.intensity_source, f.intensity_year) == (42.0, "live: test", 0)
+    assert asked == ["DEU"]  # the scan of every cloud region for greener ones uses the data, not the service
+    (user,) = footprints(task(), settings=settings)
+    assert user.intensity_g_per_kwh == 100.0

@@ -109,10 +109,17 @@ class RegionBook:
             )
         self._cache: dict[str, RegionIntensity] = {}
 
-    def region(self, text_or_region: str | RegionIntensity) -> RegionIntensity:
+    def region(self, text_or_region: str | RegionIntensity, *, live: bool = True) -> RegionIntensity:
+        """The region at the figure this task uses: the user's, else a live reading (unless
+        ``live`` is False: a scan over hundreds of candidate regions must not ask a service for
+        each), else the data's."""
         base = resolve_region(text_or_region) if isinstance(text_or_region, str) else text_or_region
-        if base.code not in self._cache:
-            self._cache[base.code] = self._overrides.get(base.code) or self._live(base) or base
+        if base.code in self._cache:
+            return self._cache[base.code]
+        figure = self._overrides.get(base.code) or (self._live(base) if live else None)
+        if figure is None and not live:
+            return base
+        self._cache[base.code] = figure or base
         return self._cache[base.code]
 
     def _live(self, base: RegionIntensity) -> RegionIntensity | None:
@@ -340,7 +347,7 @@ def allowed_regions(task: msg.EncodedTask, serving: RegionIntensity, book: Regio
             # A 0 in the data is a small grid with no fossil generation recorded that year (e.g. the
             # Central African Republic), not a data centre one can rent: it is not offered.
             if region.intensity_g_per_kwh > 0 or text.strip().lower() not in _REGION_WILDCARDS:
-                found.setdefault(region.code, book.region(region))
+                found.setdefault(region.code, book.region(region, live=text.strip().lower() not in _REGION_WILDCARDS))
     return list(found.values())
 
 

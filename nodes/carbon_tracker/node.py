@@ -13,11 +13,14 @@ from sustainml.exceptions import ConfigError
 from sustainml.node import Input, TaskContext, TaskNode, run_node, task_key
 
 from .footprint import CarbonSettings, compute_footprints
+from .live_intensity import LiveIntensityLookup, make_live_provider
 
 
 @dataclass
 class CarbonTrackerParams:
     pue: float = 0.0   # one data-centre PUE for every region; 0 = the region's published figure, else the default
+    live_intensity: str = ""      # "electricitymaps" = its latest reading (key in $ELECTRICITYMAPS_API_KEY); "" = data only
+    live_base_url: str = ""       # "" = the provider's public API
 
 
 class CarbonTracker(TaskNode):
@@ -36,7 +39,10 @@ class CarbonTracker(TaskNode):
             raise ConfigError(
                 f"pue={pue}: a PUE is at least 1.0 (1.0 = no facility overhead); 0 = each region's published figure"
             )
-        self.settings = CarbonSettings(pue=pue or None)
+        provider = make_live_provider(self.params.live_intensity, base_url=self.params.live_base_url or None)
+        self.settings = CarbonSettings(
+            pue=pue or None, live=LiveIntensityLookup(provider, log=self.log) if provider is not None else None
+        )
         self._devices: dict[str, dict[str, msg.Device]] = {}
         self._names_lock = threading.Lock()
         self.create_subscription(topics.HARDWARE_INVENTORY, self._on_inventory)
