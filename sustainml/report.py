@@ -109,10 +109,15 @@ def with_uncertainty(value: float, uncertainty: float, unit: str = "g") -> str:
 def _scale(value: float, unit: str) -> tuple[float, str]:
     if unit != "g":
         return 1.0, unit
-    for name, scale in (("t", 1e6), ("kg", 1e3), ("g", 1.0), ("mg", 1e-3), ("µg", 1e-6)):
+    for name, scale in (("t", 1e6), ("kg", 1e3), ("g", 1.0), ("mg", 1e-3), ("µg", 1e-6), ("ng", 1e-9)):
         if abs(value) >= scale:
             return scale, name
     return 1.0, "g"
+
+
+def _brief(source: str, limit: int = 60) -> str:
+    """The head of a source text (publisher, document) for a one-line display; the whole is in --json."""
+    return source if len(source) <= limit else source[: limit - 1].rstrip(" ,;:") + "…"
 
 
 def encoded_to_dict(task: msg.EncodedTask) -> dict[str, Any]:
@@ -160,7 +165,7 @@ def _profile_to_dict(profile: msg.DatasetProfile) -> dict[str, Any] | None:
 
 def _g(value: float) -> str:
     """Grams with the unit scaled to the value, three significant digits."""
-    for unit, scale in (("t", 1e6), ("kg", 1e3), ("g", 1.0), ("mg", 1e-3)):
+    for unit, scale in (("t", 1e6), ("kg", 1e3), ("g", 1.0), ("mg", 1e-3), ("µg", 1e-6), ("ng", 1e-9)):
         if abs(value) >= scale:
             return f"{value / scale:.3g} {unit}"
     return f"{value:.3g} g"
@@ -238,10 +243,10 @@ def print_lifetime(o: msg.TaskOption, console: Console) -> None:
     console.print("  " + ", ".join(parts) + runs + steps)
     console.print(f"  SCI {with_uncertainty(o.sci_g_per_request, f.sci_g_per_request_uncertainty)} CO2e per request "
                   f"(embodied M {_g(f.embodied_g_per_request)}: {f.embodied_kg_device:g} kg over "
-                  f"{f.device_lifetime_years:g} years, {escape(f.embodied_source)})")
+                  f"{f.device_lifetime_years:g} years, {escape(_brief(f.embodied_source))})")
     year = f", {f.intensity_year}" if f.intensity_year else ""
-    console.print(f"  grid {o.intensity_g_per_kwh:.0f} g/kWh ({escape(f.intensity_source)}{year}); "
-                  f"{escape(f.pue_source)}")
+    console.print(f"  grid {o.intensity_g_per_kwh:.0f} g/kWh ({escape(_brief(f.intensity_source))}{year}); "
+                  f"{escape(_brief(f.pue_source, 90))}; sources in full: --json")
     for a in o.alternatives:
         if a.kind == "region":
             console.print(f"  [green]greener region[/] {escape(a.region)} ({a.intensity_g_per_kwh:.0f} g/kWh): "
@@ -253,7 +258,7 @@ def print_lifetime(o: msg.TaskOption, console: Console) -> None:
                           + f": {_g(a.co2_g_total)}, saves {_g(a.saving_g)}{latency}")
     if f.equivalents:
         console.print("  that is " + "; ".join(f"{e.amount:.2g} {escape(e.unit)}" for e in f.equivalents)
-                      + " (" + "; ".join(escape(e.source) for e in f.equivalents) + ")")
+                      + " (" + "; ".join(escape(_brief(e.source, 30)) for e in f.equivalents) + ")")
 
 
 def stages_table(records: list[msg.StageRecord]) -> Table:

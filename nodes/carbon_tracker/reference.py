@@ -134,8 +134,8 @@ def embodied_for(device: str, device_name: str = "", cores: int = 0) -> Embodied
                 return dataclasses.replace(
                     rule.figure,
                     share=share,
-                    source=f"{rule.figure.source}; this host sees {cores} of the machine's assumed "
-                    f"{rule.machine_cores} cores: {share:.3g} of it charged",
+                    source=f"{share:.3g} of it charged: this host sees {cores} of the machine's assumed "
+                    f"{rule.machine_cores} cores; {rule.figure.source}",
                 )
             return rule.figure
     raise ConfigError(f"embodied.yaml has no rule for a {kind} device (add a fallback with match '.*')")
