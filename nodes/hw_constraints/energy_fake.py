@@ -7,6 +7,7 @@ measurement.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Sequence
 
@@ -14,7 +15,7 @@ from sustainml.exceptions import MeasurementError
 
 from .energy_source import MJ_PER_J, EnergySource, MonotonicCounter
 
-__all__ = ["ReplayEnergySource", "PowerTraceSource"]
+__all__ = ["ReplayEnergySource", "TimedReplaySource", "PowerTraceSource"]
 
 
 class ReplayEnergySource(EnergySource):
@@ -48,6 +49,48 @@ class ReplayEnergySource(EnergySource):
         raw = self._readings[self._next]
         self._next += 1
         return self._counter.update(raw) if self._counter is not None else raw
+
+
+class TimedReplaySource(EnergySource):
+    """Plays back counter readings recorded at known times (Units: s, mJ), on a clock the test drives.
+
+    A read returns the latest recording at or before ``clock()``, like a real counter that moved at
+    the recorded instants; reads are therefore repeatable, however many a caller makes (the stage
+    tracker reads at stage, training and epoch edges alike). Reading before the first recorded time
+    or after the last raises MeasurementError, so a test cannot run past its recording unnoticed.
+    """
+
+    def __init__(
+        self,
+        times_s: Sequence[float],
+        readings_mj: Sequence[float],
+        *,
+        clock: Callable[[], float],
+        device: str = "cpu",
+        method: str = "fake",
+        counter_resolution_s: float = 0.1,
+        relative_uncertainty: float = 0.0,
+        assumptions: str = "",
+    ) -> None:
+        if len(times_s) != len(readings_mj) or not times_s:
+            raise ValueError(f"need as many times as readings, at least one; got {len(times_s)} and {len(readings_mj)}")
+        if any(b < a for a, b in zip(times_s, times_s[1:])):
+            raise ValueError("recorded times must not decrease")
+        self.device = device
+        self.method = method
+        self.counter_resolution_s = counter_resolution_s
+        self.relative_uncertainty = relative_uncertainty
+        self.assumptions = assumptions
+        self._times_s = list(times_s)
+        self._readings_mj = list(readings_mj)
+        self._clock = clock
+
+    def read_energy_mj(self) -> float:
+        now_s = self._clock()
+        if now_s < self._times_s[0] or now_s > self._times_s[-1]:
+            raise MeasurementError(
+                f"replay clock at {now_s:g} s is outside the recording ({self._times_s[0]:g} s to {self._times_s[-1]:g} s)")
+        return self._readings_mj[bisect.bisect_right(self._times_s, now_s) - 1]
 
 
 class PowerTraceSource(EnergySource):

@@ -133,28 +133,44 @@ class EnergyMeter:
         self.source = source
         self._clock = clock
         self._open: dict[str, tuple[float, float]] = {}
+        # (time in s, counter in mJ) of the meter's first and latest readings: the device's mean
+        # power over the meter's life bounds what a window shorter than one update may have missed.
+        self._first: tuple[float, float] | None = None
+        self._latest: tuple[float, float] | None = None
+
+    def _read(self) -> tuple[float, float]:
+        reading = (self._clock(), self.source.read_energy_mj())
+        if self._first is None:
+            self._first = reading
+        self._latest = reading
+        return reading
 
     def begin_window(self, name: str = "") -> None:
         """Start window ``name``: note the time and the counter."""
         if name in self._open:
             raise MeasurementError(f"energy window {name!r} is already open; end it before beginning it again")
-        self._open[name] = (self._clock(), self.source.read_energy_mj())
+        self._open[name] = self._read()
 
-    def end_window(self, name: str = "") -> EnergyWindow:
+    def end_window(self, name: str = "", *, allow_short: bool = False) -> EnergyWindow:
         """End window ``name`` and return what was drawn since ``begin_window(name)``.
 
         Raises MeasurementError when the window is shorter than one counter update (its energy would
         be meaningless), when the counter went backwards, or when it did not move at all over a
         window long enough that a working counter must have advanced.
+
+        ``allow_short=True`` returns a window shorter than one counter update anyway, for callers
+        that must account for every piece of work however short (the stage tracker): its
+        uncertainty is then at least the energy of one whole update at the device's mean power
+        over this meter's life, since the counter may have moved once or not at all inside it.
         """
         try:
             start_s, start_mj = self._open.pop(name)
         except KeyError:
             raise MeasurementError(f"energy window {name!r} was never begun; call begin_window({name!r}) first") from None
-        end_mj = self.source.read_energy_mj()
-        duration_s = self._clock() - start_s
+        end_s, end_mj = self._read()
+        duration_s = end_s - start_s
         src = self.source
-        if duration_s < src.counter_resolution_s:
+        if duration_s < src.counter_resolution_s and not allow_short:
             raise MeasurementError(
                 f"energy window {name!r} on {src.device} lasted {duration_s:.4f} s, shorter than the "
                 f"{src.method} counter's update period of {src.counter_resolution_s} s; "
@@ -171,10 +187,23 @@ class EnergyMeter:
                 f"the {src.method} counter of {src.device} did not advance over {duration_s:.2f} s "
                 f"(it should update every {src.counter_resolution_s} s); the counter is stuck"
             )
+        uncertainty_j = window_uncertainty_j(energy_j, duration_s, src)
+        if duration_s < src.counter_resolution_s:
+            uncertainty_j = max(uncertainty_j, self._mean_power_w() * src.counter_resolution_s)
         return EnergyWindow(
             energy_j=energy_j,
             duration_s=duration_s,
             method=src.method,
-            uncertainty_j=window_uncertainty_j(energy_j, duration_s, src),
+            uncertainty_j=uncertainty_j,
             assumptions=src.assumptions,
         )
+
+    def _mean_power_w(self) -> float:
+        """The device's mean power between this meter's first and latest readings (Units: W); 0 while
+        they are less than one counter update apart (too close to say anything)."""
+        if self._first is None or self._latest is None:
+            return 0.0
+        span_s = self._latest[0] - self._first[0]
+        if span_s < self.source.counter_resolution_s:
+            return 0.0
+        return max(0.0, (self._latest[1] - self._first[1]) / MJ_PER_J / span_s)
