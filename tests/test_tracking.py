@@ -21,7 +21,8 @@ from rich.console import Console
 from sustainml import Client, msg, topics
 from sustainml.bus import Participant
 from sustainml.exceptions import InvalidProblem, RequestTimeout, UnknownRegion
-from sustainml.tracking import RunStore, Tracker, TrackingError, describe_dominance, parse_task_id
+from sustainml.tracking import (RunStore, Tracker, TrackingError, describe_dominance, parse_task_id,
+                                visible_devices)
 from sustainml_nodes.carbon_tracker.intensity import resolve_region
 from sustainml_nodes.hw_constraints.energy_fake import PowerTraceSource
 
@@ -196,6 +197,11 @@ def test_unknown_region_says_what_would_be_right(run_store):
         Tracker(region="DEU", pue=0.8, devices="cpu")
     with pytest.raises(ValueError, match="cuda:N"):
         Tracker(region="DEU", devices="tpu")
+
+
+def test_auto_devices_start_with_the_cpu():
+    devices = visible_devices()
+    assert devices[0] == "cpu" and all(d.startswith("cuda:") for d in devices[1:])
 
 
 def test_task_ids_parse():

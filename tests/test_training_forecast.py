@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from sustainml import msg
+from sustainml.exceptions import MeasurementError
 from sustainml.tracking import RunStore, Tracker, TrackingError, predict_total
 from sustainml.tracking.forecast import co2_g_of, min_epochs, t_quantile
 from sustainml_nodes.carbon_tracker.intensity import resolve_region
@@ -179,6 +180,19 @@ def _replay(recording: dict, epochs: int) -> tuple[Tracker, list[msg.TrainingFor
             with training.epoch():
                 clock.now_s = boundary_s
     return tracker, forecasts
+
+
+def test_timed_replay_reads_are_repeatable_and_bounded_by_the_recording():
+    clock = FakeClock(0.0)
+    source = TimedReplaySource([0.0, 1.0, 2.0], [0.0, 500.0, 900.0], clock=clock)
+    assert source.read_energy_mj() == source.read_energy_mj() == 0.0
+    clock.now_s = 1.5
+    assert source.read_energy_mj() == 500.0    # the latest recording at or before now
+    clock.now_s = 2.0
+    assert source.read_energy_mj() == 900.0
+    clock.now_s = 2.1
+    with pytest.raises(MeasurementError, match="outside the recording"):
+        source.read_energy_mj()
 
 
 def test_the_recording_is_a_real_run_that_says_how_it_was_measured(recording):
