@@ -14,7 +14,7 @@ from rich.table import Table
 from . import msg
 
 __all__ = ["result_to_dict", "encoded_to_dict", "to_plain", "status_name", "result_table", "print_result",
-           "print_encoded", "phase_shares", "with_uncertainty", "stages_table", "forecast_line"]
+           "print_encoded", "phase_shares", "with_uncertainty", "forecast_line"]
 
 
 def status_name(state: msg.TaskState) -> str:
@@ -218,7 +218,9 @@ def print_result(result: msg.TaskResult, console: Console | None = None) -> None
     if result.options:
         print_lifetime(result.options[0], console)
     if result.stages:
-        console.print(stages_table(result.stages))
+        from sustainml.tracking import stages_table  # deferred: only results with tracked stages need it
+
+        console.print(stages_table(result.stages, title="your pipeline's tracked stages"))
         console.print(result.stages_summary)
     for forecast in result.forecasts:
         console.print(forecast_line(forecast))
@@ -259,26 +261,6 @@ def print_lifetime(o: msg.TaskOption, console: Console) -> None:
     if f.equivalents:
         console.print("  that is " + "; ".join(f"{e.amount:.2g} {escape(e.unit)}" for e in f.equivalents)
                       + " (" + "; ".join(escape(_brief(e.source, 30)) for e in f.equivalents) + ")")
-
-
-def stages_table(records: list[msg.StageRecord]) -> Table:
-    """gCO2e per stage (columns) for each tracked run (rows), summed over repeats, with the total."""
-    stages = list(dict.fromkeys(r.stage for r in records))
-    runs = list(dict.fromkeys(r.run for r in records))
-    co2 = {(r.run, r.stage): 0.0 for r in records}
-    for r in records:
-        co2[(r.run, r.stage)] += r.co2_g
-    methods = ", ".join(sorted({r.energy_method for r in records}))
-    table = Table(title="tracked stages, g CO2e", caption=f"energy: {methods}", box=box.SIMPLE_HEAD)
-    table.add_column("run")
-    for stage in stages:
-        table.add_column(stage, justify="right")
-    table.add_column("total", justify="right")
-    for run in runs:
-        values = [co2.get((run, stage)) for stage in stages]
-        table.add_row(escape(run or "-"), *("" if v is None else f"{v:.3g}" for v in values),
-                      f"{sum(v for v in values if v is not None):.3g}")
-    return table
 
 
 def forecast_line(f: msg.TrainingForecast) -> str:

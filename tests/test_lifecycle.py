@@ -309,3 +309,26 @@ def test_a_live_reading_beats_the_data_and_the_user_figure_beats_both():
     assert asked == ["DEU"]  # the scan of every cloud region for greener ones uses the data, not the service
     (user,) = footprints(task(), settings=settings)
     assert user.intensity_g_per_kwh == 100.0
+
+
+def test_the_printed_result_shows_the_lifetime_split_sci_greener_regions_and_tracked_stages():
+    from rich.console import Console
+
+    from sustainml.report import print_result
+
+    t = task(allowed_regions=["FRA", "SWE", "POL", "NOR"], intensity_overrides=[])
+    hw = msg.HardwareMeasurement(task_id=t.task_id, host="box", measurements=[MEASURED])
+    options = ranking.build_options(t, CANDIDATES, [hw], [_carbon(t, MEASURED)])
+    stage = msg.StageRecord(task_id=t.task_id, run="RF", stage="train", co2_g=0.25, energy_method="estimate",
+                            region="DEU", intensity_g_per_kwh=380.0, pue=1.0)
+    result = msg.TaskResult(task_id=t.task_id, state=msg.TaskState.TASK_DONE, options=options, stages=[stage],
+                            stages_summary="RF: train dominates (100% of 250 mg CO2e)")
+    console = Console(record=True, width=160)
+    print_result(result, console)
+    text = console.export_text()
+    (o,) = options
+    assert f"lifetime of #1 m on cuda:0 at box, served in DEU: {with_uncertainty(o.co2_g_total, o.footprint.co2_g_total_uncertainty)}" in text
+    assert "experimentation" in text and "(66%)" in text           # 4 of 5 equal runs dominate here
+    assert "SCI " in text and "embodied M" in text
+    assert text.count("greener region") == 3 and "saves" in text
+    assert "RF: train dominates" in text and "tracked stages" in text

@@ -140,7 +140,7 @@ def test_stages_of_a_finished_task_update_its_stored_result(book):
     book.on_stage_record(stage(task_id, "featurize", 0.1))
     (published,) = results(book.on_stage_record(stage(task_id, "train", 0.3)))
     assert [r.stage for r in published.stages] == ["featurize", "train"]
-    assert published.stages_summary.startswith("train dominates: 75% of the 0.4 g CO2e of 2 tracked stages in 1 run")
+    assert published.stages_summary == "RF: train dominates (75% of 400 mg CO2e)"
     assert published.state == msg.TaskState.TASK_DONE and published.options  # the rest of the result is kept
     stored = book.store.get_result(task_id)
     assert [r.stage for r in stored.stages] == ["featurize", "train"]
@@ -164,7 +164,7 @@ def test_stages_while_the_task_runs_come_with_its_result(book):
         book.on_measurement(message)
     book.on_footprint(f_laptop)
     (done,) = results(book.on_footprint(f_gpu))
-    assert [r.stage for r in done.stages] == ["clean"] and done.stages_summary.startswith("clean dominates: 100%")
+    assert [r.stage for r in done.stages] == ["clean"] and done.stages_summary.startswith("DT: clean dominates (100%")
     assert [f.epochs_done for f in done.forecasts] == [3]
 
 

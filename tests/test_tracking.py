@@ -318,6 +318,34 @@ def test_published_records_reach_a_subscriber_for_a_task_the_orchestrator_knows(
     assert forecasts and forecasts[-1].epochs_done == 3 and forecasts[-1].run == "RF"
     assert RunStore(run_store).stages(problem_id=problem_id) == sent
 
+    # The orchestrator keeps them with the task: in its result when the task ends (here cancelled,
+    # since no other node runs), and a stage tracked after that is added to the stored result.
+    with Client() as client:
+        client.cancel(task.task_id)
+        ended = _wait_for(lambda: _latest(client, problem_id), lambda r: r.state == msg.TaskState.TASK_CANCELLED)
+        assert ended.stages == sent and ended.forecasts[-1].epochs_done == 3
+        with Tracker(region="DEU", devices="cpu", task_id=problem_id, publish=True, timeout_s=5) as tracker:
+            with tracker.stage("explain", run="RF"):
+                _busy(0.05)
+        later = _wait_for(lambda: _latest(client, problem_id), lambda r: len(r.stages) == 3)
+    assert [r.stage for r in later.stages] == ["clean", "train", "explain"]
+    assert later.stages_summary.startswith("RF: ") and " dominates (" in later.stages_summary
+
+
+def _latest(client: Client, problem_id: str) -> msg.TaskResult:
+    return client.history(problem_id)[0]
+
+
+def _wait_for(get, ok, timeout_s: float = 10.0):
+    """Poll ``get()`` until ``ok(value)``, at most ``timeout_s``; the last value either way."""
+    deadline = time.monotonic() + timeout_s
+    value = get()
+    while not ok(value) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = get()
+    assert ok(value), f"not reached within {timeout_s} s: {value}"
+    return value
+
 
 def test_publishing_without_an_orchestrator_is_one_clear_error(dds, run_store):
     with pytest.raises(RequestTimeout, match="cannot check task abc with the orchestrator"):

@@ -18,7 +18,9 @@ from sustainml import msg
 from sustainml.node import task_key
 
 from . import ranking
-from .stages import merge_forecast, merge_stage, summarise_stages
+from sustainml.tracking import describe_dominance
+
+from .stages import merge_forecast, merge_stage
 from .store import TaskStore
 
 ENCODER, PROVIDER, HARDWARE, CARBON = "task_encoder", "model_provider", "hw_constraints", "carbon_tracker"
@@ -168,7 +170,7 @@ class TaskBook:
             self.log.warning("%s for unknown task %s/%d dropped", what, task_id.problem_id, task_id.iteration)
             return []
         merge(result.stages, result.forecasts)
-        result.stages_summary = summarise_stages(result.stages)
+        result.stages_summary = describe_dominance(result.stages)
         self.store.save_result(result)
         return [Action(result)]
 
@@ -234,7 +236,7 @@ class TaskBook:
         if candidates is not None:
             fields.update(candidates=list(candidates.candidates), excluded=list(candidates.excluded))
         if task.stages or task.forecasts:
-            fields.update(stages=list(task.stages), stages_summary=summarise_stages(task.stages),
+            fields.update(stages=list(task.stages), stages_summary=describe_dominance(task.stages),
                           forecasts=list(task.forecasts))
         return msg.TaskResult(task_id=task.task_id, state=state, submitted_unix_s=task.submitted_unix_s,
                               finished_unix_s=time.time(), **fields)
