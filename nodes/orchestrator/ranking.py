@@ -489,10 +489,15 @@ def missing_constraints_summary(assessed: Sequence[AssessedOption]) -> str:
 def _recommendation(best: msg.TaskOption, label: Callable[[msg.TaskOption], str]) -> str:
     known = best.quality.metric and not math.isnan(best.quality.value)
     quality = f"{best.quality.metric} {_num(best.quality.value)}" if known else "no published quality figure"
+    f = best.footprint
+    parts = [f"{_num(best.co2_g_training)} g to train", f"{_num(best.co2_g_inference)} g to serve over the horizon"]
+    if f.co2_g_experimentation:
+        parts.insert(0, f"{_num(f.co2_g_experimentation)} g for {f.experiment_runs} experiment runs")
+    if f.co2_g_embodied:
+        parts.append(f"{_num(f.co2_g_embodied)} g of the hardware's manufacture")
     return (
         f"Recommended: {label(best)}, with {quality}, {_num(best.co2_g_total)} g CO2e in total "
-        f"({_num(best.co2_g_training)} g to train, {_num(best.co2_g_inference)} g to serve over the horizon) "
-        f"and {_num(best.latency_ms)} ms per request."
+        f"({', '.join(parts)}) and {_num(best.latency_ms)} ms per request."
     )
 
 
