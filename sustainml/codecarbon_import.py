@@ -407,9 +407,11 @@ def cmd_import_codecarbon(args: argparse.Namespace) -> int:
     from .tracking.store import RunStore  # deferred: written alongside; only this command needs it
 
     store = RunStore(args.store or RunStore.default_path())
-    store.add(records)
+    added = store.add(records)
     for line in summary_lines(records):
         print(line)
+    if added < len(records):
+        print(f"{len(records) - added} of {len(records)} runs were already in {store.path}: not added again")
     return 0
 
 

@@ -236,7 +236,6 @@ def test_bad_task_option(text: str) -> None:
 
 
 def test_cli_imports_and_prints_one_line_per_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("sustainml.tracking.store", reason="RunStore (sustainml/tracking/store.py) not there yet")
     args = parser().parse_args(["import-codecarbon", str(DATA / "v3_pue_flush.csv"), "--task", "abc#2",
                                 "--run", "LSTM", "--store", str(tmp_path / "runs.sqlite")])
     assert cmd_import_codecarbon(args) == 0
@@ -249,6 +248,10 @@ def test_cli_imports_and_prints_one_line_per_run(tmp_path: Path, capsys: pytest.
     stored = RunStore(tmp_path / "runs.sqlite").stages(problem_id="abc")
     assert sorted(r.stage for r in stored) == ["llm-finetune [aaaaaaaa]", "llm-finetune [bbbbbbbb]"]
     assert {(r.task_id.iteration, r.energy_method) for r in stored} == {(2, "codecarbon")}
+    # Importing the same file again adds nothing and says so.
+    assert cmd_import_codecarbon(args) == 0
+    assert "2 of 2 runs were already in" in capsys.readouterr().out
+    assert len(RunStore(tmp_path / "runs.sqlite").stages(problem_id="abc")) == 2
 
 
 def test_cli_error_is_an_invalid_problem_before_any_store_is_opened(tmp_path: Path) -> None:
@@ -265,8 +268,7 @@ def test_the_sustainml_command_exits_2_with_one_line(tmp_path: Path) -> None:
     from sustainml.cli import build_parser
 
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
-    if "import-codecarbon" not in commands:
-        pytest.skip("import-codecarbon is not wired into sustainml/cli.py yet")
+    assert "import-codecarbon" in commands
     command = [sys.executable, "-m", "sustainml.cli", "import-codecarbon", str(DATA / "negative_energy.csv")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 2

@@ -50,6 +50,13 @@ _MIGRATIONS: dict[int, list[str]] = {
         """,
         "CREATE INDEX forecasts_by_task ON forecasts (problem_id, run, updated_unix_s)",
     ],
+    # One record per stage run: importing the same emissions.csv twice, or a tracker re-sending,
+    # must not count a run twice.
+    1: [
+        "DELETE FROM stages WHERE rowid NOT IN (SELECT MIN(rowid) FROM stages"
+        " GROUP BY problem_id, iteration, run, stage, host, started_unix_s)",
+        "CREATE UNIQUE INDEX stages_once ON stages (problem_id, iteration, run, stage, host, started_unix_s)",
+    ],
 }
 
 
@@ -71,8 +78,9 @@ class RunStore(SqliteFile):
         return Path(data_home) / "sustainml" / "runs.sqlite"
 
     def add(self, records: Iterable[msg.StageRecord]) -> int:
-        """Keep ``records`` (all or none); return how many were added. Every record is kept, a stage
-        run twice included: they differ by ``started_unix_s``."""
+        """Keep ``records`` (all or none); return how many were new. A stage run twice is kept twice
+        (they differ by ``started_unix_s``); a record already stored (same task, run, stage, host and
+        start) is not added again."""
         rows = []
         for record in records:
             if not isinstance(record, msg.StageRecord):
@@ -80,10 +88,11 @@ class RunStore(SqliteFile):
             rows.append((record.task_id.problem_id, record.task_id.iteration, record.run, record.stage,
                          record.host, record.started_unix_s, record.serialize()))
         with self._transaction() as db:
+            before = db.total_changes
             db.executemany(
-                "INSERT INTO stages (problem_id, iteration, run, stage, host, started_unix_s, record)"
+                "INSERT OR IGNORE INTO stages (problem_id, iteration, run, stage, host, started_unix_s, record)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-        return len(rows)
+            return db.total_changes - before
 
     def stages(self, problem_id: str = "", run: str = "") -> list[msg.StageRecord]:
         """Stage records, oldest first, of one task's problem and/or one run ("" = any)."""
