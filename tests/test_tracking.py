@@ -384,3 +384,20 @@ def test_the_example_refuses_an_unknown_region_in_one_line(run_store):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.startswith("stage_tracking: ") and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_used_as_a_context_manager_it_prints_its_table_once_at_the_end(run_store, capsys):
+    with Tracker(region="DEU", devices="cpu") as tracker:
+        with tracker.stage("featurize", run="DT"):
+            _busy(0.02)
+    first = capsys.readouterr().out
+    assert "featurize" in first and "DT" in first and "dominant" in first
+    with Tracker(region="DEU", devices="cpu") as tracker:
+        with tracker.stage("featurize", run="DT"):
+            _busy(0.02)
+        tracker.print_table()
+    assert capsys.readouterr().out.count("dominant") == 1   # one table: one "dominant" column header
+    with Tracker(region="DEU", devices="cpu", print_at_exit=False) as tracker:
+        with tracker.stage("featurize", run="DT"):
+            _busy(0.02)
+    assert capsys.readouterr().out == ""

@@ -199,6 +199,7 @@ class Tracker:
         timeout_s: float = 10.0,
         clock: Callable[[], float] = time.perf_counter,
         wall_clock: Callable[[], float] = time.time,
+        print_at_exit: bool = True,
     ) -> None:
         if not (math.isfinite(pue) and pue >= 1.0):
             raise ValueError(f"pue {pue!r}: a power usage effectiveness is 1.0 or more (1.0 = no facility overhead)")
@@ -212,6 +213,9 @@ class Tracker:
         self._wall_clock = wall_clock
         self._records: list[msg.StageRecord] = []
         self._forecasts: dict[str, msg.TrainingForecast] = {}
+        # Used as a context manager, the tracker prints its table when the block ends, unless the
+        # script printed it itself (or asked not to).
+        self._print_at_exit = print_at_exit
         self._active_stage: str | None = None
         self._window_ids = itertools.count()
         self._bus: Participant | None = None
@@ -326,6 +330,7 @@ class Tracker:
         """
         from rich.console import Console
 
+        self._print_at_exit = False
         table = self.table(extra_columns=extra_columns, title=title)
         if console is None:
             console = Console()
@@ -346,8 +351,12 @@ class Tracker:
     def __enter__(self) -> Tracker:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        try:
+            if self._print_at_exit and self._records and exc_type is None:
+                self.print_table()
+        finally:
+            self.close()
 
     # ------------------------------------------------------------------------------ metering
 
