@@ -167,7 +167,11 @@ class EnergyMeter:
             start_s, start_mj = self._open.pop(name)
         except KeyError:
             raise MeasurementError(f"energy window {name!r} was never begun; call begin_window({name!r}) first") from None
-        end_s, end_mj = self._read()
+        # Counter first, then the clock, as before the tracker's change: a window's duration must
+        # include the counter read (a fake power trace integrates up to the read).
+        end_mj = self.source.read_energy_mj()
+        end_s = self._clock()
+        self._latest = (end_s, end_mj)
         duration_s = end_s - start_s
         src = self.source
         if duration_s < src.counter_resolution_s and not allow_short:
