@@ -14,7 +14,7 @@ import pytest
 
 from sustainml import msg
 from sustainml.exceptions import InvalidProblem, UnknownRegion
-from sustainml_nodes.carbon_tracker.footprint import compute_footprints, serving_regions
+from sustainml_nodes.carbon_tracker.footprint import CarbonSettings, compute_footprints, serving_regions
 from sustainml_nodes.carbon_tracker.intensity import RegionIntensity, resolve_region
 
 J_PER_KWH = 3_600_000  # written out here on purpose, not imported from sustainml.units
@@ -166,7 +166,7 @@ RESNET_ON_GPU = msg.Measurement(
 
 
 def test_footprints_by_hand_with_pue():
-    result = compute_footprints(make_task(), CANDIDATES, measurement(RESNET_ON_GPU), pue=1.2)
+    result = compute_footprints(make_task(), CANDIDATES, measurement(RESNET_ON_GPU), settings=CarbonSettings(pue=1.2))
     fra = country_row("FRA")["carbon_intensity"]
     belgium_gcp = gcp_intensity("europe-west1")
 
@@ -223,7 +223,7 @@ def test_a_worked_example_in_plain_numbers():
     m = msg.Measurement(
         model="resnet18", device="cpu", energy_j_per_inference=3.6, energy_j_per_train_sample=1.0
     )
-    (f,) = compute_footprints(task, CANDIDATES, measurement(m), pue=1.0).footprints
+    (f,) = compute_footprints(task, CANDIDATES, measurement(m), settings=CarbonSettings(pue=1.0)).footprints
     deu = country_row("DEU")["carbon_intensity"]
     assert f.train_energy_kwh == pytest.approx(1.0)
     assert f.inference_energy_kwh == pytest.approx(1.0)
@@ -233,7 +233,8 @@ def test_a_worked_example_in_plain_numbers():
 
 
 def test_task_epochs_override_the_catalogue_recipe():
-    (f, _) = compute_footprints(make_task(epochs=3), CANDIDATES, measurement(RESNET_ON_GPU), pue=1.0).footprints
+    (f, _) = compute_footprints(make_task(epochs=3), CANDIDATES, measurement(RESNET_ON_GPU),
+                                settings=CarbonSettings(pue=1.0)).footprints
     assert f.train_energy_kwh == pytest.approx(2.0 * 50_000 * 3 / J_PER_KWH)
 
 
@@ -253,7 +254,7 @@ def test_one_footprint_per_measurement_and_region():
     tiny = msg.Measurement(
         model="tiny", device="cpu", energy_j_per_inference=0.01, energy_j_per_train_sample=0.1
     )
-    result = compute_footprints(make_task(), CANDIDATES, measurement(RESNET_ON_GPU, tiny), pue=1.0)
+    result = compute_footprints(make_task(), CANDIDATES, measurement(RESNET_ON_GPU, tiny), settings=CarbonSettings(pue=1.0))
     assert [(f.model, f.region) for f in result.footprints] == [
         ("resnet18", "FRA"),
         ("resnet18", "gcp:europe-west1"),
@@ -308,14 +309,15 @@ def test_serving_regions_dedupe_spellings_of_one_region():
 )
 def test_absurd_inputs_are_invalid_problems(changes, pue, expected):
     with pytest.raises(InvalidProblem) as e:
-        compute_footprints(make_task(**changes), CANDIDATES, measurement(RESNET_ON_GPU), pue=pue)
+        compute_footprints(make_task(**changes), CANDIDATES, measurement(RESNET_ON_GPU),
+                           settings=CarbonSettings(pue=pue))
     assert expected in str(e.value)
     assert "\n" not in str(e.value)
 
 
 def test_pue_message_says_what_is_right():
     with pytest.raises(InvalidProblem, match="give pue >= 1"):
-        compute_footprints(make_task(), CANDIDATES, measurement(RESNET_ON_GPU), pue=0.5)
+        compute_footprints(make_task(), CANDIDATES, measurement(RESNET_ON_GPU), settings=CarbonSettings(pue=0.5))
 
 
 def test_a_negative_measured_energy_is_invalid():

@@ -36,7 +36,6 @@ encoder rejects such tasks, so this only happens to tasks that bypassed it.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -170,22 +169,18 @@ def compute_footprints(
     candidates: msg.ModelCandidates,
     measurement: msg.HardwareMeasurement,
     *,
-    pue: float | None = None,
     settings: CarbonSettings | None = None,
     devices: dict[str, msg.Device] | None = None,
 ) -> msg.CarbonFootprint:
     """One footprint per (measurement × serving region), in the order of ``serving_regions``.
 
-    ``pue`` (shorthand for ``settings.pue``) is the operator's data-centre power usage effectiveness
-    (facility energy / IT energy, >= 1) for every region; None = per region. ``devices`` maps a
+    ``settings`` is how the operator set the tracker up (PUE, live intensity); ``devices`` maps a
     device id of the measuring host ("cuda:0") to its inventory entry (model name, cores), for its
     embodied figure.
     Raises ``InvalidProblem`` for inputs no real deployment has (negative usage, PUE below 1,
     negative energies) and ``UnknownRegion`` for a region the intensity data lacks.
     """
     settings = settings or CarbonSettings()
-    if pue is not None:
-        settings = dataclasses.replace(settings, pue=pue)
     _check_inputs(task, measurement, settings.pue)
     book = RegionBook(task, settings)
     regions = serving_regions(task, book)
