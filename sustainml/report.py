@@ -165,10 +165,8 @@ def _profile_to_dict(profile: msg.DatasetProfile) -> dict[str, Any] | None:
 
 def _g(value: float) -> str:
     """Grams with the unit scaled to the value, three significant digits."""
-    for unit, scale in (("t", 1e6), ("kg", 1e3), ("g", 1.0), ("mg", 1e-3), ("µg", 1e-6), ("ng", 1e-9)):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value:.3g} g"
+    scale, unit = _scale(value, "g")
+    return f"{value / scale:.3g} {unit}"
 
 
 def result_table(result: msg.TaskResult, *, wide: bool = True) -> Table:
