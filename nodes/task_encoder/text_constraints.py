@@ -140,9 +140,7 @@ def _latency(text: str, knowledge: Knowledge) -> Iterator[Stated]:
         rf"prediction|inference|query|sample|call))",
         rf"\b(?:respond|answer|reply|run)s?\s+in\s+{_NUMBER}\s*{_LATENCY_UNIT}",
     )
-    for pattern in patterns:
-        for m in _search(pattern, text):
-            yield _stated("constraints.max_latency_ms", _number(m) * _LATENCY_UNITS_MS[m["unit"].lower()], m)
+    yield from _scaled(patterns, text, "constraints.max_latency_ms", _LATENCY_UNITS_MS)
 
 
 def _train_hours(text: str, knowledge: Knowledge) -> Iterator[Stated]:
@@ -153,9 +151,14 @@ def _train_hours(text: str, knowledge: Knowledge) -> Iterator[Stated]:
         rf"\b{_NUMBER}\s*(?:gpu[-\s]?)?{_HOURS_UNIT}\s+(?:of\s+)?(?:training|to\s+train)\b",
         rf"\btraining\s+(?:time\s+)?budget\s+(?:of|is|:)?\s*{_NUMBER}\s*(?:gpu[-\s]?)?{_HOURS_UNIT}",
     )
+    yield from _scaled(patterns, text, "constraints.max_train_hours", _HOURS_UNITS)
+
+
+def _scaled(patterns: tuple[str, ...], text: str, field: str, units: dict[str, float]) -> Iterator[Stated]:
+    """Every match of ``patterns`` as ``field``: its number times the factor of its ``unit`` group."""
     for pattern in patterns:
         for m in _search(pattern, text):
-            yield _stated("constraints.max_train_hours", _number(m) * _HOURS_UNITS[m["unit"].lower()], m)
+            yield _stated(field, _number(m) * units[m["unit"].lower()], m)
 
 
 def _co2(text: str, knowledge: Knowledge) -> Iterator[Stated]:
