@@ -36,6 +36,17 @@ RepT = TypeVar("RepT")
 log = logging.getLogger("sustainml.bus")
 
 
+def _wait_until(condition: Callable[[], bool], timeout_s: float, poll_s: float = 0.02) -> bool:
+    """Poll ``condition`` until it holds or ``timeout_s`` passes (DDS offers no matched-event we
+    could wait on from Python without a listener per entity); whether it held."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+    return True
+
+
 class Gone:
     """Delivered to a subscription callback that asked for it when a keyed instance lost its last
     writer (for node status: the node's process died or left). ``key`` holds the key fields."""
@@ -72,6 +83,11 @@ class Publisher(Generic[T]):
 
     def matched(self) -> int:
         return len(self._writer.get_matched_subscriptions())
+
+    def wait_matched(self, timeout_s: float) -> bool:
+        """Wait until a reader has matched (discovery takes a moment; a volatile message written
+        before it is lost to that reader), at most ``timeout_s``; whether one has."""
+        return _wait_until(lambda: self.matched() > 0, timeout_s)
 
 
 class Subscription(Generic[T]):
@@ -127,6 +143,10 @@ class Subscription(Generic[T]):
 
     def matched(self) -> int:
         return len(self._reader.get_matched_publications())
+
+    def wait_matched(self, timeout_s: float) -> bool:
+        """Wait until a writer has matched, at most ``timeout_s``; whether one has."""
+        return _wait_until(lambda: self.matched() > 0, timeout_s)
 
 
 class Participant:

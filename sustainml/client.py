@@ -32,6 +32,10 @@ from .report import status_name
 __all__ = ["Client", "TaskHandle"]
 
 
+#: How long ``cancel`` waits for the nodes to be discovered before it sends (control is volatile).
+CONTROL_MATCH_S = 3.0
+
+
 class TaskHandle:
     """A submitted task: wait for its result, follow its progress, cancel it."""
 
@@ -181,6 +185,7 @@ class Client:
 
     def cancel(self, task_id: msg.TaskId, reason: str = "cancelled by the user") -> None:
         """Ask every node to stop working on the task; the orchestrator reports it cancelled."""
+        self._control.wait_matched(CONTROL_MATCH_S)   # a client just made has not found the nodes yet
         self._control.publish(msg.NodeControl(command=msg.ControlCommand.CONTROL_CANCEL_TASK,
                                               task_id=task_id, reason=reason))
 

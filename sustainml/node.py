@@ -268,8 +268,8 @@ class TaskNode(Node, abc.ABC):
         # Announce "ready" only once the inputs are connected (to the orchestrator's writers at
         # least), so that inputs the orchestrator re-sends to a restarted node are not lost.
         deadline = time.monotonic() + 5.0
-        while any(sub.matched() == 0 for sub in subs) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        for sub in subs:
+            sub.wait_matched(max(0.0, deadline - time.monotonic()))
 
     def fire_key(self, task_id: msg.TaskId, inputs: dict[str, Any]) -> Any:
         """What identifies one firing, so that re-sent inputs are not processed twice. One per task;
