@@ -35,8 +35,11 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeRegressor
 
 from sustainml import msg
-from sustainml.exceptions import InvalidProblem, RequestTimeout, SustainMLError, UnknownRegion
-from sustainml.tracking import Tracker, describe_dominance
+from sustainml.cli import EXIT_CODES
+from sustainml.exceptions import SustainMLError
+from sustainml.problem import task_text
+from sustainml.report import describe_dominance
+from sustainml.tracking import Tracker
 
 DATA = Path(__file__).resolve().parent / "data" / "cnc_tool_wear.csv"
 SEED = 0
@@ -154,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", default=None, help="run store file (default: $SUSTAINML_RUN_STORE or "
                         "~/.local/share/sustainml/runs.sqlite)")
     parser.add_argument("--publish", action="store_true", help="also publish on the bus, for --task")
-    parser.add_argument("--task", default=None, help="PROBLEM_ID or PROBLEM_ID#ITERATION of a pipeline task")
+    parser.add_argument("--task", default=None, help="PROBLEM_ID or PROBLEM_ID/ITERATION of a pipeline task, as `sustainml submit` printed it")
     args = parser.parse_args(argv)
     console = Console()
     # The MLP's matrices are tiny: one thread is faster than two here, and on a busy machine idle
@@ -163,15 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     region = args.region or ("" if args.publish else "DEU")
     try:
         tracker = Tracker(region=region, pue=args.pue, store=args.store, task_id=args.task, publish=args.publish)
-    except (InvalidProblem, UnknownRegion, ValueError) as e:
+    except (SustainMLError, ValueError) as e:
         print(f"stage_tracking: {e}", file=sys.stderr)
-        return 2
-    except RequestTimeout as e:
-        print(f"stage_tracking: {e}", file=sys.stderr)
-        return 4
-    except SustainMLError as e:
-        print(f"stage_tracking: {e}", file=sys.stderr)
-        return 1
+        return next((code for kind, code in EXIT_CODES.items() if isinstance(e, kind)), 2)
     with tracker:
         r2 = {run: run_pipeline(tracker, run, MODELS[run](), epochs=args.epochs, budget_co2_g=args.budget_g,
                                 console=console)
@@ -179,21 +176,13 @@ def main(argv: list[str] | None = None) -> int:
         tracker.print_table(extra_columns={"R²": {run: f"{value:.3f}" for run, value in r2.items()}},
                             title=f"CNC tool wear: gCO2e per stage ({tracker.devices}, {tracker.region.code})")
         console.print("Dominant stage: " + describe_dominance(tracker.records))
-        _print_method(console, tracker.records)
-        where = f"task {tracker.task_id.problem_id}#{tracker.task_id.iteration}, " if args.publish else ""
+        for source in tracker.sources:
+            if source.method == "estimate":
+                console.print(f"{source.device} figures are estimates, not measurements: {source.assumptions}",
+                              soft_wrap=True)
+        where = f"task {task_text(tracker.task_id)}, " if args.publish else ""
         console.print(f"{len(tracker.records)} stage records kept ({where}{tracker.store.path}).", soft_wrap=True)
     return 0
-
-
-def _print_method(console: Console, records: list[msg.StageRecord]) -> None:
-    methods = sorted({r.energy_method for r in records})
-    console.print(f"Energy method: {', '.join(methods)}.")
-    if any("estimate" in m for m in methods):
-        assumptions = next(r.assumptions for r in records if "estimate" in r.energy_method)
-        detail = next((part for part in assumptions.split("; cpu: ") if "not a measurement" in part), assumptions)
-        console.print("CPU figures are estimates: this machine has no readable RAPL counter, so the CPU energy is "
-                      f"computed from declared assumptions, not measured ({detail.removeprefix('cpu: ')}).",
-                      soft_wrap=True)
 
 
 if __name__ == "__main__":

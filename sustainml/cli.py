@@ -18,10 +18,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .exceptions import (ConfigError, InvalidProblem, LaunchError, RequestTimeout, SustainMLError,
-                         TaskFailed)
+                         TaskFailed, UnknownRegion)
 from .report import to_plain
 
-EXIT_CODES = {InvalidProblem: 2, ConfigError: 2, LaunchError: 2, TaskFailed: 3, RequestTimeout: 4}
+EXIT_CODES = {InvalidProblem: 2, UnknownRegion: 2, ConfigError: 2, LaunchError: 2, TaskFailed: 3, RequestTimeout: 4}
 
 DEFAULT_LAUNCH = Path("launch") / "pipeline.yaml"
 EXAMPLES = Path("examples")

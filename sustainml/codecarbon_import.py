@@ -57,6 +57,8 @@ from typing import Any
 
 from . import msg, units
 from .exceptions import InvalidProblem
+from .problem import parse_task_id
+from .tracking.store import RunStore
 
 __all__ = [
     "DEFAULT_STAGE",
@@ -65,7 +67,6 @@ __all__ = [
     "RELATIVE_UNCERTAINTY",
     "add_cli",
     "cmd_import_codecarbon",
-    "parse_task_id",
     "read_emissions_csv",
     "summary_lines",
 ]
@@ -364,23 +365,6 @@ def _disambiguate(records: list[msg.StageRecord], rows: list[_Row]) -> None:
 
 
 # -------------------------------------------------------------------- command line
-def parse_task_id(text: str) -> msg.TaskId:
-    """``PROBLEM_ID`` or ``PROBLEM_ID#ITERATION`` (iterations start at 1, the default)."""
-    problem_id, hash_sign, iteration = text.strip().partition("#")
-    if not problem_id.strip():
-        raise InvalidProblem(f"--task {text!r}: expected PROBLEM_ID or PROBLEM_ID#ITERATION, e.g. 3f2a...#2")
-    if not hash_sign:
-        return msg.TaskId(problem_id=problem_id.strip(), iteration=1)
-    try:
-        number = int(iteration)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise InvalidProblem(f"--task {text!r}: expected PROBLEM_ID#ITERATION with a whole iteration >= 1, "
-                             "e.g. 3f2a...#2")
-    return msg.TaskId(problem_id=problem_id.strip(), iteration=number)
-
-
 def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``import-codecarbon`` on the ``sustainml`` command's subparsers; returns its parser."""
     p = subparsers.add_parser(
@@ -389,8 +373,8 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
         "CO2, intensity, PUE, devices, assumptions), so it can be reported next to the pipeline's own stages.",
     )
     p.add_argument("file", metavar="FILE", help="CodeCarbon's emissions.csv")
-    p.add_argument("--task", metavar="PROBLEM_ID[#ITER]", default="",
-                   help="tie the runs to this task (iteration defaults to 1); default: no task")
+    p.add_argument("--task", metavar="PROBLEM_ID[/ITER]", default="",
+                   help="tie the runs to this task, as `sustainml submit` printed it; default: no task")
     p.add_argument("--run", metavar="NAME", default="",
                    help="pipeline name for every run, e.g. the model trained (default: CodeCarbon's run id)")
     p.add_argument("--store", metavar="PATH", default="",
@@ -404,14 +388,13 @@ def cmd_import_codecarbon(args: argparse.Namespace) -> int:
     to print as one line (``InvalidProblem``: exit code 2)."""
     task_id = parse_task_id(args.task) if args.task else None
     records = read_emissions_csv(args.file, task_id=task_id, run=args.run)
-    from .tracking.store import RunStore  # deferred: written alongside; only this command needs it
-
-    store = RunStore(args.store or RunStore.default_path())
-    added = store.add(records)
+    with RunStore(args.store or RunStore.default_path()) as store:
+        added = store.add(records)
+        path = store.path
     for line in summary_lines(records):
         print(line)
     if added < len(records):
-        print(f"{len(records) - added} of {len(records)} runs were already in {store.path}: not added again")
+        print(f"{len(records) - added} of {len(records)} runs were already in {path}: not added again")
     return 0
 
 

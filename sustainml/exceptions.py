@@ -2,6 +2,8 @@
 
 __all__ = [
     "SustainMLError",
+    "TrackingError",
+    "LiveIntensityError",
     "InvalidProblem",
     "ConfigError",
     "NoCandidates",
@@ -56,3 +58,13 @@ class TaskFailed(SustainMLError):
 
 class LaunchError(SustainMLError):
     """Raised when a launch file is malformed or a node cannot be started."""
+
+
+class TrackingError(SustainMLError):
+    """Raised when the pipeline tracker is used out of order: a stage begun inside another, an epoch
+    outside its training."""
+
+
+class LiveIntensityError(SustainMLError):
+    """Raised when a live grid-intensity provider gives no usable reading: network, timeout, HTTP
+    status, or an answer of the wrong shape. The message is one line and never contains the API key."""

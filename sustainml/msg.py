@@ -370,6 +370,7 @@ class StageRecord(IdlStruct, typename="sustainml::StageRecord"):
     pue: float = 0.0
     co2_g: float = 0.0
     co2_g_uncertainty: float = 0.0
+    error: str = ""
 
 
 @dataclass

@@ -10,7 +10,7 @@ import yaml
 from . import msg
 from .exceptions import InvalidProblem
 
-__all__ = ["load_problem", "problem_from_dict", "PROBLEM_KEYS"]
+__all__ = ["load_problem", "problem_from_dict", "parse_task_id", "task_text", "PROBLEM_KEYS"]
 
 # file key -> UserInput field (short names for the fields people write most)
 _ALIASES = {"task_type": "task_type_hint", "modality": "modality_hint",
@@ -119,3 +119,23 @@ def _typed(key: str, value: Any, kind: type) -> Any:
             return int(value)
         return float(value)
     raise InvalidProblem(f"{key!r}: unsupported value {value!r}")
+
+
+def parse_task_id(text: str | msg.TaskId) -> msg.TaskId:
+    """A task id as people write it: ``PROBLEM_ID``, or with its iteration as ``sustainml submit``
+    prints it, ``PROBLEM_ID/ITERATION`` (``PROBLEM_ID#ITERATION`` too). No iteration = 0, which
+    the orchestrator reads as the latest. Raises ``InvalidProblem`` naming the accepted forms."""
+    if isinstance(text, msg.TaskId):
+        return msg.TaskId(problem_id=text.problem_id, iteration=text.iteration)
+    body = str(text).strip()
+    cut = max(body.rfind("/"), body.rfind("#"))
+    problem_id, iteration = (body[:cut].strip(), body[cut + 1:].strip()) if cut >= 0 else (body, "")
+    if not problem_id or (cut >= 0 and not (iteration.isdigit() and int(iteration) >= 1)):
+        raise InvalidProblem(f"task id {str(text)!r}: expected PROBLEM_ID or PROBLEM_ID/ITERATION with an "
+                             "iteration of 1 or more, as `sustainml submit` prints it (e.g. 3f2a9c/2)")
+    return msg.TaskId(problem_id=problem_id, iteration=int(iteration) if iteration else 0)
+
+
+def task_text(task_id: msg.TaskId) -> str:
+    """``PROBLEM_ID/ITERATION`` (just the problem id for iteration 0), as the CLI prints task ids."""
+    return task_id.problem_id + (f"/{task_id.iteration}" if task_id.iteration else "")

@@ -4,6 +4,8 @@ README, stable for scripts) and the rich tables the CLI prints."""
 import dataclasses
 import enum
 import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich import box
@@ -14,7 +16,8 @@ from rich.table import Table
 from . import msg
 
 __all__ = ["result_to_dict", "encoded_to_dict", "to_plain", "status_name", "result_table", "print_result",
-           "print_encoded", "phase_shares", "with_uncertainty", "forecast_line"]
+           "print_encoded", "phase_shares", "with_uncertainty", "forecast_line", "RunSummary", "summarise_stages",
+           "describe_dominance", "stages_table"]
 
 
 def status_name(state: msg.TaskState) -> str:
@@ -216,8 +219,6 @@ def print_result(result: msg.TaskResult, console: Console | None = None) -> None
     if result.options:
         print_lifetime(result.options[0], console)
     if result.stages:
-        from sustainml.tracking import stages_table  # deferred: only results with tracked stages need it
-
         console.print(stages_table(result.stages, title="your pipeline's tracked stages"))
         console.print(result.stages_summary)
     for forecast in result.forecasts:
@@ -259,6 +260,92 @@ def print_lifetime(o: msg.TaskOption, console: Console) -> None:
     if f.equivalents:
         console.print("  that is " + "; ".join(f"{e.amount:.2g} {escape(e.unit)}" for e in f.equivalents)
                       + " (" + "; ".join(escape(_brief(e.source, 30)) for e in f.equivalents) + ")")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One tracked run's stages in gCO2e (PUE and intensity applied), in the order they first appear.
+
+    ``co2_g_uncertainty`` adds the stages' uncertainties linearly: stages metered by the same
+    source share its calibration error, the larger part of each, so they are not independent.
+    """
+
+    run: str
+    co2_g_by_stage: dict[str, float]
+    co2_g_total: float
+    co2_g_uncertainty: float
+    energy_j_total: float
+    dominant_stage: str
+    dominant_share: float
+    methods: tuple[str, ...]
+    failed_stages: tuple[str, ...] = field(default=())
+
+
+def summarise_stages(records: Sequence[msg.StageRecord]) -> list[RunSummary]:
+    """Per run, in the order runs first appear: a stage met twice in one run is summed."""
+    by_run: dict[str, list[msg.StageRecord]] = {}
+    for record in records:
+        by_run.setdefault(record.run, []).append(record)
+    summaries = []
+    for run, run_records in by_run.items():
+        by_stage: dict[str, float] = {}
+        for record in run_records:
+            by_stage[record.stage] = by_stage.get(record.stage, 0.0) + record.co2_g
+        total_g = math.fsum(by_stage.values())
+        dominant = max(by_stage, key=lambda s: by_stage[s])
+        summaries.append(RunSummary(
+            run=run,
+            co2_g_by_stage=by_stage,
+            co2_g_total=total_g,
+            co2_g_uncertainty=math.fsum(r.co2_g_uncertainty for r in run_records),
+            energy_j_total=math.fsum(r.energy_j for r in run_records),
+            dominant_stage=dominant,
+            dominant_share=by_stage[dominant] / total_g if total_g > 0 else 0.0,
+            methods=tuple(dict.fromkeys(r.energy_method for r in run_records)),
+            failed_stages=tuple(dict.fromkeys(r.stage for r in run_records if r.error)),
+        ))
+    return summaries
+
+
+def describe_dominance(records: Sequence[msg.StageRecord]) -> str:
+    """Which stage dominates each run, in words (the text of ``TaskResult.stages_summary``)."""
+    return "; ".join(
+        f"{s.run or 'run'}: {s.dominant_stage} dominates ({s.dominant_share:.0%} of {_g(s.co2_g_total)} CO2e)"
+        for s in summarise_stages(records))
+
+
+def stages_table(records: Sequence[msg.StageRecord], *, extra_columns: Mapping[str, Mapping[str, str]] | None = None,
+                 title: str = "") -> Table:
+    """One row per tracked run, one column per stage (gCO2e), the total ± one standard uncertainty,
+    the dominant stage and its share, then ``extra_columns`` (name -> {run: text})."""
+    summaries = summarise_stages(records)
+    stages = list(dict.fromkeys(r.stage for r in records))
+    methods = sorted({m for s in summaries for m in s.methods})
+    regions = sorted({f"{r.region} ({r.intensity_g_per_kwh:.4g} g/kWh), PUE {r.pue:g}" for r in records})
+    caption = [f"gCO2e per stage; region {', '.join(regions) or '-'}; energy method: {', '.join(methods) or '-'}"]
+    if any("estimate" in m for m in methods):
+        caption.append("estimate: computed from declared assumptions (no energy counter readable), not measured")
+    if any(s.failed_stages for s in summaries):
+        caption.append("! the stage raised an exception: metered up to where it failed")
+    table = Table(title=title or None, caption="\n".join(caption), box=box.SIMPLE_HEAD)
+    table.add_column("run", justify="left", overflow="fold")
+    for stage in stages:
+        table.add_column(stage, justify="right", overflow="fold")
+    table.add_column("total", justify="right", overflow="fold")
+    table.add_column("dominant", justify="left", overflow="fold")
+    extra = dict(extra_columns or {})
+    for name in extra:
+        table.add_column(name, justify="right", overflow="fold")
+    for s in summaries:
+        cells = [escape(s.run or "-")]
+        for stage in stages:
+            value = s.co2_g_by_stage.get(stage)
+            cells.append("" if value is None else _g(value) + ("!" if stage in s.failed_stages else ""))
+        cells.append(with_uncertainty(s.co2_g_total, s.co2_g_uncertainty))
+        cells.append(f"{s.dominant_stage} {s.dominant_share:.0%}")
+        cells += [str(column.get(s.run, "")) for column in extra.values()]
+        table.add_row(*cells)
+    return table
 
 
 def forecast_line(f: msg.TrainingForecast) -> str:

@@ -24,8 +24,9 @@ import pytest
 
 from sustainml import msg
 from sustainml.codecarbon_import import (DEFAULT_STAGE, RELATIVE_UNCERTAINTY, add_cli, cmd_import_codecarbon,
-                                         parse_task_id, read_emissions_csv)
+                                         read_emissions_csv)
 from sustainml.exceptions import InvalidProblem
+from sustainml.problem import parse_task_id
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "codecarbon"
@@ -224,19 +225,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-@pytest.mark.parametrize(("text", "expected"), [("3f2a", msg.TaskId("3f2a", 1)), ("3f2a#4", msg.TaskId("3f2a", 4))])
+@pytest.mark.parametrize(("text", "expected"), [("3f2a", msg.TaskId("3f2a", 0)), ("3f2a/4", msg.TaskId("3f2a", 4)),
+                                               (" 3f2a#4 ", msg.TaskId("3f2a", 4))])
 def test_task_option(text: str, expected: msg.TaskId) -> None:
     assert parse_task_id(text) == expected
 
 
-@pytest.mark.parametrize("text", ["#2", "3f2a#", "3f2a#two", "3f2a#0"])
+@pytest.mark.parametrize("text", ["#2", "/2", "3f2a#", "3f2a/", "3f2a#two", "3f2a/0", ""])
 def test_bad_task_option(text: str) -> None:
     with pytest.raises(InvalidProblem, match="PROBLEM_ID"):
         parse_task_id(text)
 
 
 def test_cli_imports_and_prints_one_line_per_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = parser().parse_args(["import-codecarbon", str(DATA / "v3_pue_flush.csv"), "--task", "abc#2",
+    args = parser().parse_args(["import-codecarbon", str(DATA / "v3_pue_flush.csv"), "--task", "abc/2",
                                 "--run", "LSTM", "--store", str(tmp_path / "runs.sqlite")])
     assert cmd_import_codecarbon(args) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from sustainml import msg
+from sustainml import msg, units
 from sustainml.exceptions import MeasurementError
 from sustainml.tracking import RunStore, Tracker, TrackingError, predict_total
-from sustainml.tracking.forecast import co2_g_of, min_epochs, t_quantile
+from sustainml.tracking.forecast import min_epochs, t_quantile
 from sustainml_nodes.carbon_tracker.intensity import resolve_region
 from sustainml_nodes.hw_constraints.energy_fake import PowerTraceSource, TimedReplaySource
 
@@ -65,12 +65,12 @@ def test_the_warm_up_epoch_is_spent_but_not_extrapolated():
     assert without.predicted_energy_j == pytest.approx(70 + 7 * 70 / 3)
 
 
-def test_identical_epochs_give_a_point_and_done_runs_are_measured():
+def test_identical_epochs_give_a_point_and_done_runs_are_their_sum():
     same = predict_total([5.0, 5.0, 5.0], planned_epochs=4, warmup_epochs=0)
     assert (same.low_j, same.predicted_energy_j, same.high_j) == pytest.approx((20.0, 20.0, 20.0))
     done = predict_total([3.0, 4.0, 5.0], planned_epochs=3)
     assert (done.low_j, done.predicted_energy_j, done.high_j) == pytest.approx((12.0, 12.0, 12.0))
-    assert "measured" in done.note
+    assert "all 3 planned epochs done" in done.note
 
 
 def test_the_low_end_never_goes_below_the_energy_already_spent():
@@ -130,7 +130,7 @@ def test_budget_is_exceeded_only_when_the_interval_low_end_is_over_it(caplog):
     last = training.forecast
     assert last.predicted_energy_j == pytest.approx(10900.0)
     assert last.predicted_energy_j_low == pytest.approx(10900.0 - 404.5, abs=1.0)
-    assert last.predicted_co2_g_low == pytest.approx(co2_g_of(10900.0 - 404.5, intensity, 1.0), rel=1e-3)
+    assert last.predicted_co2_g_low == pytest.approx(_co2_g(10900.0 - 404.5, intensity, 1.0), rel=1e-3)
     assert training.exceeds_budget and last.exceeds_budget and "over budget" in last.note
     assert last.budget_co2_g == 1.0 and last.epochs_done == 6 and last.epochs_planned == 10
     assert [f.epochs_done for f in seen] == [3, 4, 5, 6]
@@ -241,4 +241,8 @@ def test_first_epochs_predict_the_recorded_total(recording, k):
         f"predicted {forecast.predicted_energy_j:.2f} J vs real {real_total_j:.2f} J after {k} epochs")
     assert forecast.energy_method == recording["method"]
     assert math.isclose(forecast.predicted_co2_g,
-                        co2_g_of(forecast.predicted_energy_j, tracker.region.intensity_g_per_kwh, 1.0))
+                        _co2_g(forecast.predicted_energy_j, tracker.region.intensity_g_per_kwh, 1.0))
+
+
+def _co2_g(energy_j: float, intensity_g_per_kwh: float, pue: float) -> float:
+    return units.co2_g(units.j_to_kwh(energy_j), intensity_g_per_kwh, pue)

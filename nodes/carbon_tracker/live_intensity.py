@@ -4,7 +4,7 @@ Why: the bundled figures (``intensity.py``) are yearly averages, while a grid's 
 factor of two or more within a day. An operator with an API key can let the carbon tracker use the
 latest hourly reading instead. It is never required: no provider configured means the bundled data,
 and a provider that fails (no network, a wrong key, a zone the service does not cover) means the
-bundled data too, with one log line saying why (``LiveIntensityLookup``, ``latest_or_none``).
+bundled data too, with one log line saying why (``LiveIntensityLookup``).
 
 One abstract class, one class per service, one factory (the shape of Zeus's GPU backends):
 
@@ -60,7 +60,7 @@ from functools import lru_cache
 from http.client import HTTPException
 from typing import Any, ClassVar
 
-from sustainml.exceptions import ConfigError, SustainMLError
+from sustainml.exceptions import ConfigError, LiveIntensityError, SustainMLError
 
 from .intensity import CLOUD_REGION_COUNTRIES, RegionIntensity
 
@@ -73,7 +73,6 @@ __all__ = [
     "LiveIntensityLookup",
     "LiveIntensityProvider",
     "electricitymaps_zone",
-    "latest_or_none",
     "make_live_provider",
 ]
 
@@ -85,11 +84,6 @@ DEFAULT_TIMEOUT_S = 5.0
 _MAX_PLAUSIBLE_G_PER_KWH = 2_000.0
 _MAX_RESPONSE_BYTES = 64 * 1024
 _MAX_MESSAGE_CHARS = 160
-
-
-class LiveIntensityError(SustainMLError):
-    """Raised when a live provider gives no usable reading: network, timeout, HTTP status, or an answer
-    of the wrong shape. The message is one line and never contains the API key."""
 
 
 @dataclass(frozen=True)
@@ -367,21 +361,6 @@ def make_live_provider(name: str, *, api_key: str | None = None, base_url: str |
 
 
 # -------------------------------------------------------------------- the fallback, for the carbon tracker
-def latest_or_none(provider: LiveIntensityProvider, region: RegionIntensity,
-                   log: logging.Logger | None = None) -> LiveIntensity | None:
-    """The provider's reading, or None after one warning line saying why the bundled figure is kept.
-
-    Any exception counts as a failure, not only ``LiveIntensityError``: a provider is a plug-in, and
-    a footprint must never fail because of it.
-    """
-    try:
-        return provider.latest(region)
-    except Exception as e:  # noqa: BLE001 - the boundary where a live figure is optional
-        reason = str(e) if isinstance(e, SustainMLError) else f"{type(e).__name__}: {e}"
-        (log or _log).warning("live intensity for %s unavailable, using the bundled figure: %s", region.code, reason)
-        return None
-
-
 class LiveIntensityLookup:
     """``CarbonSettings.live`` for the footprints: a region from the data -> the same region at its live
     intensity, or None to keep the data's figure.

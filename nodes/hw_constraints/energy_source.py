@@ -138,8 +138,19 @@ class EnergyMeter:
         self._first: tuple[float, float] | None = None
         self._latest: tuple[float, float] | None = None
 
-    def _read(self) -> tuple[float, float]:
-        reading = (self._clock(), self.source.read_energy_mj())
+    def read(self, *, counter_first: bool = False) -> tuple[float, float]:
+        """Read the clock and the counter (Units: s, mJ), and remember the reading for the mean power.
+
+        A window begins clock first and ends counter first, so its duration spans both counter
+        reads (a counter that integrates up to the moment it is read is never given a window
+        shorter than what it counted). Call it once before any window to start the mean-power span.
+        """
+        if counter_first:
+            energy_mj = self.source.read_energy_mj()
+            reading = (self._clock(), energy_mj)
+        else:
+            now_s = self._clock()
+            reading = (now_s, self.source.read_energy_mj())
         if self._first is None:
             self._first = reading
         self._latest = reading
@@ -149,7 +160,7 @@ class EnergyMeter:
         """Start window ``name``: note the time and the counter."""
         if name in self._open:
             raise MeasurementError(f"energy window {name!r} is already open; end it before beginning it again")
-        self._open[name] = self._read()
+        self._open[name] = self.read()
 
     def end_window(self, name: str = "", *, allow_short: bool = False) -> EnergyWindow:
         """End window ``name`` and return what was drawn since ``begin_window(name)``.
@@ -159,19 +170,17 @@ class EnergyMeter:
         window long enough that a working counter must have advanced.
 
         ``allow_short=True`` returns a window shorter than one counter update anyway, for callers
-        that must account for every piece of work however short (the stage tracker): its
-        uncertainty is then at least the energy of one whole update at the device's mean power
-        over this meter's life, since the counter may have moved once or not at all inside it.
+        that must account for every piece of work however short (the stage tracker). The counter
+        may have moved once or not at all inside such a window, so its quantisation term is the
+        energy of one whole update at the device's mean power over this meter's life (not the
+        energy read scaled by resolution / duration, which would call one 5 J step ± 2,500 J), and
+        its ``assumptions`` say so.
         """
         try:
             start_s, start_mj = self._open.pop(name)
         except KeyError:
             raise MeasurementError(f"energy window {name!r} was never begun; call begin_window({name!r}) first") from None
-        # Counter first, then the clock, as before the tracker's change: a window's duration must
-        # include the counter read (a fake power trace integrates up to the read).
-        end_mj = self.source.read_energy_mj()
-        end_s = self._clock()
-        self._latest = (end_s, end_mj)
+        end_s, end_mj = self.read(counter_first=True)
         duration_s = end_s - start_s
         src = self.source
         if duration_s < src.counter_resolution_s and not allow_short:
@@ -191,18 +200,27 @@ class EnergyMeter:
                 f"the {src.method} counter of {src.device} did not advance over {duration_s:.2f} s "
                 f"(it should update every {src.counter_resolution_s} s); the counter is stuck"
             )
-        uncertainty_j = window_uncertainty_j(energy_j, duration_s, src)
+        assumptions = src.assumptions
         if duration_s < src.counter_resolution_s:
-            uncertainty_j = max(uncertainty_j, self._mean_power_w() * src.counter_resolution_s)
+            # The power over the meter's life when it spans an update, else this window's own.
+            power_w = self.mean_power_w() or (energy_j / duration_s if duration_s > 0 else 0.0)
+            one_update_j = power_w * src.counter_resolution_s
+            uncertainty_j = math.hypot(src.relative_uncertainty * energy_j, one_update_j)
+            assumptions = "; ".join(part for part in (
+                f"{duration_s * 1000:.3g} ms is shorter than the {src.method} counter's update period "
+                f"({src.counter_resolution_s * 1000:g} ms): uncertainty is one update's energy at the mean power",
+                assumptions) if part)
+        else:
+            uncertainty_j = window_uncertainty_j(energy_j, duration_s, src)
         return EnergyWindow(
             energy_j=energy_j,
             duration_s=duration_s,
             method=src.method,
             uncertainty_j=uncertainty_j,
-            assumptions=src.assumptions,
+            assumptions=assumptions,
         )
 
-    def _mean_power_w(self) -> float:
+    def mean_power_w(self) -> float:
         """The device's mean power between this meter's first and latest readings (Units: W); 0 while
         they are less than one counter update apart (too close to say anything)."""
         if self._first is None or self._latest is None:

@@ -10,16 +10,16 @@ with the others, and fails only when no host is left.
 
 import logging
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sustainml import msg
 from sustainml.node import task_key
 
-from . import ranking
-from sustainml.tracking import describe_dominance
+from sustainml.report import describe_dominance
 
+from . import ranking
 from .stages import merge_forecast, merge_stage
 from .store import TaskStore
 

@@ -2,35 +2,30 @@
 
     from sustainml.tracking import Tracker
 
-    tracker = Tracker(region="DEU", pue=1.0)
-    with tracker.stage("featurize", run="RF"):
-        ...
-    tracker.print_table()
+    with Tracker(region="DEU", pue=1.0) as tracker:
+        with tracker.stage("featurize", run="RF"):
+            ...
+    # the per-run, per-stage table is printed when the block ends
 
 See :mod:`sustainml.tracking.tracker` for what a stage's energy is and how failures, short stages
 and several devices are handled, and :mod:`sustainml.tracking.forecast` for the training forecast.
+The tables and summaries are in :mod:`sustainml.report`, shared with the pipeline's results.
 """
 
-from .forecast import EnergyForecast, co2_g_of, min_epochs, predict_total
+from sustainml.exceptions import TrackingError
+
+from .forecast import EnergyForecast, min_epochs, predict_total
 from .store import RunStore
-from .tracker import (EpochEnergy, RunSummary, StageHandle, Tracker, TrackingError, Training, describe_dominance,
-                      parse_task_id, stages_table, summarise, visible_devices)
+from .tracker import StageHandle, Tracker, Training, visible_devices
 
 __all__ = [
     "Tracker",
     "Training",
     "StageHandle",
-    "EpochEnergy",
-    "RunSummary",
     "RunStore",
     "EnergyForecast",
     "TrackingError",
     "predict_total",
-    "co2_g_of",
     "min_epochs",
-    "parse_task_id",
     "visible_devices",
-    "summarise",
-    "stages_table",
-    "describe_dominance",
 ]

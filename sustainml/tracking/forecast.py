@@ -19,10 +19,11 @@ What the interval does not cover: the energy source's own calibration uncertaint
 CPU estimate, ±5 % for NVML), which moves the metered total and the prediction together; a run
 whose epochs change cost on purpose (progressive resizing, a growing dataset, early layers
 unfrozen later); and a machine whose load changes mid-run (other jobs sharing the cores and
-caches). Those break the model's assumption and the interval then says nothing. Seen here: a
-16-epoch CPU run on this project's shared 2-core VM while other test suites started mid-way drew
-137.8 J, outside the interval predicted after 5 epochs (111 to 130 J, 12.7 % low); the same run on
-the quiet VM (tests/data/recorded_training_run.json) lands inside it, 0.5 % off.
+caches). Those break the model's assumption and the interval then says nothing. Seen once while
+recording the replay test's run (not kept): on this project's shared 2-core VM, with other test
+suites starting mid-way, the 16-epoch run came to an *estimated* 137.8 J (the CPU estimate: no RAPL
+there), outside the interval predicted after 5 epochs (111 to 130 J); the same run on the quiet VM
+(tests/data/recorded_training_run.json, also the estimate) lands inside it, 0.5 % off.
 
 The t quantile comes from SciPy, which scikit-learn (a dependency of this project) requires.
 """
@@ -34,10 +35,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sustainml import units
-
 __all__ = [
-    "EnergyForecast", "predict_total", "co2_g_of", "min_epochs", "t_quantile", "DEFAULT_LEVEL", "DEFAULT_WARMUP_EPOCHS",
+    "EnergyForecast", "predict_total", "check_plan", "min_epochs", "t_quantile", "DEFAULT_LEVEL", "DEFAULT_WARMUP_EPOCHS",
 ]
 
 DEFAULT_LEVEL = 0.9
@@ -73,6 +72,16 @@ def min_epochs(warmup_epochs: int = DEFAULT_WARMUP_EPOCHS) -> int:
     return warmup_epochs + MIN_STEADY_EPOCHS
 
 
+def check_plan(planned_epochs: int, level: float, warmup_epochs: int) -> None:
+    """Raise ValueError, saying what is right, for a training plan no forecast can be made for."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be a fraction between 0 and 1 (e.g. 0.9), got {level}")
+    if planned_epochs < 1:
+        raise ValueError(f"planned_epochs must be 1 or more, got {planned_epochs}")
+    if warmup_epochs < 0:
+        raise ValueError(f"warmup_epochs must be 0 or more, got {warmup_epochs}")
+
+
 def predict_total(
     epoch_energies_j: Sequence[float],
     planned_epochs: int,
@@ -87,12 +96,7 @@ def predict_total(
     when there are fewer than ``min_epochs(warmup_epochs)`` epochs or an argument is out of range.
     """
     energies_j = [float(e) for e in epoch_energies_j]
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be a fraction between 0 and 1 (e.g. 0.9), got {level}")
-    if planned_epochs < 1:
-        raise ValueError(f"planned_epochs must be 1 or more, got {planned_epochs}")
-    if warmup_epochs < 0:
-        raise ValueError(f"warmup_epochs must be 0 or more, got {warmup_epochs}")
+    check_plan(planned_epochs, level, warmup_epochs)
     if any(not math.isfinite(e) or e < 0 for e in energies_j):
         raise ValueError(f"epoch energies must be finite and non-negative (J), got {energies_j}")
     needed = min_epochs(warmup_epochs)
@@ -110,7 +114,7 @@ def predict_total(
     remaining = max(0, planned_epochs - done)
     if remaining == 0:
         return EnergyForecast(done, planned_epochs, so_far_j, so_far_j, so_far_j, so_far_j, level, warmup_epochs,
-                              m, mean_j, spread_j, f"all {planned_epochs} planned epochs done: the total is measured")
+                              m, mean_j, spread_j, f"all {planned_epochs} planned epochs done: the total is what they drew")
     t = t_quantile((1.0 + level) / 2.0, m - 1)
     half_width_j = t * spread_j * math.sqrt(remaining + remaining**2 / m)
     remaining_j = remaining * mean_j
@@ -134,11 +138,6 @@ def predict_total(
         per_epoch_spread_j=spread_j,
         note=note,
     )
-
-
-def co2_g_of(energy_j: float, intensity_g_per_kwh: float, pue: float) -> float:
-    """Grams CO2e of ``energy_j`` drawn by IT equipment in a facility of ``pue`` on a grid of that intensity."""
-    return units.co2_g(units.j_to_kwh(energy_j), intensity_g_per_kwh, pue)
 
 
 def t_quantile(probability: float, dof: int) -> float:

@@ -28,7 +28,7 @@ Choices worth knowing:
 - A stage shorter than a counter's update period is still recorded, with the large uncertainty
   that such a window deserves (see ``EnergyMeter.end_window(allow_short=True)``).
 - An exception inside a stage propagates to you unchanged; the stage is still recorded (its
-  energy was spent) with ``failed: <exception>`` at the start of its ``assumptions``.
+  energy was spent), with the exception in its ``error`` field.
 - Stages do not nest (each joule would count twice); a training is itself a stage, ``train``.
 - With CUDA devices, and torch's CUDA initialised, every stage and epoch edge synchronises the
   devices, so queued kernels are charged to the stage that launched them.
@@ -48,18 +48,19 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sustainml import msg, topics
-from sustainml.exceptions import InvalidProblem, MeasurementError, RequestTimeout, SustainMLError
+from sustainml import msg, topics, units
+from sustainml.exceptions import InvalidProblem, MeasurementError, RequestTimeout, TrackingError
+from sustainml.problem import parse_task_id, task_text
+from sustainml.report import RunSummary, stages_table, summarise_stages
 from sustainml_nodes.carbon_tracker.intensity import RegionIntensity, resolve_region
 from sustainml_nodes.hw_constraints.energy import make_energy_source, parse_device
 from sustainml_nodes.hw_constraints.energy_source import EnergyMeter, EnergySource, EnergyWindow
 
-from .forecast import (DEFAULT_LEVEL, DEFAULT_WARMUP_EPOCHS, EnergyForecast, co2_g_of, min_epochs, predict_total,
-                       t_quantile)
+from .forecast import DEFAULT_LEVEL, DEFAULT_WARMUP_EPOCHS, check_plan, min_epochs, predict_total, t_quantile
 from .store import RunStore
 
 if TYPE_CHECKING:
@@ -69,43 +70,13 @@ if TYPE_CHECKING:
     from sustainml.bus import Participant, Publisher
     from sustainml.config import RuntimeConfig
 
-__all__ = [
-    "Tracker",
-    "Training",
-    "StageHandle",
-    "EpochEnergy",
-    "RunSummary",
-    "TrackingError",
-    "parse_task_id",
-    "visible_devices",
-    "summarise",
-    "stages_table",
-    "describe_dominance",
-]
+__all__ = ["Tracker", "Training", "StageHandle", "visible_devices"]
 
 log = logging.getLogger("sustainml.tracking")
 
 # How long a publishing tracker waits for a subscriber of stage records to match, once, at start:
 # stage_record is a volatile topic, so a record written before the match is lost to that reader.
 MATCH_WAIT_S = 2.0
-FAILED_PREFIX = "failed: "
-_LIFE_WINDOW = "__tracker__"
-
-
-class TrackingError(SustainMLError):
-    """Raised when the tracker is used out of order: a stage begun inside another, an epoch outside
-    its training."""
-
-
-@dataclass(frozen=True)
-class _Measured:
-    """One window over every metered device, summed (Units: J, s)."""
-
-    energy_j: float
-    uncertainty_j: float
-    duration_s: float
-    method: str
-    assumptions: str
 
 
 @dataclass
@@ -115,29 +86,6 @@ class StageHandle:
     name: str
     run: str
     record: msg.StageRecord | None = None
-
-
-@dataclass(frozen=True)
-class EpochEnergy:
-    """The energy of one training epoch on every metered device (Units: J, s; PUE not applied)."""
-
-    energy_j: float
-    uncertainty_j: float
-    duration_s: float
-
-
-def parse_task_id(task_id: msg.TaskId | str) -> msg.TaskId:
-    """``"problem_id"`` or ``"problem_id#iteration"`` (or a TaskId) as a TaskId; iteration 0 = the latest."""
-    if isinstance(task_id, msg.TaskId):
-        return msg.TaskId(problem_id=task_id.problem_id, iteration=task_id.iteration)
-    problem_id, hash_sign, iteration = str(task_id).strip().partition("#")
-    if not problem_id or (hash_sign and not iteration.strip().isdigit()):
-        raise ValueError(f"task id {task_id!r}: expected 'PROBLEM_ID' or 'PROBLEM_ID#ITERATION' (e.g. 'a1b2c3#2')")
-    return msg.TaskId(problem_id=problem_id.strip(), iteration=int(iteration) if hash_sign else 0)
-
-
-def _task_text(task_id: msg.TaskId) -> str:
-    return task_id.problem_id + (f"#{task_id.iteration}" if task_id.iteration else "")
 
 
 def visible_devices() -> list[str]:
@@ -205,7 +153,7 @@ class Tracker:
             raise ValueError(f"pue {pue!r}: a power usage effectiveness is 1.0 or more (1.0 = no facility overhead)")
         if publish and task_id is None:
             raise ValueError("publish=True needs task_id: the pipeline files stage records under a task "
-                             "(give 'PROBLEM_ID' or 'PROBLEM_ID#ITERATION' from `sustainml submit`)")
+                             "(give 'PROBLEM_ID' or 'PROBLEM_ID/ITERATION' from `sustainml submit`)")
         self.pue = float(pue)
         self.host = socket.gethostname()
         self.task_id = parse_task_id(task_id) if task_id is not None else msg.TaskId()
@@ -231,7 +179,7 @@ class Tracker:
                 raise InvalidProblem(
                     "a region is needed to turn energy into gCO2e: pass region='DEU' (an ISO 3166 code, a "
                     "country name, 'gcp:europe-west1', 'aws:eu-central-1'...)"
-                    + (f"; task {_task_text(self.task_id)} has no result yet to take its training region from"
+                    + (f"; task {task_text(self.task_id)} has no result yet to take its training region from"
                        if task_result is not None else ""))
             self.region: RegionIntensity = resolve_region(region)
             self.sources: list[EnergySource] = (
@@ -240,8 +188,7 @@ class Tracker:
                 raise ValueError("sources is empty: give at least one EnergySource, or leave it None")
             self._meters = [EnergyMeter(source, clock=clock) for source in self.sources]
             for meter in self._meters:
-                # The meter's life window: its mean power bounds what a too-short stage may have missed.
-                meter.begin_window(_LIFE_WINDOW)
+                meter.read()   # from now on, the mean power bounds what a stage shorter than an update missed
             self._cuda_indices = [parse_device(s.device)[1] for s in self.sources if s.device.startswith("cuda")]
             self._store = store if isinstance(store, RunStore) else RunStore(store or RunStore.default_path())
         except BaseException:
@@ -297,13 +244,11 @@ class Tracker:
         ``planned_epochs`` (see :mod:`.forecast`). ``budget_co2_g`` (0 = none) is checked against the
         forecast's low end: when even that exceeds it, ``training.exceeds_budget`` turns true and a
         warning is logged, once. ``on_forecast`` is called with every new forecast."""
-        if planned_epochs < 1:
-            raise ValueError(f"planned_epochs must be 1 or more, got {planned_epochs}")
+        check_plan(planned_epochs, level, warmup_epochs)   # before any work, not at the first forecast
         if not (math.isfinite(budget_co2_g) and budget_co2_g >= 0):
             raise ValueError(f"budget_co2_g must be 0 (no budget) or a positive number of grams, got {budget_co2_g}")
-        if not 0 < level < 1:
-            raise ValueError(f"level must be a fraction between 0 and 1 (e.g. 0.9), got {level}")
-        training = Training(self, run, planned_epochs, budget_co2_g, level, warmup_epochs, on_forecast)
+        training = Training(self, run, planned_epochs=planned_epochs, budget_co2_g=budget_co2_g, level=level,
+                            warmup_epochs=warmup_epochs, on_forecast=on_forecast)
         t_quantile(0.5, 1)   # loads SciPy now, not inside the metered training
         with self._stage(stage, run, training._describe):
             training._open = True
@@ -314,7 +259,7 @@ class Tracker:
 
     def summaries(self) -> list[RunSummary]:
         """Per run: gCO2e per stage, the total and which stage dominates."""
-        return summarise(self._records)
+        return summarise_stages(self._records)
 
     def table(self, *, extra_columns: Mapping[str, Mapping[str, str]] | None = None, title: str = "") -> Table:
         """The records as a rich table: see :func:`stages_table`."""
@@ -375,17 +320,17 @@ class Tracker:
             try:
                 yield handle
             except BaseException as e:
-                failure = f"{FAILED_PREFIX}{type(e).__name__}: {e}".rstrip(": ")
                 try:
-                    measured: _Measured | None = self._end(key)
+                    window: EnergyWindow | None = self._end(key)
                 except MeasurementError as measuring:   # never hide the user's exception behind ours
                     log.warning("stage %r of run %r failed and could not be metered either: %s", name, run, measuring)
-                    measured = None
-                if measured is not None:
-                    handle.record = self._record(name, run, started_unix_s, measured, _join(failure, describe()))
+                    window = None
+                if window is not None:
+                    error = f"{type(e).__name__}: {e}".rstrip(": ")
+                    handle.record = self._record(name, run, started_unix_s, window, describe(), error=error)
                 raise
-            measured = self._end(key)
-            handle.record = self._record(name, run, started_unix_s, measured, describe())
+            window = self._end(key)
+            handle.record = self._record(name, run, started_unix_s, window, describe())
         finally:
             self._active_stage = None
 
@@ -397,7 +342,7 @@ class Tracker:
             meter.begin_window(key)
         return key
 
-    def _end(self, key: str) -> _Measured:
+    def _end(self, key: str) -> EnergyWindow:
         """Close window ``key`` on every device and sum them: energies add, standard uncertainties of
         different devices' counters are independent and add in quadrature."""
         self._synchronize_cuda()
@@ -410,15 +355,9 @@ class Tracker:
                 error = error or e
         if error is not None:
             raise error
-        notes = []
-        for source, window in zip(self.sources, windows):
-            if window.duration_s < source.counter_resolution_s:
-                notes.append(f"{source.device}: {window.duration_s * 1000:.3g} ms is shorter than the {source.method} "
-                             f"counter's update period ({source.counter_resolution_s * 1000:g} ms): uncertainty "
-                             "widened to one update's energy")
-            if window.assumptions:
-                notes.append(f"{source.device}: {window.assumptions}")
-        return _Measured(
+        notes = [f"{source.device}: {window.assumptions}"
+                 for source, window in zip(self.sources, windows) if window.assumptions]
+        return EnergyWindow(
             energy_j=math.fsum(w.energy_j for w in windows),
             uncertainty_j=math.sqrt(math.fsum(w.uncertainty_j**2 for w in windows)),
             duration_s=windows[0].duration_s,
@@ -437,10 +376,10 @@ class Tracker:
                 torch.cuda.synchronize(index)
 
     def _co2_g(self, energy_j: float) -> float:
-        return co2_g_of(energy_j, self.region.intensity_g_per_kwh, self.pue)
+        return units.co2_g(units.j_to_kwh(energy_j), self.region.intensity_g_per_kwh, self.pue)
 
-    def _record(self, name: str, run: str, started_unix_s: float, measured: _Measured,
-                assumptions: str) -> msg.StageRecord:
+    def _record(self, name: str, run: str, started_unix_s: float, window: EnergyWindow,
+                assumptions: str, *, error: str = "") -> msg.StageRecord:
         record = msg.StageRecord(
             task_id=msg.TaskId(problem_id=self.task_id.problem_id, iteration=self.task_id.iteration),
             run=run,
@@ -448,16 +387,17 @@ class Tracker:
             host=self.host,
             devices=self.devices,
             started_unix_s=started_unix_s,
-            duration_s=measured.duration_s,
-            energy_j=measured.energy_j,
-            energy_j_uncertainty=measured.uncertainty_j,
-            energy_method=measured.method,
-            assumptions=_join(assumptions, measured.assumptions),
+            duration_s=window.duration_s,
+            energy_j=window.energy_j,
+            energy_j_uncertainty=window.uncertainty_j,
+            energy_method=window.method,
+            assumptions="; ".join(part for part in (assumptions, window.assumptions) if part),
             region=self.region.code,
             intensity_g_per_kwh=self.region.intensity_g_per_kwh,
             pue=self.pue,
-            co2_g=self._co2_g(measured.energy_j),
-            co2_g_uncertainty=self._co2_g(measured.uncertainty_j),
+            co2_g=self._co2_g(window.energy_j),
+            co2_g_uncertainty=self._co2_g(window.uncertainty_j),
+            error=error,
         )
         self._records.append(record)
         self.store.add([record])
@@ -480,7 +420,7 @@ class Tracker:
         from sustainml.config import load_config
 
         self._bus = Participant(config or load_config())
-        text = _task_text(self.task_id)
+        text = task_text(self.task_id)
         request = msg.ResultRequest(problem_id=self.task_id.problem_id, iteration=self.task_id.iteration, limit=1)
         try:
             reply = ServiceClient(self._bus, topics.RESULTS).call(request, timeout_s=timeout_s)
@@ -489,15 +429,12 @@ class Tracker:
         if reply.error or not reply.results:
             raise InvalidProblem(f"the orchestrator knows no task {text}"
                                  + (f" ({reply.error})" if reply.error else "")
-                                 + "; pass the id that `sustainml submit` printed, as 'PROBLEM_ID' or 'PROBLEM_ID#ITERATION'")
+                                 + "; pass the id that `sustainml submit` printed, as 'PROBLEM_ID' or 'PROBLEM_ID/ITERATION'")
         result = reply.results[0]
         self.task_id = msg.TaskId(problem_id=result.task_id.problem_id, iteration=result.task_id.iteration)
         self._stage_publisher = self._bus.publisher(topics.STAGE_RECORD)
         self._forecast_publisher = self._bus.publisher(topics.TRAINING_FORECAST)
-        deadline = time.monotonic() + min(MATCH_WAIT_S, timeout_s)
-        while self._stage_publisher.matched() == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if self._stage_publisher.matched() == 0:
+        if not self._stage_publisher.wait_matched(min(MATCH_WAIT_S, timeout_s)):
             log.info("nobody subscribes to %s yet: records published before one joins are only kept locally",
                      topics.STAGE_RECORD.name)
         return result
@@ -511,16 +448,15 @@ class Training:
     the budget. An epoch that raises is not counted (its partial energy stays in the stage's).
     """
 
-    def __init__(self, tracker: Tracker, run: str, planned_epochs: int, budget_co2_g: float, level: float,
+    def __init__(self, tracker: Tracker, run: str, *, planned_epochs: int, budget_co2_g: float, level: float,
                  warmup_epochs: int, on_forecast: Callable[[msg.TrainingForecast], None] | None) -> None:
         self.run = run
         self.planned_epochs = planned_epochs
         self.budget_co2_g = budget_co2_g
         self.level = level
         self.warmup_epochs = warmup_epochs
-        self.epochs: list[EpochEnergy] = []
+        self.epochs: list[EnergyWindow] = []   # every metered device, summed; PUE not applied
         self.forecast: msg.TrainingForecast | None = None
-        self.prediction: EnergyForecast | None = None
         self._tracker = tracker
         self._on_forecast = on_forecast
         self._method = ""
@@ -556,11 +492,11 @@ class Training:
                 except MeasurementError as measuring:
                     log.warning("a failed epoch of %r could not be metered either: %s", self.run, measuring)
                 raise
-            measured = self._tracker._end(key)
+            window = self._tracker._end(key)
         finally:
             self._in_epoch = False
-        self._method = measured.method
-        self.epochs.append(EpochEnergy(measured.energy_j, measured.uncertainty_j, measured.duration_s))
+        self._method = window.method
+        self.epochs.append(window)
         if len(self.epochs) >= min_epochs(self.warmup_epochs):
             self._update_forecast()
 
@@ -595,7 +531,6 @@ class Training:
             note=note,
             updated_unix_s=tracker._wall_clock(),
         )
-        self.prediction = prediction
         self.forecast = forecast
         tracker._emit_forecast(forecast)
         if exceeds and not self._warned:
@@ -614,110 +549,6 @@ class Training:
         if self.exceeds_budget:
             text += f"; forecast over the budget of {self.budget_co2_g:g} gCO2e"
         return text
-
-
-# ---------------------------------------------------------------------------------- summaries
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """One run's stages in gCO2e (PUE and intensity applied), in the order they first appear.
-
-    ``co2_g_uncertainty`` adds the stages' uncertainties linearly: stages metered by the same
-    source share its calibration error, the larger part of each, so they are not independent.
-    """
-
-    run: str
-    co2_g_by_stage: dict[str, float]
-    co2_g_total: float
-    co2_g_uncertainty: float
-    energy_j_total: float
-    dominant_stage: str
-    dominant_share: float
-    methods: tuple[str, ...]
-    failed_stages: tuple[str, ...] = field(default=())
-
-
-def summarise(records: Sequence[msg.StageRecord]) -> list[RunSummary]:
-    """Per run, in the order runs first appear: a stage met twice in one run is summed."""
-    by_run: dict[str, list[msg.StageRecord]] = {}
-    for record in records:
-        by_run.setdefault(record.run, []).append(record)
-    summaries = []
-    for run, run_records in by_run.items():
-        by_stage: dict[str, float] = {}
-        for record in run_records:
-            by_stage[record.stage] = by_stage.get(record.stage, 0.0) + record.co2_g
-        total_g = math.fsum(by_stage.values())
-        dominant = max(by_stage, key=lambda s: by_stage[s])
-        summaries.append(RunSummary(
-            run=run,
-            co2_g_by_stage=by_stage,
-            co2_g_total=total_g,
-            co2_g_uncertainty=math.fsum(r.co2_g_uncertainty for r in run_records),
-            energy_j_total=math.fsum(r.energy_j for r in run_records),
-            dominant_stage=dominant,
-            dominant_share=by_stage[dominant] / total_g if total_g > 0 else 0.0,
-            methods=tuple(dict.fromkeys(r.energy_method for r in run_records)),
-            failed_stages=tuple(dict.fromkeys(r.stage for r in run_records if r.assumptions.startswith(FAILED_PREFIX))),
-        ))
-    return summaries
-
-
-def describe_dominance(records: Sequence[msg.StageRecord]) -> str:
-    """Which stage dominates each run, in words (the text of ``TaskResult.stages_summary``)."""
-    return "; ".join(
-        f"{s.run or 'run'}: {s.dominant_stage} dominates ({s.dominant_share:.0%} of {_grams(s.co2_g_total)} CO2e)"
-        for s in summarise(records))
-
-
-def stages_table(records: Sequence[msg.StageRecord], *, extra_columns: Mapping[str, Mapping[str, str]] | None = None,
-                 title: str = "") -> Table:
-    """One row per run, one column per stage (gCO2e), the total ± one standard uncertainty, the
-    dominant stage and its share, then ``extra_columns`` (name -> {run: text})."""
-    from rich import box
-    from rich.table import Table
-
-    summaries = summarise(records)
-    stages = list(dict.fromkeys(r.stage for r in records))
-    methods = sorted({m for s in summaries for m in s.methods})
-    regions = sorted({f"{r.region} ({r.intensity_g_per_kwh:.4g} g/kWh), PUE {r.pue:g}" for r in records})
-    caption = [f"gCO2e per stage; region {', '.join(regions) or '-'}; energy method: {', '.join(methods) or '-'}"]
-    if any("estimate" in m for m in methods):
-        caption.append("estimate: computed from declared assumptions (no energy counter readable), not measured")
-    if any(s.failed_stages for s in summaries):
-        caption.append("! the stage raised an exception: metered up to where it failed")
-    table = Table(title=title or None, caption="\n".join(caption), box=box.SIMPLE_HEAD)
-    table.add_column("run", justify="left", overflow="fold")
-    for stage in stages:
-        table.add_column(stage, justify="right", overflow="fold")
-    table.add_column("total", justify="right", overflow="fold")
-    table.add_column("dominant", justify="left", overflow="fold")
-    extra = dict(extra_columns or {})
-    for name in extra:
-        table.add_column(name, justify="right", overflow="fold")
-    for s in summaries:
-        cells = [s.run or "-"]
-        for stage in stages:
-            value = s.co2_g_by_stage.get(stage)
-            cells.append("" if value is None else _grams(value) + ("!" if stage in s.failed_stages else ""))
-        cells.append(f"{_grams(s.co2_g_total)} ± {_grams(s.co2_g_uncertainty)}")
-        cells.append(f"{s.dominant_stage} {s.dominant_share:.0%}")
-        cells += [str(column.get(s.run, "")) for column in extra.values()]
-        table.add_row(*cells)
-    return table
-
-
-def _grams(value_g: float) -> str:
-    """Grams with the unit scaled to the value, three significant digits."""
-    for unit, scale in (("kg", 1e3), ("g", 1.0), ("mg", 1e-3), ("µg", 1e-6)):
-        if abs(value_g) >= scale:
-            return f"{value_g / scale:.3g} {unit}"
-    return f"{value_g / 1e-6:.3g} µg" if value_g else "0 g"
-
-
-def _join(*parts: str) -> str:
-    return "; ".join(p for p in parts if p)
 
 
 def _training_region(result: msg.TaskResult) -> str:
