@@ -34,6 +34,7 @@ __all__ = [
     "GCP_SOURCE",
     "RegionIntensity",
     "all_regions",
+    "find_region",
     "resolve_region",
 ]
 
@@ -120,19 +121,39 @@ def resolve_region(region: str) -> RegionIntensity:
     text = region.strip()
     if not text:
         raise InvalidProblem(f"a region is required: give {ACCEPTED_FORMS}")
+    found = find_region(text)
+    if found is not None:
+        return found
+    table = _region_table()
+    provider, colon, _ = text.partition(":")
+    provider = provider.strip().lower()
+    if not colon:
+        raise _unknown(text, table.suggestions)
+    if provider == "gcp":
+        raise _unknown(text, tuple(f"gcp:{r}" for r in table.gcp))
+    if provider in CLOUD_REGION_COUNTRIES:
+        raise _unknown(text, tuple(f"{provider}:{r}" for r in CLOUD_REGION_COUNTRIES[provider]))
+    raise UnknownRegion(
+        f"unknown cloud provider {provider!r} in region {text!r}: use 'gcp:', 'aws:' or 'azure:'; "
+        f"accepted forms: {ACCEPTED_FORMS}"
+    )
+
+
+def find_region(region: str) -> RegionIntensity | None:
+    """``region`` resolved like ``resolve_region``, or None: for callers that probe words of free
+    text, where a miss is normal and the close-match search of an error message would be wasted
+    (it costs about a thousand times a hit)."""
+    text = region.strip()
     table = _region_table()
     provider, colon, rest = text.partition(":")
     if colon:
-        return _resolve_cloud(text, provider.strip().lower(), rest.strip().lower(), table)
-
+        return _find_cloud(provider.strip().lower(), rest.strip().lower(), table)
     key = _normalise(text)
     if len(key) == 3 and key.upper() in table.countries:
         return table.countries[key.upper()]
     if key in table.country_aliases:
         return table.countries[table.country_aliases[key]]
-    if key in table.gcp:
-        return table.gcp[key]
-    raise _unknown(text, table.suggestions)
+    return table.gcp.get(key)
 
 
 def all_regions() -> list[RegionIntensity]:
@@ -140,36 +161,31 @@ def all_regions() -> list[RegionIntensity]:
     (each at its country's figure), in that order."""
     table = _region_table()
     cloud = [
-        _resolve_cloud(f"{provider}:{name}", provider, name, table)
+        _find_cloud(provider, name, table)
         for provider in ("aws", "azure")
         for name in CLOUD_REGION_COUNTRIES[provider]
     ]
     return [*table.countries.values(), *table.gcp.values(), *cloud]
 
 
-def _resolve_cloud(text: str, provider: str, name: str, table: _RegionTable) -> RegionIntensity:
+def _find_cloud(provider: str, name: str, table: _RegionTable) -> RegionIntensity | None:
     if provider == "gcp":
-        if name in table.gcp:
-            return table.gcp[name]
-        raise _unknown(text, tuple(f"gcp:{r}" for r in table.gcp))
-    if provider in CLOUD_REGION_COUNTRIES:
-        regions = CLOUD_REGION_COUNTRIES[provider]
-        if provider == "azure":  # Azure's display names ("West Europe") drop to the API name
-            name = name.replace(" ", "").replace("-", "")
-        if name in regions:
-            country = table.countries[regions[name]]
-            label = _PROVIDER_NAMES[provider]
-            return RegionIntensity(
-                code=f"{provider}:{name}",
-                name=f"{label} {name} ({country.name})",
-                intensity_g_per_kwh=country.intensity_g_per_kwh,
-                source=f"{country.source}; {label} region mapped to its country ({country.code})",
-                year=country.year,
-            )
-        raise _unknown(text, tuple(f"{provider}:{r}" for r in regions))
-    raise UnknownRegion(
-        f"unknown cloud provider {provider!r} in region {text!r}: use 'gcp:', 'aws:' or 'azure:'; "
-        f"accepted forms: {ACCEPTED_FORMS}"
+        return table.gcp.get(name)
+    regions = CLOUD_REGION_COUNTRIES.get(provider)
+    if regions is None:
+        return None
+    if provider == "azure":  # Azure's display names ("West Europe") drop to the API name
+        name = name.replace(" ", "").replace("-", "")
+    if name not in regions:
+        return None
+    country = table.countries[regions[name]]
+    label = _PROVIDER_NAMES[provider]
+    return RegionIntensity(
+        code=f"{provider}:{name}",
+        name=f"{label} {name} ({country.name})",
+        intensity_g_per_kwh=country.intensity_g_per_kwh,
+        source=f"{country.source}; {label} region mapped to its country ({country.code})",
+        year=country.year,
     )
 
 

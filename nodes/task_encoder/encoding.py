@@ -33,7 +33,7 @@ from sustainml_nodes.carbon_tracker.intensity import RegionIntensity, resolve_re
 
 from .knowledge import DeployTarget, Knowledge, MetricInfo, TaskTypeInfo, load_knowledge
 from .task_reading import Reading, prepare, read_task_type
-from .text_constraints import Stated, read_constraints
+from .text_constraints import Stated, read_constraints, region_code
 
 __all__ = [
     "AMBIGUOUS_SHARE",
@@ -428,7 +428,7 @@ def _apply_regions(regions: list[Stated], draft: _Draft) -> None:
     serving = [s for s in regions if s.serving]
     train = (general or serving)[0]
     _take_region(draft, "train_region", train)
-    train_code = _code(draft.train_region) or str(train.value)
+    train_code = region_code(draft.train_region) or str(train.value)
     serve = next((s for s in serving if s.value != train_code), None)
     if serve is not None:
         _take_region(draft, "inference_region", serve)
@@ -439,7 +439,7 @@ def _take_region(draft: _Draft, name: str, s: Stated) -> None:
     if not current.strip():
         setattr(draft, name, str(s.value))
         draft.note(name, "inferred", f"{name} = {s.value} ({_region_name(str(s.value))}) from the words {s.words!r}")
-    elif _code(current) and _code(current) != s.value:
+    elif region_code(current) and region_code(current) != s.value:
         draft.note(
             name,
             "contradiction",
@@ -610,13 +610,6 @@ def _region(field_name: str, text: str) -> RegionIntensity:
         return resolve_region(text)
     except SustainMLError as e:  # UnknownRegion, or InvalidProblem for an empty region
         raise InvalidProblem(f"{field_name} {text!r}: {e}") from e
-
-
-def _code(text: str) -> str:
-    try:
-        return resolve_region(text).code
-    except SustainMLError:
-        return ""
 
 
 def _region_name(code: str) -> str:

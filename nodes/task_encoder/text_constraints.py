@@ -16,12 +16,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sustainml.exceptions import SustainMLError
-from sustainml_nodes.carbon_tracker.intensity import resolve_region
+from sustainml_nodes.carbon_tracker.intensity import find_region
 
 from .knowledge import Knowledge
 
-__all__ = ["Stated", "read_constraints"]
+__all__ = ["Stated", "read_constraints", "region_code"]
 
 
 @dataclass(frozen=True)
@@ -239,12 +238,12 @@ def _regions(text: str, knowledge: Knowledge) -> Iterator[Stated]:
         region = m["region"].lower()
         forms = [f"{provider}:{region}"] if provider else ([f"aws:{region}"] if region.count("-") == 2 else [region])
         for form in forms:
-            code = _region_code(form)
+            code = region_code(form)
             if code:
                 yield _stated("train_region", code, m, serving=_near_serving(text, m.start()))
                 break
     for m in _search(_AZURE_REGION, text):
-        code = _region_code(f"azure:{m['region']}") or _region_code(f"azure:{m['region'].split()[0]}")
+        code = region_code(f"azure:{m['region']}") or region_code(f"azure:{m['region'].split()[0]}")
         if code:
             yield _stated("train_region", code, m, serving=_near_serving(text, m.start()))
     for m in re.finditer(_PLACE, text):  # case-sensitive: a place name is capitalised
@@ -253,17 +252,16 @@ def _regions(text: str, knowledge: Knowledge) -> Iterator[Stated]:
             name = " ".join(words[:n]).rstrip(".,;:'")
             if len(name) < 4:  # "IT", "USA": short codes are too often ordinary words or acronyms
                 continue
-            code = _region_code(name)
+            code = region_code(name)
             if code:
                 yield _stated("train_region", code, m, serving=_near_serving(text, m.start()))
                 break
 
 
-def _region_code(text: str) -> str:
-    try:
-        return resolve_region(text).code
-    except SustainMLError:
-        return ""
+def region_code(text: str) -> str:
+    """The canonical code of the region ``text`` names ("Germany" -> "DEU"), "" when it names none."""
+    found = find_region(text)
+    return found.code if found is not None else ""
 
 
 def _near_serving(text: str, start: int) -> bool:
