@@ -342,6 +342,14 @@ def test_a_deploy_target_excludes_what_does_not_fit_the_device_and_an_unknown_on
     assert "deploy_target 'toaster' is not a device class the provider knows (raspberry_pi" in unknown.candidates[0].reason
 
 
+def test_the_users_memory_budget_wins_over_the_deploy_targets_as_in_the_encoder():
+    # A microcontroller leaves a model far less than BERT-tiny's 16.7 MiB, but the user said 500 MiB:
+    # the encoder uses the user's figure (and notes the contradiction), so the provider does too.
+    proposal = propose(text_task(max_memory_mb=500, deploy_target="microcontroller"), CATALOGUE)
+    assert "bert_base" in [c.name for c in proposal.candidates]
+    assert "fit the max_memory_mb budget of 500 MiB" in proposal.candidates[0].reason
+
+
 def test_a_budget_nothing_fits_names_the_smallest_model():
     with pytest.raises(NoCandidates) as caught:
         propose(text_task(max_memory_mb=10), CATALOGUE)

@@ -4,7 +4,9 @@ The weights are a lower bound of the memory a model needs (activations, the runt
 training, gradients and optimiser state come on top; the hardware node measures the peak), so a
 model whose fp32 weights alone exceed the budget is excluded for sure, with the figures. Device
 classes and their memory for a model are the task encoder's (``task_encoder/knowledge.yaml``,
-``deploy_targets``), so that both nodes read a target the same way.
+``deploy_targets``), so that both nodes read a target the same way: a target's memory applies only
+when ``max_memory_mb`` is 0, as in the encoder, which fills ``max_memory_mb`` from the target (a
+partner's encoder may leave it to the provider) and lets a user's own figure win.
 
 Units: MiB (2^20 bytes), as every ``_mb`` of the IDL.
 """
@@ -12,20 +14,24 @@ Units: MiB (2^20 bytes), as every ``_mb`` of the IDL.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sustainml import units
+from sustainml.exceptions import SustainMLError
 from sustainml.msg import Constraints
 
 __all__ = ["BYTES_PER_PARAM", "DeployTarget", "MemoryBudget", "deploy_targets", "memory_budget", "weights_mb"]
 
 BYTES_PER_PARAM = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
-MIB = 2**20
+
+_log = logging.getLogger(__name__)
 
 
 def weights_mb(params: int, precision: str = "fp32") -> float:
     """Size of ``params`` weights in ``precision``. Units: MiB."""
-    return params * BYTES_PER_PARAM[precision] / MIB
+    return units.bytes_to_mb(params * BYTES_PER_PARAM[precision])
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,8 @@ def deploy_targets() -> Mapping[str, DeployTarget]:
         from sustainml_nodes.task_encoder.knowledge import load_knowledge
 
         known = load_knowledge().deploy_targets
-    except Exception:  # another node's data: without it no target is known, which the reasons say
+    except (ImportError, OSError, SustainMLError) as e:  # another node's data: without it no target is known
+        _log.warning("deploy targets unknown (the task encoder's knowledge cannot be read: %s)", e)
         return {}
     return {
         name: DeployTarget(name=name, description=t.description, memory_mb=float(t.memory_mb))
@@ -60,15 +67,11 @@ class MemoryBudget:
     deploy_target: str
     target: DeployTarget | None
 
-    @property
-    def limited(self) -> bool:
-        return bool(self.max_memory_mb) or (self.target is not None and self.target.memory_mb > 0)
-
     def _limits(self) -> list[tuple[float, str]]:
         limits = []
-        if self.max_memory_mb:
+        if self.max_memory_mb:   # the user's (or the encoder's, from the target) figure wins
             limits.append((self.max_memory_mb, f"the max_memory_mb budget of {self.max_memory_mb:g} MiB"))
-        if self.target is not None and self.target.memory_mb > 0:
+        elif self.target is not None and self.target.memory_mb > 0:
             limits.append((self.target.memory_mb, f"a {self.target.name} ({self.target.description}; about "
                                                   f"{self.target.memory_mb:g} MiB for a model)"))
         return limits
