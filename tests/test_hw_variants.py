@@ -4,16 +4,20 @@ The power comes from a fake source (this machine has no RAPL) so that the energy
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import Ridge
 
+from sustainml import msg
 from sustainml.exceptions import MeasurementError
 from sustainml_nodes.hw_constraints.energy_fake import PowerTraceSource
 from sustainml_nodes.hw_constraints.measure import (INT8_DYNAMIC, measure, measure_estimator,
-                                                    quantize_dynamic_int8)
+                                                    quantize_dynamic_int8, with_training_of)
+from sustainml_nodes.hw_constraints.node import HardwareNode, HwParams
 from sustainml_nodes.model_provider.workload import EstimatorWorkload
 
 from test_hw_measure import tiny_workload
@@ -94,3 +98,25 @@ def test_a_scikit_learn_estimator_runs_on_the_cpu_only():
     workload = EstimatorWorkload(name="est", estimator=Ridge(), data=lambda n: synthetic(n, False))
     with pytest.raises(MeasurementError, match="scikit-learn model and runs on the CPU only"):
         measure_estimator(workload, "cuda:0", model_name="est", host="h", window_s=0.1)
+
+
+def test_a_variant_takes_its_models_training_figures_instead_of_measuring_them_again():
+    source = PowerTraceSource(POWER_W)
+    base = measure(tiny_workload(), "cpu", model_name="tiny-mlp", host="h", window_s=0.3, source=source)
+    variant = measure(tiny_workload(), "cpu", model_name="tiny-mlp", host="h", window_s=0.3, source=source,
+                      variant=INT8_DYNAMIC, train_batch_size=0)
+    assert variant.energy_j_per_train_sample == 0 and variant.train_step_ms == 0   # not measured twice
+    merged = with_training_of(variant, base)
+    assert (merged.train_batch_size, merged.train_step_ms, merged.energy_j_per_train_sample) == (
+        base.train_batch_size, base.train_step_ms, base.energy_j_per_train_sample)
+    assert merged.energy_j_per_inference == variant.energy_j_per_inference
+    assert "the fp32 measurement's training figures" in merged.assumptions
+
+
+@pytest.mark.parametrize(("precision", "jobs"), [("fp32", ["", INT8_DYNAMIC]), ("bf16", [""])])
+def test_the_int8_variant_is_planned_only_for_an_fp32_node(precision, jobs):
+    node = SimpleNamespace(params=HwParams(precision=precision))
+    candidate = msg.ModelCandidate(name="tiny-mlp", library="torch",
+                                   variants=[msg.GreenerVariant(name=INT8_DYNAMIC)])
+    assert [variant for _, _, variant in HardwareNode._jobs(node, candidate, "cpu")] == jobs
+    assert [variant for _, _, variant in HardwareNode._jobs(node, candidate, "cuda:0")] == [""]

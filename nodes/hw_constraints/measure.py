@@ -69,6 +69,7 @@ from .energy_source import MJ_PER_J, EnergyMeter, EnergySource, EnergyWindow
 
 __all__ = [
     "measure", "measure_estimator", "resolve_device", "parse_precision", "PRECISIONS", "INT8_DYNAMIC",
+    "with_training_of",
     "MIN_REPETITIONS", "DEFAULT_IDLE_S", "Progress",
 ]
 
@@ -479,9 +480,25 @@ def measure(
         inference=inference, batch_size=batch_size, per_inference=per_inference,
         training=training, train_batch_size=train_batch_size, per_train=per_train,
         peak_memory_mb=max(inference_peak_mb, train_peak_mb),
-        assumptions="training measured in fp32; int8 dynamic quantisation is applied to the trained model"
-        if variant == INT8_DYNAMIC else "",
+        assumptions=_INT8_TRAINING if variant == INT8_DYNAMIC and train_batch_size else "",
     )
+
+
+_INT8_TRAINING = "training measured in fp32; int8 dynamic quantisation is applied to the trained model"
+
+
+def with_training_of(variant: Measurement, base: Measurement) -> Measurement:
+    """``variant`` (an inference-only measurement of a post-training variant, such as int8 dynamic
+    quantisation) with the training figures of ``base``, the same model measured as trained: the
+    variant trains exactly like its model, so its training is measured once, not twice."""
+    merged = copy.deepcopy(variant)
+    for name in ("train_batch_size", "train_step_ms", "energy_j_per_train_sample",
+                 "energy_j_per_train_sample_uncertainty"):
+        setattr(merged, name, getattr(base, name))
+    merged.peak_memory_mb = max(variant.peak_memory_mb, base.peak_memory_mb)
+    merged.assumptions = _join(variant.assumptions, f"{_INT8_TRAINING} (the {base.precision} measurement's "
+                                                    "training figures)")
+    return merged
 
 
 def _measurement(

@@ -18,7 +18,8 @@ from sustainml_nodes.model_provider import zoo
 
 from .cache import CACHE_FILE, MeasurementCache, MeasurementKey
 from .inventory import allowed_devices, read_inventory
-from .measure import ESTIMATOR_TRAIN_SAMPLES, INT8_DYNAMIC, measure, measure_estimator, parse_precision
+from .measure import (ESTIMATOR_TRAIN_SAMPLES, INT8_DYNAMIC, measure, measure_estimator, parse_precision,
+                      with_training_of)
 
 
 @dataclass
@@ -75,6 +76,7 @@ class HardwareNode(TaskNode):
             return result
         jobs = [job for c in candidates.candidates for d in devices for job in self._jobs(c, d)]
         batch = int(task.usage.batch_size) or 1
+        base: dict[tuple[str, str], msg.Measurement] = {}   # (model, device) -> the model's own measurement
         for i, (candidate, device, variant) in enumerate(jobs):
             name = variant_model_name(candidate.name, variant) if variant else candidate.name
             ctx.progress(100.0 * i / len(jobs), f"measuring {name} on {device} ({i + 1}/{len(jobs)})")
@@ -85,6 +87,10 @@ class HardwareNode(TaskNode):
             except MeasurementError as e:
                 result.excluded.append(f"{name} on {device}: {e}")
                 continue
+            if not variant:
+                base[(candidate.name, device)] = m
+            elif (candidate.name, device) in base:
+                m = with_training_of(m, base[(candidate.name, device)])
             m.model = name
             m.host = self.host  # a cached measurement may come from an earlier name of this host
             result.measurements.append(m)
@@ -92,11 +98,11 @@ class HardwareNode(TaskNode):
             raise MeasurementError("no candidate could be measured here: " + "; ".join(result.excluded))
         return result
 
-    @staticmethod
-    def _jobs(candidate: msg.ModelCandidate, device: str) -> list[tuple[msg.ModelCandidate, str, str]]:
-        """The candidate itself, plus its int8 dynamic quantisation variant on the CPU when it has one."""
+    def _jobs(self, candidate: msg.ModelCandidate, device: str) -> list[tuple[msg.ModelCandidate, str, str]]:
+        """The candidate itself, plus its int8 dynamic quantisation variant on the CPU when it has one
+        and this node measures in fp32 (int8 dynamic quantisation starts from fp32 weights)."""
         jobs = [(candidate, device, "")]
-        if device == "cpu" and candidate.library in ("", "torch") and any(
+        if device == "cpu" and self.params.precision == "fp32" and candidate.library in ("", "torch") and any(
                 v.name == INT8_DYNAMIC for v in candidate.variants):
             jobs.append((candidate, device, INT8_DYNAMIC))
         return jobs
@@ -109,8 +115,10 @@ class HardwareNode(TaskNode):
             return measure_estimator(zoo.build_estimator(candidate.name, input_shape=shape), device,
                                      model_name=candidate.name, host=self.host, batch_size=batch,
                                      window_s=self.params.window_s, progress=cancel)
+        # A variant's training is its model's, measured once in the model's own job (with_training_of).
+        train_batch = 0 if variant else self.params.train_batch_size
         return measure(zoo.build(candidate.name, input_shape=shape), device, model_name=candidate.name,
-                       host=self.host, batch_size=batch, train_batch_size=self.params.train_batch_size,
+                       host=self.host, batch_size=batch, train_batch_size=train_batch,
                        precision=self.params.precision, window_s=self.params.window_s, progress=cancel,
                        variant=variant)
 
@@ -120,7 +128,7 @@ class HardwareNode(TaskNode):
         sklearn = candidate.library == "sklearn"
         return MeasurementKey.here(
             model=candidate.name, input_shape=tuple(candidate.input_shape), batch_size=batch,
-            train_batch_size=ESTIMATOR_TRAIN_SAMPLES if sklearn else self.params.train_batch_size,
+            train_batch_size=ESTIMATOR_TRAIN_SAMPLES if sklearn else 0 if variant else self.params.train_batch_size,
             precision=variant or ("fp32" if sklearn else self.params.precision), device=device,
             device_name=info.name, energy_method=info.energy_method, window_s=self.params.window_s)
 
