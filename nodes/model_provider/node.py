@@ -3,7 +3,6 @@
 from dataclasses import dataclass
 
 from sustainml import msg, topics
-from sustainml.exceptions import InvalidProblem
 from sustainml.node import Input, TaskContext, TaskNode, run_node
 
 from .catalogue import load_catalogue, propose, to_candidate
@@ -37,11 +36,9 @@ class ModelProvider(TaskNode):
 
     def _export_onnx(self, request: msg.OnnxRequest) -> msg.OnnxReply:
         """A catalogue model as ONNX, for a partner's hardware node that does not run Python."""
-        known = {e.name for e in self.entries}
-        if request.model not in known:
-            raise InvalidProblem(f"model {request.model!r} is not in the catalogue; known: {', '.join(sorted(known))}")
         shape = tuple(int(d) for d in request.input_shape) or None
-        exported = export_onnx(request.model, input_shape=shape, batch_size=int(request.batch_size))
+        exported = export_onnx(request.model, input_shape=shape, batch_size=int(request.batch_size),
+                               entries=self.entries)   # this node's catalogue, `catalogue` param included
         return msg.OnnxReply(request_id=request.request_id, model=exported.name, onnx=exported.onnx,
                              input_shape=list(exported.input_shape), input_name=exported.input_name,
                              output_name=exported.output_name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -21,6 +21,8 @@ import torch
 from sustainml.exceptions import InvalidProblem
 
 from . import zoo
+from .catalogue import CatalogueEntry
+from .errors import LibraryMismatch
 
 __all__ = ["INPUT_NAME", "OUTPUT_NAME", "OnnxModel", "export_onnx"]
 
@@ -40,16 +42,19 @@ class OnnxModel:
     output_name: str = OUTPUT_NAME
 
 
-def export_onnx(name: str, *, input_shape: tuple[int, ...] | None = None, batch_size: int = 0) -> OnnxModel:
+def export_onnx(name: str, *, input_shape: tuple[int, ...] | None = None, batch_size: int = 0,
+                entries: Iterable[CatalogueEntry] | None = None) -> OnnxModel:
     """The catalogue model ``name`` as ONNX; ``batch_size`` 0 leaves the batch dimension dynamic.
+    ``entries`` is the catalogue to build from (None = the default one, with the user's extras).
 
-    Raises ``UnknownModel`` for a name the zoo cannot build and ``InvalidProblem`` for a model that has
+    Raises ``UnknownModel`` for a name the catalogue lacks and ``InvalidProblem`` for a model that has
     no torch graph (a scikit-learn estimator) or that the exporter cannot trace.
     """
-    if getattr(zoo.architecture(name), "library", "torch") != "torch":
+    try:
+        workload = zoo.build(name, input_shape=input_shape, entries=entries)
+    except LibraryMismatch as e:
         raise InvalidProblem(f"{name} is not a torch model, so it has no ONNX graph to export; "
-                             "export it with its own library (e.g. skl2onnx for scikit-learn)")
-    workload = zoo.build(name, input_shape=input_shape)
+                             "export it with its own library (e.g. skl2onnx for scikit-learn)") from e
     module = getattr(workload.module, "onnx_module", workload.module).eval()
     example = workload.inputs(max(batch_size, 2))  # 2: a batch of 1 would let the exporter fix the dimension
     dynamic = None if batch_size else ({0: torch.export.Dim("batch", min=1, max=4096)},)
