@@ -127,6 +127,16 @@ def test_a_name_defined_twice_across_files_is_refused_naming_both(tmp_path: Path
     )
 
 
+def test_a_name_with_a_plus_is_refused_because_plus_joins_a_model_and_its_variant(tmp_path: Path):
+    document = yaml.safe_load(USER_CATALOGUE)
+    document["models"][2]["name"] = "gpt2+lora"
+    path = tmp_path / "plus.yaml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(CatalogueError, match=r"field 'name': expected letters, digits, '_', '-' and '\.' "
+                                             r"\(no '\+' or spaces\), got 'gpt2\+lora'"):
+        load_catalogue(extra=[path])
+
+
 def with_builder(tmp_path: Path, index: int, builder: dict) -> Path:
     document = yaml.safe_load(USER_CATALOGUE)
     document["models"][index]["builder"] = builder

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 import reprlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -287,6 +288,9 @@ def _read_quality(path: Path, label: str, raw: object, fields: _FieldReader) -> 
     )
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
 def _read_entry(path: Path, index: int, raw: object) -> CatalogueEntry:
     label = f"#{index + 1}"
     if not isinstance(raw, dict):
@@ -296,6 +300,10 @@ def _read_entry(path: Path, index: int, raw: object) -> CatalogueEntry:
     fields = _FieldReader(path, label, raw, _ENTRY_FIELDS)
 
     name = fields.text("name")
+    if not _NAME.fullmatch(name):
+        # "+" joins a model and its variant in measured names ("bert_base+int8-dynamic"), so a name
+        # holding one would be joined to the wrong candidate downstream.
+        raise fields.error("name", "letters, digits, '_', '-' and '.' (no '+' or spaces)", name)
     task_type = fields.choice("task_type", TASK_TYPES)
     modality = fields.choice("modality", sorted(set(MODALITY_OF_TASK.values())))
     if modality != MODALITY_OF_TASK[task_type]:
@@ -559,13 +567,17 @@ def _quality_verdict(entry: CatalogueEntry, task: EncodedTask, target: float) ->
     return None, f"meets the {metric.describe_target(target)} target" if target else "no quality target set"
 
 
-def _front_notes(kept: Sequence[CatalogueEntry]) -> dict[str, str]:
-    """For each kept model, whether another kept one is both better and cheaper on the same benchmark."""
+_ON_FRONT, _DOMINATED, _NOT_COMPARED = 0, 1, 2   # ranking groups, best first
+
+
+def _front_notes(kept: Sequence[CatalogueEntry]) -> dict[str, tuple[int, str]]:
+    """For each kept model, whether another kept one is both better and cheaper on the same benchmark:
+    its ranking group and the note that says so."""
     notes = {}
     for entry in kept:
         q, metric, flops = entry.quality, entry.metric, flops_per_sample(entry)
         if q is None or metric is None or not flops:
-            notes[entry.name] = "not compared with the others (quality or FLOPs unknown)"
+            notes[entry.name] = (_NOT_COMPARED, "not compared with the others (quality or FLOPs unknown)")
             continue
         better = [
             other for other in kept
@@ -576,17 +588,16 @@ def _front_notes(kept: Sequence[CatalogueEntry]) -> dict[str, str]:
         ]  # fmt: skip
         if better:
             names = ", ".join(o.name for o in better)
-            notes[entry.name] = f"dominated: {names} {'is' if len(better) == 1 else 'are'} as good or better for fewer FLOPs"
+            verb = "is" if len(better) == 1 else "are"
+            notes[entry.name] = (_DOMINATED, f"dominated: {names} {verb} as good or better for fewer FLOPs")
         else:
-            notes[entry.name] = "on the quality/compute front of its benchmark"
+            notes[entry.name] = (_ON_FRONT, "on the quality/compute front of its benchmark")
     return notes
 
 
-def _rank_key(entry: CatalogueEntry, notes: Mapping[str, str]) -> tuple[int, float]:
+def _rank_key(entry: CatalogueEntry, notes: Mapping[str, tuple[int, str]]) -> tuple[int, float]:
     """Front first, then dominated, then unknown; within each, fewer FLOPs first (the greener first)."""
-    note = notes[entry.name]
-    group = 0 if note.startswith("on the") else 1 if note.startswith("dominated") else 2
-    return group, flops_per_sample(entry) or math.inf
+    return notes[entry.name][0], flops_per_sample(entry) or math.inf
 
 
 def propose(task: EncodedTask, entries: Sequence[CatalogueEntry]) -> ModelCandidates:
@@ -661,7 +672,7 @@ def propose(task: EncodedTask, entries: Sequence[CatalogueEntry]) -> ModelCandid
     kept.sort(key=lambda e: _rank_key(e, notes))
     candidates = []
     for entry in kept:
-        reason = "; ".join([summary(entry), *verdicts[entry.name], notes[entry.name]])
+        reason = "; ".join([summary(entry), *verdicts[entry.name], notes[entry.name][1]])
         candidates.append(to_candidate(entry, reason, greener.variants_for(entry, entries, flops_per_sample)))
     return ModelCandidates(task_id=task.task_id, candidates=candidates, excluded=excluded)
 
