@@ -341,6 +341,16 @@ def test_at_least_nine_in_ten_labelled_descriptions_are_read_as_their_task_type(
     assert accuracy >= 0.9, f"accuracy {accuracy:.1%}; misses (expected, read, text): {misses}"
 
 
+def test_descriptions_written_after_the_tuning_are_read_at_least_four_in_five_times():
+    """The set above tuned the scoring constants, so it flatters; this holdout did not (30 of 35
+    when it was written: below the 90 % the tuning set reaches, said in the closing note)."""
+    items = labelled(HOLDOUT)
+    misses = [(i["task_type"], t.task_type, i["text"]) for i in items
+              if (t := encode(text_only(i["text"]))).task_type != i["task_type"]]
+    accuracy = 1 - len(misses) / len(items)
+    assert accuracy >= 0.8, f"holdout accuracy {accuracy:.1%}; misses (expected, read, text): {misses}"
+
+
 def test_the_constraints_the_labelled_descriptions_state_are_read(labelled_tasks):
     for item, task in labelled_tasks:
         if "constraints" not in item:

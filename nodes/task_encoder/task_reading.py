@@ -12,8 +12,9 @@ than when it does not (``TEMPERATURE``): "classify these" may be about photos, t
 
 The constants were chosen on the labelled set in ``tests/data/encoder_descriptions.yaml``: each
 temperature minimises the negative log-likelihood of the right readings among the descriptions of its
-kind there, so that a confidence of 0.8 means about 4 in 5 such readings are right (the bench prints
-the calibration, also on a holdout set).
+kind there, so that a confidence of 0.8 means about 4 in 5 such readings are right *on that set*
+(fitted there, so it flatters; the bench prints the calibration on a holdout set written after the
+tuning too).
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ TEMPERATURE = 0.035
 """Softmax temperature over scores: a margin of 0.1 makes one reading about 17 times as likely."""
 
 TEMPERATURE_DATA_NAMED = 0.02
-"""The temperature when the text names the best reading's kind of data: 97 % of those were right."""
+"""The temperature when the text names the best reading's kind of data: 97 % of those were right on
+the labelled (tuning) set."""
 
 
 @dataclass(frozen=True)
