@@ -36,6 +36,7 @@ encoder rejects such tasks, so this only happens to tasks that bypassed it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -99,9 +100,8 @@ class RegionBook:
         self._overrides: dict[str, RegionIntensity] = {}
         for figure in task.intensity_overrides:
             base = resolve_region(figure.region)
-            self._overrides[base.code] = RegionIntensity(
-                code=base.code,
-                name=base.name,
+            self._overrides[base.code] = dataclasses.replace(
+                base,
                 intensity_g_per_kwh=float(figure.intensity_g_per_kwh),
                 source=f"given by the user: {figure.source.strip() or 'no source stated'}",
                 year=None,

@@ -83,6 +83,8 @@ _PROVIDER_NAMES = {"gcp": "Google Cloud", "aws": "AWS", "azure": "Azure"}
 
 # codecarbon 3.3.2's impact.csv spells Google's Doha region "me-cenrtal1"; we publish the real name.
 _GCP_REGION_NAME_FIXES = {"me-cenrtal1": "me-central1"}
+# ... and files Hong Kong's asia-east2 under China (its city column is right): Hong Kong has its own grid.
+_GCP_COUNTRY_FIXES = {"asia-east2": "HKG"}
 
 _MAX_CLOSE_MATCHES = 5
 
@@ -100,6 +102,7 @@ class RegionIntensity:
     intensity_g_per_kwh: float
     source: str
     year: int | None = None
+    country: str = ""  # ISO 3166 alpha-3 of the country it lies in ("" = not known)
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,7 @@ def _find_cloud(provider: str, name: str, table: _RegionTable) -> RegionIntensit
         intensity_g_per_kwh=country.intensity_g_per_kwh,
         source=f"{country.source}; {label} region mapped to its country ({country.code})",
         year=country.year,
+        country=country.code,
     )
 
 
@@ -218,6 +222,7 @@ def _region_table() -> _RegionTable:
             intensity_g_per_kwh=float(row["carbon_intensity"]),
             source=COUNTRY_SOURCE,
             year=int(year) if year is not None else None,
+            country=iso3.upper(),
         )
 
     aliases: dict[str, str] = {_normalise(c.name): code for code, c in countries.items()}
@@ -232,6 +237,7 @@ def _region_table() -> _RegionTable:
             name=f"Google Cloud {name} ({row.city}, {row.country_name})",
             intensity_g_per_kwh=float(row.impact),
             source=GCP_SOURCE,
+            country=_GCP_COUNTRY_FIXES.get(name, str(row.countryIsoCode).upper()),
         )
 
     suggestions = (

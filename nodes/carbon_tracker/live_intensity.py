@@ -16,11 +16,10 @@ One abstract class, one class per service, one factory (the shape of Zeus's GPU 
   lifecycle factors by default), "datetime", "updatedAt", "emissionFactorType", "isEstimated", ...}``.
 - ``make_live_provider(name, ...)``: ``""`` -> None; ``"electricitymaps"`` -> the provider.
 
-Our regions become Electricity Maps zones thus (``electricitymaps_zone``): a country's ISO alpha-3
-code becomes its alpha-2 code with pycountry (``"DEU"`` -> ``"DE"``); AWS and Azure regions go
-through ``intensity.CLOUD_REGION_COUNTRIES`` to their country; Google Cloud regions through the
-country codecarbon's ``data/cloud/impact.csv`` gives them. ``zones=`` overrides any of these, by our
-region code. Known limit: Electricity Maps splits some countries into several zones (the USA, Canada,
+Our regions become Electricity Maps zones thus (``electricitymaps_zone``): the country a region lies
+in (``RegionIntensity.country``, which ``intensity`` fills for countries and cloud regions alike)
+becomes its alpha-2 code with pycountry (``"DEU"`` -> ``"DE"``). ``zones=`` overrides any of these,
+by our region code. Known limit: Electricity Maps splits some countries into several zones (the USA, Canada,
 Australia, India, Japan, Italy, the Nordic countries...); where the country code is not a zone the
 service answers "unknown zone" and the bundled figure is kept. Pin such regions with ``zones=``
 (e.g. ``{"gcp:us-central1": "US-MIDW-MISO"}``).
@@ -43,6 +42,7 @@ Electricity Maps give, and it comes in lbs CO2/MWh (x 0.4536 for g/kWh; a conver
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -56,13 +56,12 @@ import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from http.client import HTTPException
 from typing import Any, ClassVar
 
 from sustainml.exceptions import ConfigError, LiveIntensityError, SustainMLError
 
-from .intensity import CLOUD_REGION_COUNTRIES, RegionIntensity
+from .intensity import RegionIntensity, find_region
 
 __all__ = [
     "API_KEY_ENV",
@@ -113,25 +112,6 @@ class LiveIntensityProvider(ABC):
 
 
 # -------------------------------------------------------------------- our regions -> Electricity Maps zones
-#: Google Cloud regions codecarbon files under the wrong country or name (its city column is right).
-_GCP_COUNTRY_FIXES = {"asia-east2": "HKG"}  # Hong Kong: its own grid and zone, codecarbon says CHN
-_GCP_REGION_NAME_FIXES = {"me-cenrtal1": "me-central1"}  # codecarbon 3.3.2's typo; intensity.py fixes it too
-
-
-@lru_cache(maxsize=1)
-def _gcp_region_countries() -> dict[str, str]:
-    """Bare Google Cloud region -> ISO alpha-3 of its country, read from codecarbon's bundled data."""
-    from codecarbon.input import DataSource  # deferred: only a configured live provider pays for it
-
-    cloud = DataSource().get_cloud_emissions_data()
-    table: dict[str, str] = {}
-    for row in cloud[cloud["provider"] == "gcp"].itertuples(index=False):
-        name = _GCP_REGION_NAME_FIXES.get(str(row.region), str(row.region)).lower()
-        table[name] = str(row.countryIsoCode).upper()
-    table.update(_GCP_COUNTRY_FIXES)
-    return table
-
-
 def _alpha2(iso3: str, region_code: str) -> str:
     import pycountry  # a codecarbon dependency, as in intensity.py
 
@@ -143,26 +123,19 @@ def _alpha2(iso3: str, region_code: str) -> str:
 
 
 def electricitymaps_zone(region: RegionIntensity | str, zones: Mapping[str, str] | None = None) -> str:
-    """The Electricity Maps zone of one of our region codes ("DEU", "gcp:europe-west1", "aws:...", "azure:...").
+    """The Electricity Maps zone of one of our regions ("DEU", "gcp:europe-west1", "aws:...", "azure:...").
 
     ``zones`` (our code -> zone) wins over the country mapping. Raises ``LiveIntensityError`` when the
     region maps to no zone, so a lookup falls back to the bundled data like for any other failure.
     """
-    code = region.code if isinstance(region, RegionIntensity) else region.strip()
+    found = region if isinstance(region, RegionIntensity) else find_region(region)
+    code = found.code if found is not None else str(region).strip()
     if zones and code in zones:
         return zones[code]
-    provider, colon, name = code.partition(":")
-    if not colon:
-        return _alpha2(code, code)
-    provider, name = provider.lower(), name.lower()
-    if provider == "gcp":
-        iso3 = _gcp_region_countries().get(name)
-    else:
-        iso3 = CLOUD_REGION_COUNTRIES.get(provider, {}).get(name)
-    if iso3 is None:
+    if found is None or not found.country:
         raise LiveIntensityError(f"no Electricity Maps zone for region {code!r}: its country is not known; "
                                  "pin one with zones=")
-    return _alpha2(iso3, code)
+    return _alpha2(found.country, code)
 
 
 # -------------------------------------------------------------------- HTTP, errors translated at the edge
@@ -413,9 +386,8 @@ class LiveIntensityLookup:
         reading = self.latest_or_none(region)
         if reading is None:
             return None
-        return RegionIntensity(
-            code=region.code,
-            name=region.name,
+        return dataclasses.replace(
+            region,
             intensity_g_per_kwh=reading.intensity_g_per_kwh,
             source=reading.source + (f"; {region.code} read as zone {reading.zone}" if ":" in region.code else ""),
             year=_year(reading.datetime),
