@@ -17,6 +17,16 @@ ROOT = Path(__file__).resolve().parent.parent
 _domains = itertools.count(random.Random(os.getpid()).randrange(1, 120))
 
 
+class FakeClock:
+    """A monotonic clock the test moves by hand (Units: s), for meters, trackers and caches."""
+
+    def __init__(self, now_s: float = 0.0) -> None:
+        self.now_s = now_s
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
 @pytest.fixture
 def dds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
     """A private DDS domain for this test; the environment every process of the test inherits."""

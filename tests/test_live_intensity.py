@@ -30,6 +30,8 @@ from sustainml_nodes.carbon_tracker.live_intensity import (API_KEY_ENV, Electric
                                                            LiveIntensityProvider, electricitymaps_zone,
                                                            make_live_provider)
 
+from conftest import FakeClock
+
 KEY = "test-key-0123456789"
 READING = {
     "zone": "DE", "carbonIntensity": 302, "datetime": "2024-03-06T19:00:00.000Z",
@@ -265,17 +267,9 @@ class CountingProvider(LiveIntensityProvider):
         return self.answer
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now_s = 1000.0
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
 def test_a_failing_provider_keeps_the_bundled_figure_and_says_why_once(caplog: pytest.LogCaptureFixture) -> None:
     failing = CountingProvider(error=LiveIntensityError("cannot reach Electricity Maps at api: refused"))
-    clock = Clock()
+    clock = FakeClock(1000.0)
     lookup = LiveIntensityLookup(failing, retry_after_s=60.0, clock=clock)
     germany = resolve_region("DEU")
     with caplog.at_level(logging.DEBUG, logger="sustainml_nodes.carbon_tracker.live_intensity"):
@@ -298,7 +292,7 @@ def test_even_a_plug_in_bug_does_not_fail_the_footprint(caplog: pytest.LogCaptur
 
 
 def test_a_live_reading_replaces_the_figure_and_is_kept_a_while(service: FakeService) -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     lookup = LiveIntensityLookup(provider(service), cache_s=300.0, clock=clock)
     bundled = resolve_region("aws:eu-central-1")
     live = lookup(bundled)

@@ -28,19 +28,9 @@ from sustainml.tracking import RunStore, Tracker, TrackingError, visible_devices
 from sustainml_nodes.carbon_tracker.intensity import resolve_region
 from sustainml_nodes.hw_constraints.energy_fake import PowerTraceSource
 
-from conftest import ROOT
+from conftest import ROOT, FakeClock
 
 J_PER_KWH = 3.6e6   # written out here on purpose: the test checks the arithmetic, not reuses it
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand (Units: s)."""
-
-    def __init__(self, now_s: float = 0.0) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 @pytest.fixture

@@ -19,17 +19,9 @@ from sustainml.tracking.forecast import min_epochs, t_quantile
 from sustainml_nodes.carbon_tracker.intensity import resolve_region
 from sustainml_nodes.hw_constraints.energy_fake import PowerTraceSource, TimedReplaySource
 
+from conftest import FakeClock
+
 RECORDING = Path(__file__).parent / "data" / "recorded_training_run.json"
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand (Units: s)."""
-
-    def __init__(self, now_s: float = 0.0) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 # ---------------------------------------------------------------------------------- the maths

@@ -106,6 +106,21 @@ def visible_devices() -> list[str]:
     return devices
 
 
+def _sources_for(devices: str | Sequence[str]) -> list[EnergySource]:
+    """One energy source per device. With ``"auto"`` a GPU whose energy cannot be metered is left
+    out with a warning (the stages are then metered without it); a device named explicitly must work."""
+    auto = isinstance(devices, str) and devices.strip().lower() == "auto"
+    sources = []
+    for device in _devices_of(devices):
+        try:
+            sources.append(make_energy_source(device))
+        except MeasurementError as e:
+            if not auto or device == "cpu":
+                raise
+            log.warning("%s is left out of the tracking: %s", device, e)
+    return sources
+
+
 def _devices_of(devices: str | Sequence[str]) -> list[str]:
     if isinstance(devices, str):
         if devices.strip().lower() == "auto":
@@ -182,8 +197,7 @@ class Tracker:
                     + (f"; task {task_text(self.task_id)} has no result yet to take its training region from"
                        if task_result is not None else ""))
             self.region: RegionIntensity = resolve_region(region)
-            self.sources: list[EnergySource] = (
-                list(sources) if sources is not None else [make_energy_source(d) for d in _devices_of(devices)])
+            self.sources: list[EnergySource] = list(sources) if sources is not None else _sources_for(devices)
             if not self.sources:
                 raise ValueError("sources is empty: give at least one EnergySource, or leave it None")
             self._meters = [EnergyMeter(source, clock=clock) for source in self.sources]
