@@ -178,8 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print("Dominant stage: " + describe_dominance(tracker.records))
         for source in tracker.sources:
             if source.method == "estimate":
-                console.print(f"{source.device} figures are estimates, not measurements: {source.assumptions}",
-                              soft_wrap=True)
+                console.print(f"{source.device}: {source.assumptions}", soft_wrap=True)   # says "estimate, not a measurement"
         where = f"task {task_text(tracker.task_id)}, " if args.publish else ""
         console.print(f"{len(tracker.records)} stage records kept ({where}{tracker.store.path}).", soft_wrap=True)
     return 0

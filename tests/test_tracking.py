@@ -366,7 +366,7 @@ def test_the_example_pipeline_prints_a_row_per_model(run_store):
         assert 0.5 < r2 <= 1.0    # the models learn the (synthetic) wear, or the stages were not real work
     (method,) = re.findall(r"energy method: ([\w+-]+)", out)
     assert "FRA" in out and method in ("rapl", "estimate")
-    assert ("cpu figures are estimates, not measurements: " in out) == (method == "estimate")
+    assert ("cpu: estimate, not a measurement" in out) == (method == "estimate")
     stored = RunStore(run_store).stages()
     assert {r.run for r in stored} == {"DT", "RF", "GB", "MLP"} and len(stored) == 4 * 8
 
