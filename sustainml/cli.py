@@ -263,7 +263,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     problems = args.problems or sorted(EXAMPLES.glob("*.yaml"))
     if not problems:
         raise InvalidProblem(f"no problem files given and none in {EXAMPLES}/")
-    return run_demo(args.launch or _default_launch(), problems, keep=args.keep, timeout_s=args.timeout)
+    web = _web_config(args) if args.web else None
+    return run_demo(args.launch or _default_launch(), problems, keep=args.keep, timeout_s=args.timeout, web=web)
+
+
+def _web_config(args: argparse.Namespace):
+    from .web.server import TOKEN_ENV, WebConfig
+    return WebConfig(host=args.host, port=args.port, token=os.environ.get(TOKEN_ENV, ""),
+                     data_dir=Path(args.data_dir), max_upload_mb=args.max_upload_mb,
+                     timeout_s=args.request_timeout)
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    from .web.server import serve
+    config = _web_config(args)
+    config.check()
+    with _client(args) as client:
+        serve(config, client=client, ready=lambda url: print(f"SustainML web UI on {url} (Ctrl-C to stop)", flush=True))
+    return 0
+
+
+def _web_args(parser: argparse.ArgumentParser) -> None:
+    from .web.server import DEFAULT_PORT, TOKEN_ENV
+    parser.add_argument("--host", default="127.0.0.1",
+                        help=f"address to listen on (default 127.0.0.1; any other needs a token in {TOKEN_ENV})")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT}; 0 = any free)")
+    parser.add_argument("--data-dir", default=os.environ.get("SUSTAINML_DATA_DIR", "."),
+                        help="where uploads go and the only folder datasets may be named from; the task encoder "
+                             "must read the same folder (default: SUSTAINML_DATA_DIR or .)")
+    parser.add_argument("--max-upload-mb", type=float, default=512.0, help="largest upload, MiB (default 512)")
+    parser.add_argument("--request-timeout", type=float, default=15.0,
+                        help="seconds the server waits for a node's answer before telling the page (default 15)")
 
 
 # -------------------------------------------------------------------- parser
@@ -351,9 +381,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("problems", nargs="*", help="problem files (default examples/*.yaml)")
     p.add_argument("--launch", help=f"launch file (default {DEFAULT_LAUNCH})")
     p.add_argument("--keep", action="store_true", help="keep the pipeline running afterwards")
+    p.add_argument("--web", action="store_true",
+                   help="also serve the web UI (http://127.0.0.1:8050/) and keep everything running afterwards")
     p.add_argument("--timeout", type=float, default=900.0)
+    _web_args(p)
     _runtime_args(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("web", help="serve the web UI for a running pipeline (a client of its orchestrator)")
+    _web_args(p)
+    _runtime_args(p)
+    p.set_defaults(func=cmd_web)
 
     from sustainml_nodes.hw_constraints.measure_cli import add_parser as add_measure
     add_measure(sub)

@@ -14,11 +14,15 @@ from .client import Client
 from .exceptions import LaunchError, RequestTimeout, TaskFailed
 from .launch import Launcher, load_launch
 from .report import print_result
+from .web.server import BackgroundServer, WebConfig
 
 
 def run_demo(launch_file: str | Path, problems: Sequence[str | Path], *, keep: bool = False,
-             timeout_s: float = 900.0) -> int:
+             timeout_s: float = 900.0, web: WebConfig | None = None) -> int:
+    """``web``: also serve the web UI from this process while the pipeline runs, and keep running."""
     console = Console()
+    keep = keep or web is not None
+    server: BackgroundServer | None = None
     log = io.StringIO() if not keep else sys.stderr
     launcher = Launcher(load_launch(launch_file), out=log)
     runner = threading.Thread(target=launcher.run, daemon=True)
@@ -26,6 +30,7 @@ def run_demo(launch_file: str | Path, problems: Sequence[str | Path], *, keep: b
                   f"{'below' if keep else 'hidden; see sustainml launch'})")
     runner.start()
     failed = 0
+    serving = False   # Ctrl-C while only serving is how the user stops it, not a failure
     try:
         deadline = time.monotonic() + 120
         while not launcher.all_ready():
@@ -36,6 +41,9 @@ def run_demo(launch_file: str | Path, problems: Sequence[str | Path], *, keep: b
             time.sleep(0.2)
         console.print("all nodes ready: " + ", ".join(n.spec.name for n in launcher.nodes))
         with Client() as client:
+            if web is not None:
+                server = BackgroundServer(web, client)
+                console.print(f"[bold]web UI on {server.start()}[/] (open it in a browser)")
             for path in problems:
                 console.rule(f"[bold]{path}")
                 handle = client.submit(path)
@@ -47,13 +55,16 @@ def run_demo(launch_file: str | Path, problems: Sequence[str | Path], *, keep: b
                 except TaskFailed as e:
                     failed += 1
                     console.print(f"[red]{e}")
-        if keep:
-            console.print("pipeline running; Ctrl-C to stop")
-            while runner.is_alive():
-                time.sleep(0.5)
+            if keep:
+                console.print("pipeline running" + (f", web UI on {server.url}" if server else "") + "; Ctrl-C to stop")
+                serving = True
+                while runner.is_alive():
+                    time.sleep(0.5)
     except (KeyboardInterrupt, RequestTimeout):
-        failed += 1
+        failed += 0 if serving else 1
     finally:
+        if server is not None:
+            server.stop()
         launcher.stop()
         runner.join(timeout=30)
     return 3 if failed else 0

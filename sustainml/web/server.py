@@ -1,0 +1,511 @@
+"""``sustainml web``: the browser front end, served by aiohttp. The server is one more DDS client of
+the orchestrator (``sustainml.Client``): it submits problems, asks the task encoder for suggestions,
+reads the store, and streams node status, task progress and results to every open page as
+server-sent events. The page is static files in ``static/`` with plotly.js from the installed
+``plotly`` package: nothing is fetched from a network and nothing is built at install time.
+
+Safety: it binds 127.0.0.1 unless told otherwise, and any other address needs a token the operator
+sets (``SUSTAINML_WEB_TOKEN``); requests that change something must come from the page's own origin;
+uploads are size-limited and land in the data folder, the only folder a problem's dataset may name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import plotly
+from aiohttp import web
+
+from .. import msg, topics
+from ..bus import Gone
+from ..client import Client
+from ..exceptions import ConfigError, InvalidProblem, RequestTimeout
+from ..problem import parse_task_id
+from ..report import encoded_to_dict, result_to_dict, status_name, to_plain
+from . import views
+
+__all__ = ["WebConfig", "create_app", "serve", "BackgroundServer", "TOKEN_ENV", "DEFAULT_PORT"]
+
+log = logging.getLogger("sustainml.web")
+
+TOKEN_ENV = "SUSTAINML_WEB_TOKEN"
+TOKEN_COOKIE = "sustainml_token"
+DEFAULT_PORT = 8050
+STATIC = resources.files("sustainml.web") / "static"
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+JSON_LIMIT_BYTES = 1024 * 1024
+_KEEPALIVE_S = 15.0
+_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    # plotly sets inline styles on the elements it draws; no script from anywhere else runs.
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'",
+}
+
+
+@dataclass
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    token: str = ""                  # required for any address but loopback; from SUSTAINML_WEB_TOKEN
+    data_dir: Path = Path(".")       # the only folder datasets are read from and uploaded to
+    max_upload_mb: float = 512.0     # the task encoder's default largest dataset
+    timeout_s: float = 15.0          # for each request to a node
+
+    def check(self) -> None:
+        """Raises ConfigError when the server may not start as configured."""
+        if not _is_loopback(self.host) and not self.token:
+            raise ConfigError(f"binding to {self.host} exposes the pipeline beyond this machine: set a token "
+                              f"in {TOKEN_ENV} (e.g. `export {TOKEN_ENV}=$(openssl rand -hex 16)`) and open "
+                              f"the page as http://HOST:PORT/?token=THE_TOKEN, or bind 127.0.0.1")
+        if self.token and len(self.token) < 16:
+            raise ConfigError(f"{TOKEN_ENV} is too short ({len(self.token)} characters); use at least 16 "
+                              "random characters")
+        if not self.data_dir.is_dir():
+            raise ConfigError(f"data folder {self.data_dir} does not exist; create it or give --data-dir")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port} is not a TCP port (0-65535)")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class EventHub:
+    """What every open page hears: node status, task progress, results. DDS callbacks arrive on
+    DDS threads and are handed to the event loop; each page has its own queue."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.nodes: dict[str, msg.NodeStatus] = {}
+        self.queues: set[asyncio.Queue[tuple[str, Any]]] = set()
+
+    def attach(self, client: Client) -> None:
+        bus = client.bus
+        bus.subscribe(topics.NODE_STATUS, lambda s: self._from_dds(self._on_node, s),
+                      on_gone=lambda g: self._from_dds(self._on_node_gone, g))
+        bus.subscribe(topics.TASK_STATUS, lambda s: self._from_dds(self._send, "task", views.task_status_view(s)))
+        bus.subscribe(topics.TASK_RESULT, lambda r: self._from_dds(self._send, "result", _result_event(r)))
+
+    def _from_dds(self, handler: Callable[..., None], *args: Any) -> None:
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(handler, *args)
+
+    def _on_node(self, status: msg.NodeStatus) -> None:
+        self.nodes[status.node] = status
+        self._send("node", views.node_view(status, time.time()))
+
+    def _on_node_gone(self, gone: Gone) -> None:
+        status = self.nodes.pop(gone.key.node, None)
+        self._send("node_gone", {"node": gone.key.node, "kind": status.kind if status else ""})
+
+    def _send(self, kind: str, data: Any) -> None:
+        for q in list(self.queues):
+            q.put_nowait((kind, data))
+
+    def board(self) -> dict[str, Any]:
+        """The live nodes and the expected kinds with none alive."""
+        now = time.time()
+        nodes = [views.node_view(s, now) for s in sorted(self.nodes.values(), key=lambda s: s.node)]
+        alive = {s.kind for s in self.nodes.values()}
+        return {"nodes": nodes, "missing": [k for k in views.EXPECTED_NODES if k not in alive]}
+
+
+def _result_event(result: msg.TaskResult) -> dict[str, Any]:
+    return {"task": f"{result.task_id.problem_id}/{result.task_id.iteration}",
+            "problem_id": result.task_id.problem_id, "iteration": int(result.task_id.iteration),
+            "state": status_name(result.state), "error": result.error, "failed_node": result.failed_node}
+
+
+# ---------------------------------------------------------------- the application
+
+class WebApp:
+    """Request handlers; blocking DDS calls run in worker threads."""
+
+    def __init__(self, config: WebConfig, client: Client, hub: EventHub) -> None:
+        self.config = config
+        self.client = client
+        self.hub = hub
+        self.data_dir = config.data_dir.resolve()
+
+    async def _dds(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(call, *args, **kwargs)
+
+    # ---- pages
+    async def index(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(text=(STATIC / "index.html").read_text(), content_type="text/html")
+
+    async def plotly_js(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(PLOTLY_JS, headers={"Cache-Control": "max-age=86400"})
+
+    # ---- problems
+    async def encode(self, request: web.Request) -> web.StreamResponse:
+        _, problem = views.checked_problem(await _json(request), self.data_dir)
+        task = await self._dds(self.client.encode, problem, timeout_s=self.config.timeout_s)
+        return web.json_response(encoded_to_dict(task))
+
+    async def submit(self, request: web.Request) -> web.StreamResponse:
+        body = await _json(request)
+        problem_id = views.checked_problem_id(body.get("problem_id") if isinstance(body, dict) else None)
+        _, problem = views.checked_problem(body, self.data_dir)
+        handle = await self._dds(self.client.submit, problem, problem_id=problem_id,
+                                 timeout_s=self.config.timeout_s)
+        task_id = handle.task_id
+        return web.json_response({"problem_id": task_id.problem_id, "iteration": int(task_id.iteration),
+                                  "task": f"{task_id.problem_id}/{task_id.iteration}"})
+
+    async def cancel(self, request: web.Request) -> web.StreamResponse:
+        task_id = _task_id(request)
+        await self._dds(self.client.cancel, task_id, "cancelled from the web page")
+        return web.json_response({"cancelled": f"{task_id.problem_id}/{task_id.iteration}"})
+
+    async def task_types(self, request: web.Request) -> web.StreamResponse:
+        """The task types the model provider's catalogue has models for."""
+        models = await self._dds(self.client.catalogue, timeout_s=self.config.timeout_s)
+        return web.json_response(sorted({m.task_type for m in models}))
+
+    # ---- results and history
+    async def _result(self, request: web.Request) -> dict[str, Any]:
+        task_id = _task_id(request)
+        results = await self._dds(self.client.history, task_id.problem_id, int(task_id.iteration), 1,
+                                  timeout_s=self.config.timeout_s)
+        if not results:
+            raise web.HTTPNotFound(text=f"no task {task_id.problem_id}/{task_id.iteration} in the store")
+        return result_to_dict(results[0])
+
+    async def result(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(await self._result(request))
+
+    async def export(self, request: web.Request) -> web.StreamResponse:
+        result = await self._result(request)
+        task = f"{result['task_id']['problem_id']}-{result['task_id']['iteration']}"
+        fmt = request.match_info["format"]
+        if fmt == "csv":
+            body, kind = views.options_csv(result), "text/csv"
+        else:
+            body, kind = json.dumps(result, indent=2), "application/json"
+        return web.Response(text=body, content_type=kind,
+                            headers={"Content-Disposition": f'attachment; filename="sustainml-{task}.{fmt}"'})
+
+    async def history(self, request: web.Request) -> web.StreamResponse:
+        problem_id = views.checked_problem_id(request.query.get("problem_id", ""))
+        limit = _int_query(request, "limit", 50, 1, 500)
+        results = await self._dds(self.client.history, problem_id, 0, limit, timeout_s=self.config.timeout_s)
+        return web.json_response([_history_row(result_to_dict(r)) for r in results])
+
+    async def compare(self, request: web.Request) -> web.StreamResponse:
+        a, b = (await self._result_of(request.query.get(k, "")) for k in ("a", "b"))
+        horizon = request.query.get("horizon_days", "")
+        try:
+            horizon_days = float(horizon) if horizon else None
+        except ValueError:
+            raise views.WebInputError(f"horizon_days {horizon!r} is not a number of days") from None
+        return web.json_response({"a": a, "b": b, "moved": views.compare_results(a, b, horizon_days)})
+
+    async def _result_of(self, text: str) -> dict[str, Any]:
+        task_id = parse_task_id(text)
+        results = await self._dds(self.client.history, task_id.problem_id, int(task_id.iteration), 1,
+                                  timeout_s=self.config.timeout_s)
+        if not results:
+            raise web.HTTPNotFound(text=f"no task {text} in the store")
+        return result_to_dict(results[0])
+
+    # ---- live
+    async def nodes(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.hub.board())
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        q: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.hub.queues.add(q)
+        try:
+            await _sse(response, "board", self.hub.board())
+            while True:
+                try:
+                    kind, data = await asyncio.wait_for(q.get(), timeout=_KEEPALIVE_S)
+                except asyncio.TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                await _sse(response, kind, data)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.hub.queues.discard(q)
+        return response
+
+    # ---- data
+    async def data(self, request: web.Request) -> web.StreamResponse:
+        files = await asyncio.to_thread(views.data_files, self.data_dir)
+        return web.json_response({"folder": str(self.data_dir), "files": files,
+                                  "max_upload_mb": self.config.max_upload_mb})
+
+    async def upload(self, request: web.Request) -> web.StreamResponse:
+        limit = int(self.config.max_upload_mb * 1024 * 1024)
+        if request.content_length and request.content_length > limit + 64 * 1024:
+            raise _too_large(self.config.max_upload_mb)
+        try:
+            reader = await request.multipart()
+        except (AssertionError, ValueError):
+            raise views.WebInputError("expected a multipart form with a field 'file'") from None
+        part = await reader.next()
+        if part is None or getattr(part, "name", "") != "file" or not getattr(part, "filename", ""):
+            raise views.WebInputError("expected a multipart form with a field 'file' holding the table")
+        name = views.upload_name(part.filename)
+        folder = self.data_dir / "uploads"
+        folder.mkdir(exist_ok=True)
+        target = _free_name(folder / name)
+        partial = target.with_name(target.name + ".part")
+        size = 0
+        try:
+            with partial.open("wb") as out:
+                while chunk := await part.read_chunk(256 * 1024):
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large(self.config.max_upload_mb)
+                    out.write(chunk)
+            if size == 0:
+                raise views.WebInputError(f"{part.filename!r} is empty; give a file with a header row and data")
+            partial.rename(target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return web.json_response({"path": target.relative_to(self.data_dir).as_posix(), "size_bytes": size})
+
+    # ---- shared evidence
+    async def evidence(self, request: web.Request) -> web.StreamResponse:
+        filters = {k: request.query.get(k, "")[:200] for k in ("task_type", "device", "model", "host")}
+        limit = _int_query(request, "limit", 500, 1, 5000)
+        reply = await self._dds(self.client.evidence, **filters, limit=limit, timeout_s=self.config.timeout_s)
+        return web.json_response(views.evidence_view(reply))
+
+    async def add_note(self, request: web.Request) -> web.StreamResponse:
+        body = await _json(request)
+        if not isinstance(body, dict):
+            raise views.WebInputError("expected a JSON object with task, model, device, host, text")
+        fields = {k: body.get(k, "") for k in ("model", "device", "host", "region", "text", "author")}
+        if not all(isinstance(v, str) for v in fields.values()):
+            raise views.WebInputError("task, model, device, host, region, text and author must be text")
+        task_id = parse_task_id(str(body.get("task", "")))
+        note = await self._dds(self.client.add_note, task_id, **fields, timeout_s=self.config.timeout_s)
+        return web.json_response({**to_plain(note), "task": f"{task_id.problem_id}/{task_id.iteration}"})
+
+
+def _history_row(result: dict[str, Any]) -> dict[str, Any]:
+    best = views._recommended(result)
+    return {"task": f"{result['task_id']['problem_id']}/{result['task_id']['iteration']}",
+            **result["task_id"], "status": result["status"], "error": result["error"],
+            "task_type": result["task_type"], "metric": result["metric"],
+            "submitted_unix_s": result["submitted_unix_s"], "options": len(result["options"]),
+            "best": views._brief(best) if best else None}
+
+
+async def _json(request: web.Request) -> Any:
+    if request.content_type != "application/json":
+        raise views.WebInputError(f"expected a JSON body (Content-Type application/json), got "
+                                  f"{request.content_type or 'none'}")
+    try:
+        return await request.json()
+    except ValueError as e:
+        raise views.WebInputError(f"the body is not valid JSON: {e}") from None
+
+
+def _task_id(request: web.Request) -> msg.TaskId:
+    return parse_task_id(f"{request.match_info['problem_id']}/{request.match_info['iteration']}")
+
+
+def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    text = request.query.get(name, "")
+    if not text:
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise views.WebInputError(f"{name} {text!r}: expected a whole number from {low} to {high}")
+    return int(text)
+
+
+def _free_name(path: Path) -> Path:
+    """``path``, or ``name-1.csv``, ``name-2.csv``... when it exists: an upload never replaces a file."""
+    candidate, n = path, 0
+    while candidate.exists() or candidate.with_name(candidate.name + ".part").exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
+def _too_large(max_mb: float) -> web.HTTPException:
+    return web.HTTPRequestEntityTooLarge(max_size=int(max_mb * 1024 * 1024), actual_size=0,
+                                         text=f"the upload is larger than the {max_mb:g} MiB limit of this server")
+
+
+async def _sse(response: web.StreamResponse, kind: str, data: Any) -> None:
+    await response.write(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode())
+
+
+# ---------------------------------------------------------------- middleware: token, origin, errors
+
+def _guard(config: WebConfig) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                    ) -> web.StreamResponse:
+        set_cookie = False
+        if config.token:
+            given = request.query.get("token") or request.cookies.get(TOKEN_COOKIE, "")
+            bearer = request.headers.get("Authorization", "")
+            if bearer.startswith("Bearer "):
+                given = bearer[7:]
+            if not hmac.compare_digest(given.encode(), config.token.encode()):
+                return _error(401, "this server needs its operator's token: open the page as "
+                                   "http://HOST:PORT/?token=THE_TOKEN")
+            set_cookie = "token" in request.query
+        if request.method not in ("GET", "HEAD") and not _same_origin(request):
+            return _error(403, "requests that change something must come from this server's own page")
+        try:
+            response = await handler(request)
+        except InvalidProblem as e:          # WebInputError included: the user's input, one line
+            response = _error(400, str(e))
+        except RequestTimeout as e:
+            response = _error(503, f"{e}; is the pipeline running? (the node board at the top says which "
+                                   "nodes are up)")
+        except web.HTTPException as e:
+            if e.status < 400:
+                raise
+            response = _error(e.status, e.text or e.reason)
+        for name, value in _HEADERS.items():
+            response.headers.setdefault(name, value)
+        if set_cookie:
+            response.set_cookie(TOKEN_COOKIE, config.token, httponly=True, samesite="Strict")
+        return response
+    return guard
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True                       # not a browser's cross-site request (curl, a script)
+    return origin == f"{request.scheme}://{request.host}"
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def create_app(config: WebConfig, client: Client) -> web.Application:
+    """The aiohttp application; ``client`` is the DDS connection it serves from (not closed by it)."""
+    app = web.Application(middlewares=[_guard(config)], client_max_size=JSON_LIMIT_BYTES)
+    hub = EventHub(asyncio.get_running_loop())
+    hub.attach(client)
+    handlers = WebApp(config, client, hub)
+    # The upload route reads its body as a stream under its own limit, not client_max_size.
+    app.add_routes([
+        web.get("/", handlers.index),
+        web.get("/vendor/plotly.min.js", handlers.plotly_js),
+        web.post("/api/encode", handlers.encode),
+        web.post("/api/submit", handlers.submit),
+        web.post("/api/tasks/{problem_id}/{iteration:[0-9]+}/cancel", handlers.cancel),
+        web.get("/api/tasks/{problem_id}/{iteration:[0-9]+}", handlers.result),
+        web.get("/api/tasks/{problem_id}/{iteration:[0-9]+}/export.{format:(csv|json)}", handlers.export),
+        web.get("/api/task_types", handlers.task_types),
+        web.get("/api/history", handlers.history),
+        web.get("/api/compare", handlers.compare),
+        web.get("/api/nodes", handlers.nodes),
+        web.get("/api/events", handlers.events),
+        web.get("/api/data", handlers.data),
+        web.post("/api/upload", handlers.upload),
+        web.get("/api/evidence", handlers.evidence),
+        web.post("/api/notes", handlers.add_note),
+    ])
+    # Static files: aiohttp's static route refuses any path that leaves the folder (.., symlinks).
+    app.router.add_static("/static/", Path(str(STATIC)), follow_symlinks=False)
+    return app
+
+
+async def _run(config: WebConfig, client: Client, ready: Callable[[str], None] | None,
+               stop: asyncio.Event) -> None:
+    app = create_app(config, client)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.port)
+        try:
+            await site.start()
+        except OSError as e:
+            raise ConfigError(f"cannot listen on {config.host}:{config.port}: {e.strerror or e}; "
+                              "give another --port") from None
+        host, port = runner.addresses[0][:2]
+        if ready:
+            ready(f"http://{'[' + host + ']' if ':' in host else host}:{port}/")
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def serve(config: WebConfig, *, client: Client | None = None, ready: Callable[[str], None] | None = None) -> None:
+    """Serve until interrupted. ``ready(url)`` is called once it listens."""
+    config.check()
+    own = client is None
+    client = client or Client()
+
+    async def main() -> None:
+        await _run(config, client, ready, asyncio.Event())
+    try:
+        asyncio.run(main())
+    finally:
+        if own:
+            client.close()
+
+
+class BackgroundServer:
+    """The web UI served from a thread of this process (``sustainml demo --web``); ``stop()`` ends it."""
+
+    def __init__(self, config: WebConfig, client: Client) -> None:
+        config.check()
+        self.url = ""
+        self._listening = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, args=(config, client), name="sustainml-web", daemon=True)
+
+    def start(self, timeout_s: float = 10.0) -> str:
+        self._thread.start()
+        if not self._listening.wait(timeout_s) and self._error is None:
+            raise ConfigError(f"the web server did not start within {timeout_s:g} s")
+        if self._error is not None:
+            raise self._error
+        return self.url
+
+    def _main(self, config: WebConfig, client: Client) -> None:
+        async def main() -> None:
+            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            await _run(config, client, self._ready, self._stop)
+        try:
+            asyncio.run(main())
+        except BaseException as e:  # noqa: BLE001 - handed to start()
+            self._error = e
+            self._listening.set()
+
+    def _ready(self, url: str) -> None:
+        self.url = url
+        self._listening.set()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=10)

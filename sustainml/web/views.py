@@ -1,0 +1,206 @@
+"""What the web UI shows, computed from messages with no DDS and no HTTP: the checks on what a page
+sends, the node board, what moved between two iterations, and the CSV export. The server
+(``server.py``) only routes requests to these functions, so they are tested as ordinary functions."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .. import msg
+from ..exceptions import InvalidProblem
+from ..problem import problem_from_dict
+from ..report import status_name, to_plain, with_uncertainty
+
+__all__ = ["EXPECTED_NODES", "UPLOAD_SUFFIXES", "WebInputError", "checked_problem", "checked_problem_id",
+           "upload_name", "data_files", "node_view", "compare_results", "options_csv"]
+
+#: The node kinds a whole pipeline has; the page reports any of them missing as down.
+EXPECTED_NODES = ("orchestrator", "task_encoder", "model_provider", "hw_constraints", "carbon_tracker")
+#: What may be uploaded: the table formats the task encoder profiles (an image folder cannot be uploaded).
+UPLOAD_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
+_SKIPPED_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".pytest_cache"}
+_LISTED_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")   # .txt uploads work too, but most .txt files are not tables
+_PROBLEM_ID = re.compile(r"[0-9A-Za-z_.-]{1,64}")
+
+
+class WebInputError(InvalidProblem):
+    """Raised when a request from the page is malformed; the message is shown to the user as it is."""
+
+
+def checked_problem(body: Any, data_dir: Path) -> tuple[dict[str, Any], msg.UserInput]:
+    """The problem a page sent (``{"problem": {...}}``), validated as a problem file is, with its
+    dataset path kept inside ``data_dir``. Raises WebInputError (one line) otherwise."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("problem"), Mapping):
+        raise WebInputError('expected a JSON object {"problem": {...}} with the problem\'s fields')
+    problem = dict(body["problem"])
+    dataset = problem.get("dataset")
+    if isinstance(dataset, Mapping) and dataset.get("path"):
+        problem["dataset"] = {**dataset, "path": dataset_path(str(dataset["path"]), data_dir)}
+    try:
+        return problem, problem_from_dict(problem)
+    except InvalidProblem as e:
+        raise WebInputError(str(e)) from None
+
+
+def dataset_path(path: str, data_dir: Path) -> str:
+    """``path`` as given, when it names an existing file or folder inside ``data_dir``; the task
+    encoder resolves it against the same folder. Raises WebInputError naming the folder otherwise."""
+    root = data_dir.resolve()
+    if "\x00" in path or Path(path).is_absolute():
+        raise WebInputError(f"dataset path {path!r}: give a path relative to the data folder, "
+                            "or upload the file")
+    where = (root / path).resolve()
+    if not where.is_relative_to(root):
+        raise WebInputError(f"dataset path {path!r} is outside the data folder; pick a file from the list "
+                            "or upload one")
+    if not where.exists():
+        raise WebInputError(f"dataset path {path!r} does not exist in the data folder; pick a file from the "
+                            "list or upload one")
+    return path
+
+
+def checked_problem_id(value: Any) -> str:
+    """An earlier problem's id for a new iteration ("" = a new problem)."""
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str) or not _PROBLEM_ID.fullmatch(value):
+        raise WebInputError(f"problem_id {value!r}: expected the id of an earlier problem (letters, digits, "
+                            "'.', '_' or '-', at most 64), as the history lists it")
+    return value
+
+
+def upload_name(filename: str) -> str:
+    """A safe file name for an upload: the base name only, other characters than letters, digits,
+    '.', '_' and '-' replaced, one of the table suffixes the encoder reads. Raises WebInputError."""
+    base = re.sub(r"[^0-9A-Za-z._-]", "_", Path(filename.replace("\\", "/")).name).lstrip(".")
+    suffix = Path(base).suffix.lower()
+    if not base or suffix not in UPLOAD_SUFFIXES:
+        raise WebInputError(f"cannot upload {filename!r}: give a table file ({', '.join(UPLOAD_SUFFIXES)}); "
+                            "an image folder stays on the server and is given by its path")
+    return base[:120]
+
+
+def data_files(data_dir: Path, limit: int = 200) -> list[str]:
+    """Table files under ``data_dir`` a problem may point to, relative paths, sorted
+    (hidden and environment folders skipped; at most ``limit``)."""
+    root = data_dir.resolve()
+    found: list[str] = []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if any(part in _SKIPPED_DIRS or part.startswith(".") or part.endswith(".egg-info") for part in relative.parts):
+            continue
+        if path.is_file() and path.suffix.lower() in _LISTED_SUFFIXES and len(relative.parts) <= 4:
+            found.append(relative.as_posix())
+            if len(found) >= limit:
+                break
+    return found
+
+
+def node_view(status: msg.NodeStatus, now_s: float) -> dict[str, Any]:
+    """One node as the status strip shows it."""
+    return {"node": status.node, "kind": status.kind, "host": status.host,
+            "state": status.state.name.removeprefix("NODE_").lower(), "progress": status.progress,
+            "message": status.message, "task": _task_text(status.task_id),
+            "heartbeat_age_s": max(0.0, now_s - status.heartbeat_unix_s)}
+
+
+def task_status_view(status: msg.TaskStatus) -> dict[str, Any]:
+    return {"task": _task_text(status.task_id), "problem_id": status.task_id.problem_id,
+            "iteration": int(status.task_id.iteration), "state": status_name(status.state),
+            "stage": status.stage, "progress": status.progress, "message": status.message}
+
+
+def _task_text(task_id: msg.TaskId) -> str:
+    return f"{task_id.problem_id}/{task_id.iteration}" if task_id.problem_id else ""
+
+
+# ---------------------------------------------------------------- what moved between two iterations
+
+def compare_results(before: Mapping[str, Any], after: Mapping[str, Any],
+                    horizon_days: float | None = None) -> dict[str, Any]:
+    """What moved from one iteration's recommendation (its option ranked 1) to another's, in words:
+    "+0.5 points of top1_accuracy costs 3.2 kg CO2e (1.6 kg a year)". Both are ``result_to_dict``
+    views; ``horizon_days`` (the later iteration's serving horizon) turns the lifetime change into
+    a yearly one."""
+    a, b = _recommended(before), _recommended(after)
+    if a is None or b is None:
+        which = "earlier" if a is None else "later"
+        return {"before": a, "after": b, "lines": [f"the {which} iteration has no option to compare"]}
+    lines = []
+    if a["model"] != b["model"] or a["device"] != b["device"] or a["region"] != b["region"]:
+        lines.append(f"recommendation: {a['model']} on {a['device']} in {a['region']} → "
+                     f"{b['model']} on {b['device']} in {b['region']}")
+    co2 = b["co2_g"]["total"] - a["co2_g"]["total"]
+    cost = _co2_change(co2, horizon_days)
+    quality = _quality_change(a["quality"], b["quality"])
+    if quality:
+        lines.append(f"{quality} {'costs' if co2 > 0 else 'saves'} {cost}" if co2 else f"{quality} at no change in CO2e")
+    elif co2:
+        lines.append(f"same quality; {'costs' if co2 > 0 else 'saves'} {cost}")
+    latency = b["latency_ms"] - a["latency_ms"]
+    if abs(latency) > 1e-9:
+        lines.append(f"latency {a['latency_ms']:.3g} → {b['latency_ms']:.3g} ms ({latency:+.3g} ms)")
+    if not lines:
+        lines.append("nothing moved: the same recommendation with the same figures")
+    return {"before": _brief(a), "after": _brief(b), "co2_g_change": co2, "lines": lines}
+
+
+def _recommended(result: Mapping[str, Any]) -> dict[str, Any] | None:
+    ranked = [o for o in result.get("options", []) if o.get("rank")]
+    return min(ranked, key=lambda o: o["rank"]) if ranked else None
+
+
+def _brief(option: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("model", "device", "host", "region", "quality", "latency_ms", "co2_g", "sci_g_per_request")
+    return {k: option[k] for k in keys}
+
+
+def _quality_change(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
+    if a["value"] is None or b["value"] is None or a["metric"] != b["metric"]:
+        return ""
+    delta = b["value"] - a["value"]
+    if abs(delta) < 1e-12:
+        return ""
+    metric = a["metric"]
+    if a["higher_is_better"] and 0 <= a["value"] <= 1 and 0 <= b["value"] <= 1:
+        return f"{delta * 100:+.2g} points of {metric}"
+    better = (delta > 0) == bool(a["higher_is_better"])
+    return f"{metric} {a['value']:.3g} → {b['value']:.3g} ({'better' if better else 'worse'})"
+
+
+def _co2_change(delta_g: float, horizon_days: float | None) -> str:
+    text = with_uncertainty(abs(delta_g), 0.0) + " CO2e"
+    if horizon_days and horizon_days > 0 and math.isfinite(horizon_days):
+        text += f" over {horizon_days:g} days ({with_uncertainty(abs(delta_g) * 365.0 / horizon_days, 0.0)} a year)"
+    return text
+
+
+# ---------------------------------------------------------------- export
+
+def options_csv(result: Mapping[str, Any]) -> str:
+    """The options of a ``result_to_dict`` view as CSV, one row per option, nested figures as dotted
+    columns (``co2_g.total``); lists (alternatives, equivalents) are left to the JSON export."""
+    rows = [{k: v for k, v in o.items() if not isinstance(v, list)} for o in result.get("options", [])]
+    frame = pd.json_normalize(rows) if rows else pd.DataFrame(columns=["rank", "model"])
+    frame.insert(0, "task", f"{result['task_id']['problem_id']}/{result['task_id']['iteration']}")
+    out = io.StringIO()
+    frame.to_csv(out, index=False)
+    return out.getvalue()
+
+
+def evidence_view(reply: msg.EvidenceReply) -> dict[str, Any]:
+    """The shared evidence as the page lists it: one row per measurement, and the notes."""
+    rows = []
+    for record in reply.records:
+        m = record.measurement
+        rows.append({"task": _task_text(record.task_id), "task_type": record.task_type,
+                     "received_unix_s": record.received_unix_s, **to_plain(m)})
+    notes = [{**to_plain(n), "task": _task_text(n.task_id)} for n in reply.notes]
+    return {"records": rows, "notes": notes}
