@@ -4,7 +4,9 @@
 #    lies on disk; elsewhere set TORCH_SPEC, e.g. to a CPU wheel, to avoid gigabytes of CUDA);
 #  - Debian's Cyclone DDS C packages and a C compiler, for the partner-node test (when run as root
 #    with apt; otherwise that test skips and says why);
-#  - iproute2, for the multi-host network-namespace tests.
+#  - iproute2, for the multi-host network-namespace tests;
+#  - Debian's chromium, the browser the web UI's tests drive with Playwright (which cannot download
+#    its own browser here).
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
@@ -12,7 +14,7 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   missing=()
-  for pkg in cyclonedds-dev cyclonedds-tools gcc iproute2; do
+  for pkg in cyclonedds-dev cyclonedds-tools gcc iproute2 chromium; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   if [ ${#missing[@]} -gt 0 ]; then

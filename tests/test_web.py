@@ -8,8 +8,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,43 +17,10 @@ from sustainml.web import views
 from sustainml.web.server import TOKEN_ENV, WebConfig
 from sustainml.exceptions import ConfigError
 
-from conftest import ROOT
+from conftest import ROOT, WebProcess
 
 
 # ---------------------------------------------------------------- a real server process
-
-class WebProcess:
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-u", "-m", "sustainml.cli", "web", "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, **(env or {})})
-        line = self.proc.stdout.readline()
-        if "web UI on" not in line:
-            self.stop()
-            raise AssertionError(f"sustainml web did not start: {line}{self.proc.stdout.read()}")
-        self.url = line.split(" on ", 1)[1].split()[0].rstrip("/")
-
-    def request(self, path: str, *, data: bytes | None = None, headers: dict[str, str] | None = None,
-                method: str | None = None) -> tuple[int, dict[str, str], bytes]:
-        req = urllib.request.Request(self.url + path, data=data, headers=headers or {}, method=method)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as reply:
-                return reply.status, dict(reply.headers), reply.read()
-        except urllib.error.HTTPError as e:
-            return e.code, dict(e.headers), e.read()
-
-    def post_json(self, path: str, body: object, **headers: str) -> tuple[int, dict]:
-        status, _, raw = self.request(path, data=json.dumps(body).encode(),
-                                      headers={"Content-Type": "application/json", **headers})
-        return status, json.loads(raw)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:

@@ -682,10 +682,18 @@ async function loadChoices() {
     for (const f of data.files) sel.append(el("option", {value: f}, f));
     $("#upload-hint").textContent = `(CSV or Parquet, up to ${data.max_upload_mb} MiB)`;
   } catch (err) { /* the data folder list is a convenience */ }
+  loadTaskTypes(0);
+}
+
+async function loadTaskTypes(attempt) {
+  // The model provider may still be starting (its first answer counts every model's FLOPs): try again.
   try {
     const types = await api("/api/task_types");
     for (const t of types) $("#f-task-type").append(el("option", {value: t}, t.replaceAll("_", " ")));
-  } catch (err) { alertBox("types", `Task types unavailable (${err.message}); the encoder infers them from the goal.`); }
+  } catch (err) {
+    if (attempt < 5) setTimeout(() => loadTaskTypes(attempt + 1), 5000);
+    else alertBox("types", `The list of task types is unavailable (${err.message}); the encoder infers the type from the goal.`);
+  }
 }
 
 async function upload() {
