@@ -212,7 +212,8 @@ class WebApp:
         return web.json_response([_history_row(result_to_dict(r)) for r in results])
 
     async def compare(self, request: web.Request) -> web.StreamResponse:
-        a, b = (await self._result_of(request.query.get(k, "")) for k in ("a", "b"))
+        a = await self._result_of(request.query.get("a", ""))
+        b = await self._result_of(request.query.get("b", ""))
         horizon = request.query.get("horizon_days", "")
         try:
             horizon_days = float(horizon) if horizon else None

@@ -102,7 +102,7 @@ function renderBoard() {
   const down = state.missing;
   alertBox("nodes-down", down.length ? `Node${down.length > 1 ? "s" : ""} down: ${down.join(", ")}. ` +
     "No heartbeat from " + (down.length > 1 ? "them" : "it") + "; a task that needs it waits for it to come back " +
-    "(about a minute), then fails. Start it again with `sustainml node NAME` or relaunch the pipeline." : "");
+    "(the orchestrator's node_down_grace_s, 60 s unless set), then fails. Start it again with `sustainml node NAME` or relaunch the pipeline." : "");
 }
 
 function missingKinds() {
