@@ -5,9 +5,11 @@ real `sustainml web` process; no pipeline runs beside it here (the browser tests
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -221,3 +223,29 @@ def test_data_files_lists_tables_and_skips_hidden_and_environment_folders(tmp_pa
 
 def test_the_examples_data_folder_is_listed_from_the_repository():
     assert "examples/data/cnc_tool_wear.csv" in views.data_files(ROOT)
+
+
+def test_the_main_job_serves_the_web_ui_until_interrupted(dds):
+    """README's main command: `sustainml demo --web` launches, submits, prints, then serves the UI."""
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "sustainml.cli", "demo", "--web", "--port", "0",
+                             "examples/tool_wear_tabular.yaml"], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, "COLUMNS": "200"})
+    try:
+        url, lines = "", []
+        for line in proc.stdout:
+            lines.append(line)
+            if "web UI on http" in line and not url:
+                url = line.split("web UI on ", 1)[1].split()[0].rstrip("/")
+            if "Ctrl-C to stop" in line:
+                break
+        assert url and any("Recommended:" in line for line in lines), "".join(lines)
+        with urllib.request.urlopen(url + "/", timeout=30) as page:
+            assert b"SustainML" in page.read()
+        with urllib.request.urlopen(url + "/api/history", timeout=30) as reply:
+            history = json.loads(reply.read())
+        assert [row["status"] for row in history] == ["done"] and history[0]["best"]["model"]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
