@@ -198,6 +198,33 @@ class Client:
             raise InvalidProblem(reply.error)
         return list(reply.results)
 
+    # ---------------------------------------------------------------- shared evidence
+    def evidence(self, task_type: str = "", device: str = "", model: str = "", host: str = "", limit: int = 0,
+                 timeout_s: float = 10.0, *, problem_id: str = "", iteration: int = 0) -> msg.EvidenceReply:
+        """Every measurement the orchestrator keeps, from all hosts and all users, newest first, that
+        matches each filter given ("" and 0 = any; ``device`` "cuda" matches "cuda:0", "cuda:1", ...),
+        at most ``limit`` (0 = 500, at most 5000); with the notes on the options they measured.
+        Raises InvalidProblem for a limit out of range, RequestTimeout when no orchestrator answers."""
+        request = msg.EvidenceRequest(task_type=task_type, device=device, model=model, host=host,
+                                      problem_id=problem_id, iteration=iteration, limit=limit)
+        reply = self._service(topics.EVIDENCE).call(request, timeout_s=timeout_s)
+        if reply.error:
+            raise InvalidProblem(reply.error)
+        return reply
+
+    def add_note(self, task_id: msg.TaskId, *, model: str, device: str, host: str, text: str, region: str = "",
+                 author: str = "", timeout_s: float = 10.0) -> msg.OptionNote:
+        """Attach ``text`` to the option (model, device, host; region "" = every region) of the task's
+        result, for everyone to see in ``evidence()``; returns the note as stored, with its id and time.
+        Raises InvalidProblem when the orchestrator refuses it (empty or over 2000 characters, author
+        over 100, no such task or option: the message says which), RequestTimeout when none answers."""
+        note = msg.OptionNote(task_id=task_id, model=model, device=device, host=host, region=region,
+                              author=author, text=text)
+        reply = self._service(topics.NOTE).call(msg.NoteRequest(note=note), timeout_s=timeout_s)
+        if not reply.accepted:
+            raise InvalidProblem(reply.error)
+        return reply.note
+
     # ---------------------------------------------------------------- direct queries
     def nodes(self, wait_s: float = 1.5) -> list[msg.NodeStatus]:
         """The live nodes and their last status (waits ``wait_s`` for discovery on a fresh client)."""

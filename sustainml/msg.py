@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from cyclonedds.idl import IdlEnum, IdlStruct, types
 from cyclonedds.idl.annotations import appendable, final, key
 
-__all__ = ['Alternative', 'CarbonFootprint', 'CatalogueReply', 'CatalogueRequest', 'ClassCount', 'ColumnProfile', 'Constraints', 'ControlCommand', 'DatasetInfo', 'DatasetProfile', 'Device', 'EncodeReply', 'EncodeRequest', 'EncodedTask', 'Equivalent', 'Finding', 'Footprint', 'GreenerVariant', 'HardwareInventory', 'HardwareMeasurement', 'InventoryReply', 'InventoryRequest', 'Measurement', 'ModelCandidate', 'ModelCandidates', 'NodeControl', 'NodeState', 'NodeStatus', 'OnnxReply', 'OnnxRequest', 'Quality', 'RegionFigure', 'ResultReply', 'ResultRequest', 'StageRecord', 'SubmitReply', 'SubmitRequest', 'TaskId', 'TaskOption', 'TaskReading', 'TaskResult', 'TaskState', 'TaskStatus', 'TrainingForecast', 'Usage', 'UserInput']
+__all__ = ['Alternative', 'CarbonFootprint', 'CatalogueReply', 'CatalogueRequest', 'ClassCount', 'ColumnProfile', 'Constraints', 'ControlCommand', 'DatasetInfo', 'DatasetProfile', 'Device', 'EncodeReply', 'EncodeRequest', 'EncodedTask', 'Equivalent', 'EvidenceRecord', 'EvidenceReply', 'EvidenceRequest', 'Finding', 'Footprint', 'GreenerVariant', 'HardwareInventory', 'HardwareMeasurement', 'InventoryReply', 'InventoryRequest', 'Measurement', 'ModelCandidate', 'ModelCandidates', 'NodeControl', 'NodeState', 'NodeStatus', 'NoteReply', 'NoteRequest', 'OnnxReply', 'OnnxRequest', 'OptionNote', 'Quality', 'RegionFigure', 'ResultReply', 'ResultRequest', 'StageRecord', 'SubmitReply', 'SubmitRequest', 'TaskId', 'TaskOption', 'TaskReading', 'TaskResult', 'TaskState', 'TaskStatus', 'TrainingForecast', 'Usage', 'UserInput']
 
 
 @dataclass
@@ -591,4 +591,65 @@ class ResultRequest(IdlStruct, typename="sustainml::ResultRequest"):
 class ResultReply(IdlStruct, typename="sustainml::ResultReply"):
     request_id: str = ""
     results: types.sequence[TaskResult] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+@appendable
+class EvidenceRecord(IdlStruct, typename="sustainml::EvidenceRecord"):
+    task_id: TaskId = field(default_factory=TaskId)
+    task_type: str = ""
+    received_unix_s: float = 0.0
+    measurement: Measurement = field(default_factory=Measurement)
+
+
+@dataclass
+@appendable
+class OptionNote(IdlStruct, typename="sustainml::OptionNote"):
+    note_id: types.uint32 = 0
+    task_id: TaskId = field(default_factory=TaskId)
+    model: str = ""
+    device: str = ""
+    host: str = ""
+    region: str = ""
+    author: str = ""
+    text: str = ""
+    created_unix_s: float = 0.0
+
+
+@dataclass
+@appendable
+class EvidenceRequest(IdlStruct, typename="sustainml::EvidenceRequest"):
+    request_id: str = ""
+    task_type: str = ""
+    device: str = ""
+    model: str = ""
+    host: str = ""
+    problem_id: str = ""
+    iteration: types.uint32 = 0
+    limit: types.uint32 = 0
+
+
+@dataclass
+@appendable
+class EvidenceReply(IdlStruct, typename="sustainml::EvidenceReply"):
+    request_id: str = ""
+    records: types.sequence[EvidenceRecord] = field(default_factory=list)
+    notes: types.sequence[OptionNote] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+@appendable
+class NoteRequest(IdlStruct, typename="sustainml::NoteRequest"):
+    request_id: str = ""
+    note: OptionNote = field(default_factory=OptionNote)
+
+
+@dataclass
+@appendable
+class NoteReply(IdlStruct, typename="sustainml::NoteReply"):
+    request_id: str = ""
+    accepted: bool = False
+    note: OptionNote = field(default_factory=OptionNote)
     error: str = ""

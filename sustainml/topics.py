@@ -75,12 +75,15 @@ CATALOGUE = ServiceSpec("catalogue", msg.CatalogueRequest, msg.CatalogueReply, "
 INVENTORY = ServiceSpec("inventory", msg.InventoryRequest, msg.InventoryReply, "every hardware node")
 ENCODE = ServiceSpec("encode", msg.EncodeRequest, msg.EncodeReply, "task encoder, without a task")
 EXPORT_ONNX = ServiceSpec("export_onnx", msg.OnnxRequest, msg.OnnxReply, "model provider: a model as ONNX")
+EVIDENCE = ServiceSpec("evidence", msg.EvidenceRequest, msg.EvidenceReply,
+                       "orchestrator: every measurement it keeps, with the notes on their options")
+NOTE = ServiceSpec("note", msg.NoteRequest, msg.NoteReply, "orchestrator: attach a note to an option of a result")
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     USER_INPUT, ENCODED_TASK, MODEL_CANDIDATES, HARDWARE_MEASUREMENT, CARBON_FOOTPRINT,
     HARDWARE_INVENTORY, TASK_STATUS, TASK_RESULT, NODE_STATUS, NODE_CONTROL, STAGE_RECORD, TRAINING_FORECAST,
 )
-ALL_SERVICES: tuple[ServiceSpec, ...] = (SUBMIT, RESULTS, CATALOGUE, INVENTORY, ENCODE, EXPORT_ONNX)
+ALL_SERVICES: tuple[ServiceSpec, ...] = (SUBMIT, RESULTS, CATALOGUE, INVENTORY, ENCODE, EXPORT_ONNX, EVIDENCE, NOTE)
 
 
 def by_name(name: str) -> TopicSpec:

@@ -63,6 +63,8 @@ class Orchestrator(Node):
         self.create_subscription(topics.NODE_CONTROL, self._on_control)
         self.create_service(topics.SUBMIT, self._submit)
         self.create_service(topics.RESULTS, self._results)
+        self.create_service(topics.EVIDENCE, self._evidence)
+        self.create_service(topics.NOTE, self._note)
         self.create_timer(1.0, lambda: self._post(self.book.on_tick, time.monotonic()))
 
     def on_activate(self) -> None:
@@ -114,6 +116,19 @@ class Orchestrator(Node):
         if request.problem_id and not results:
             raise InvalidProblem(f"no task with problem id {request.problem_id!r}")
         return msg.ResultReply(request_id=request.request_id, results=results)
+
+    # The store is safe from any thread; these read and write it on the service's workers.
+    def _evidence(self, request: msg.EvidenceRequest) -> msg.EvidenceReply:
+        found = self.store.evidence(request.task_type, request.device, request.model, request.host,
+                                    problem_id=request.problem_id, iteration=int(request.iteration),
+                                    limit=int(request.limit))
+        return msg.EvidenceReply(request_id=request.request_id, records=found.records, notes=found.notes)
+
+    def _note(self, request: msg.NoteRequest) -> msg.NoteReply:
+        note = self.store.add_note(request.note)
+        self.log.info("note %d on %s/%d %s on %s at %s", note.note_id, note.task_id.problem_id,
+                      note.task_id.iteration, note.model, note.device, note.host)
+        return msg.NoteReply(request_id=request.request_id, accepted=True, note=note)
 
     def _on_node_status(self, status: msg.NodeStatus) -> None:
         self._post(self.book.on_node_status, status, time.monotonic())

@@ -1,4 +1,5 @@
-"""Where the orchestrator keeps every task: its input, its state and its result, across restarts.
+"""Where the orchestrator keeps every task: its input, its state and its result, across restarts;
+and the shared evidence: every measurement it received, and the notes people attach to options.
 
 One SQLite file (stdlib ``sqlite3``, WAL mode) so that a restarted orchestrator finds its unfinished
 tasks and a front end can read the results of earlier iterations. Messages are stored as their CDR
@@ -11,15 +12,22 @@ from __future__ import annotations
 import copy
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sustainml import msg
 from sustainml.exceptions import InvalidProblem
+from sustainml.report import status_name
 from sustainml.sqlite_file import SqliteFile
 
-__all__ = ["TaskStore", "SCHEMA_VERSION", "DEFAULT_RESULT_LIMIT"]
+__all__ = ["TaskStore", "Evidence", "SCHEMA_VERSION", "DEFAULT_RESULT_LIMIT", "DEFAULT_EVIDENCE_LIMIT",
+           "MAX_EVIDENCE_LIMIT", "MAX_NOTE_CHARS", "MAX_AUTHOR_CHARS"]
 
 DEFAULT_RESULT_LIMIT = 20  # ResultRequest.limit 0 means this many
+DEFAULT_EVIDENCE_LIMIT = 500  # EvidenceRequest.limit 0 means this many
+MAX_EVIDENCE_LIMIT = 5000  # keeps one reply a few MB at most
+MAX_NOTE_CHARS = 2000
+MAX_AUTHOR_CHARS = 100
 _UNFINISHED = (msg.TaskState.TASK_QUEUED.name, msg.TaskState.TASK_RUNNING.name)
 
 # _MIGRATIONS[v] brings a file at user_version v to v + 1.
@@ -43,8 +51,53 @@ _MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX tasks_by_submission ON tasks (submitted_unix_s)",
         "CREATE INDEX tasks_by_state ON tasks (state)",
     ],
+    1: [
+        """
+        CREATE TABLE measurements (
+            id                INTEGER PRIMARY KEY,
+            problem_id        TEXT    NOT NULL,
+            iteration         INTEGER NOT NULL,
+            task_type         TEXT    NOT NULL,
+            host              TEXT    NOT NULL,
+            model             TEXT    NOT NULL,
+            device            TEXT    NOT NULL,            -- "cpu", "cuda:0"
+            energy_method     TEXT    NOT NULL,
+            cached            INTEGER NOT NULL,            -- 1 = from the hardware node's store
+            received_unix_s   REAL    NOT NULL,
+            measurement       BLOB    NOT NULL             -- msg.Measurement, host filled in
+        )
+        """,
+        "CREATE INDEX measurements_by_time ON measurements (received_unix_s)",
+        "CREATE INDEX measurements_by_task ON measurements (problem_id, iteration, host)",
+        "CREATE INDEX measurements_by_task_type ON measurements (task_type, received_unix_s)",
+        "CREATE INDEX measurements_by_model ON measurements (model, received_unix_s)",
+        "CREATE INDEX measurements_by_device ON measurements (device, received_unix_s)",
+        "CREATE INDEX measurements_by_host ON measurements (host, received_unix_s)",
+        """
+        CREATE TABLE notes (
+            note_id           INTEGER PRIMARY KEY,
+            problem_id        TEXT    NOT NULL,
+            iteration         INTEGER NOT NULL,
+            model             TEXT    NOT NULL,
+            device            TEXT    NOT NULL,
+            host              TEXT    NOT NULL,
+            created_unix_s    REAL    NOT NULL,
+            note              BLOB    NOT NULL             -- msg.OptionNote, note_id and time filled in
+        )
+        """,
+        "CREATE INDEX notes_by_option ON notes (problem_id, iteration, model, device, host)",
+    ],
 }
 SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+@dataclass
+class Evidence:
+    """What ``TaskStore.evidence`` found: measurements newest first, and the notes on the options they
+    measured (same task, model, device and host), oldest first."""
+
+    records: list[msg.EvidenceRecord]
+    notes: list[msg.OptionNote]
 
 
 class TaskStore(SqliteFile):
@@ -142,6 +195,70 @@ class TaskStore(SqliteFile):
                 ),
             )
 
+    def add_measurements(self, hardware: msg.HardwareMeasurement, *, task_type: str) -> None:
+        """Keep every measurement of ``hardware`` as evidence for its task, of type ``task_type``. They
+        replace what the same host sent for the task before (a task resumed after a restart is measured
+        again); a measurement without a host takes ``hardware.host``.
+
+        Raises:
+            InvalidProblem: no task with the message's id.
+        """
+        task_id, now = hardware.task_id, time.time()
+        measurements = [copy.deepcopy(m) for m in hardware.measurements]
+        for m in measurements:
+            m.host = m.host or hardware.host
+        hosts = {hardware.host} | {m.host for m in measurements}
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM tasks WHERE problem_id = ? AND iteration = ?",
+                          (task_id.problem_id, task_id.iteration)).fetchone() is None:
+                raise InvalidProblem(_no_task(task_id))
+            db.executemany("DELETE FROM measurements WHERE problem_id = ? AND iteration = ? AND host = ?",
+                           [(task_id.problem_id, task_id.iteration, host) for host in sorted(hosts)])
+            db.executemany(
+                "INSERT INTO measurements (problem_id, iteration, task_type, host, model, device, energy_method,"
+                " cached, received_unix_s, measurement) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(task_id.problem_id, task_id.iteration, task_type, m.host, m.model, m.device, m.energy_method,
+                  int(m.cached), now, m.serialize()) for m in measurements],
+            )
+
+    def add_note(self, note: msg.OptionNote) -> msg.OptionNote:
+        """Store ``note`` on its option and return it as stored: the next ``note_id``, the time now as
+        ``created_unix_s``, text and author without surrounding blanks. ``note`` is not modified.
+
+        Raises:
+            InvalidProblem: the text is empty or longer than MAX_NOTE_CHARS, the author longer than
+                MAX_AUTHOR_CHARS, the task unknown, or the option (model, device, host, and region
+                unless "") not among the options of the task's result.
+        """
+        stored = copy.deepcopy(note)
+        stored.text, stored.author = note.text.strip(), note.author.strip()
+        if not stored.text:
+            raise InvalidProblem("the note has no text; write what others should know about this option")
+        if len(stored.text) > MAX_NOTE_CHARS:
+            raise InvalidProblem(f"the note has {len(stored.text)} characters; at most {MAX_NOTE_CHARS} are kept, "
+                                 "shorten it")
+        if len(stored.author) > MAX_AUTHOR_CHARS:
+            raise InvalidProblem(f"the author name has {len(stored.author)} characters; at most {MAX_AUTHOR_CHARS}")
+        task_id = note.task_id
+        with self._transaction() as db:
+            row = db.execute("SELECT state, result FROM tasks WHERE problem_id = ? AND iteration = ?",
+                             (task_id.problem_id, task_id.iteration)).fetchone()
+            if row is None:
+                raise InvalidProblem(_no_task(task_id))
+            state, blob = row
+            options = msg.TaskResult.deserialize(blob).options if blob is not None else []
+            _check_option(note, state, options)
+            (last,) = db.execute("SELECT MAX(note_id) FROM notes").fetchone()
+            stored.note_id = (last or 0) + 1
+            stored.created_unix_s = time.time()
+            db.execute(
+                "INSERT INTO notes (note_id, problem_id, iteration, model, device, host, created_unix_s, note)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (stored.note_id, task_id.problem_id, task_id.iteration, note.model, note.device, note.host,
+                 stored.created_unix_s, stored.serialize()),
+            )
+        return stored
+
     # ----------------------------------------------------------------------------- reading
 
     def get_result(self, task_id: msg.TaskId) -> msg.TaskResult | None:
@@ -184,6 +301,47 @@ class TaskStore(SqliteFile):
             raise InvalidProblem(_no_task(task_id))
         return msg.UserInput.deserialize(row[0])
 
+    def evidence(self, task_type: str = "", device: str = "", model: str = "", host: str = "", *,
+                 problem_id: str = "", iteration: int = 0, limit: int = 0) -> Evidence:
+        """The measurements that match every filter given ("" and 0 = any), newest first, at most
+        ``limit`` (0 = DEFAULT_EVIDENCE_LIMIT), with the notes on the options they measured.
+
+        ``device`` "cuda" matches every CUDA device ("cuda", "cuda:0", "cuda:1", ...), "cuda:0" only
+        itself; the other filters match exactly.
+
+        Raises:
+            InvalidProblem: ``limit`` below 0 or above MAX_EVIDENCE_LIMIT.
+        """
+        if not 0 <= limit <= MAX_EVIDENCE_LIMIT:
+            raise InvalidProblem(f"limit must be 0 (= {DEFAULT_EVIDENCE_LIMIT}) to {MAX_EVIDENCE_LIMIT}, got {limit}")
+        where: list[str] = []
+        params: list[object] = []
+        for column, value in (("task_type", task_type), ("model", model), ("host", host),
+                              ("problem_id", problem_id), ("iteration", iteration)):
+            if value:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if device:
+            # "cuda" also matches the names from "cuda:" up to, not including, "cuda;" (';' follows ':'):
+            # "cuda:0", "cuda:1", ... and nothing else, and the index on device still serves.
+            where.append("(device = ? OR (device >= ? AND device < ?))")
+            params += [device, device + ":", device + ";"]
+        params.append(limit or DEFAULT_EVIDENCE_LIMIT)
+        chosen = ("FROM measurements" + (" WHERE " + " AND ".join(where) if where else "")
+                  + " ORDER BY received_unix_s DESC, id DESC LIMIT ?")
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT problem_id, iteration, task_type, received_unix_s, measurement {chosen}", params).fetchall()
+            notes = self._db.execute(
+                f"WITH picked AS (SELECT problem_id, iteration, model, device, host {chosen})"
+                " SELECT note FROM notes n WHERE EXISTS (SELECT 1 FROM picked p WHERE p.problem_id = n.problem_id"
+                " AND p.iteration = n.iteration AND p.model = n.model AND p.device = n.device AND p.host = n.host)"
+                " ORDER BY note_id",
+                params,
+            ).fetchall()
+        return Evidence(records=[_record_of(row) for row in rows],
+                        notes=[msg.OptionNote.deserialize(blob) for (blob,) in notes])
+
     def unfinished(self) -> list[tuple[msg.TaskId, msg.UserInput]]:
         """Tasks QUEUED or RUNNING, oldest first: what a restarted orchestrator must take up again."""
         with self._lock:
@@ -219,6 +377,34 @@ class TaskStore(SqliteFile):
 
 def _no_task(task_id: msg.TaskId) -> str:
     return f"no task with id {task_id.problem_id!r} iteration {task_id.iteration}; submit the problem first"
+
+
+def _option_name(model: str, device: str, host: str, region: str = "") -> str:
+    return f"{model} on {device} at {host}" + (f" in {region}" if region else "")
+
+
+def _check_option(note: msg.OptionNote, state: str, options: list[msg.TaskOption]) -> None:
+    """Raise InvalidProblem unless ``note`` names one of ``options``, saying which ones there are."""
+    task = f"task {note.task_id.problem_id!r} iteration {note.task_id.iteration}"
+    if not options:
+        raise InvalidProblem(f"{task} has no options to note ({status_name(msg.TaskState[state])}); "
+                             "notes attach to the options of a finished result")
+    same = [o for o in options if (o.model, o.device, o.host) == (note.model, note.device, note.host)]
+    if not same:
+        names = list(dict.fromkeys(_option_name(o.model, o.device, o.host) for o in options))
+        more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+        raise InvalidProblem(f"{task} has no option {_option_name(note.model, note.device, note.host)!r}; "
+                             f"its options are {', '.join(names[:10])}{more}")
+    if note.region and note.region not in {o.region for o in same}:
+        regions = ", ".join(sorted({o.region for o in same}))
+        raise InvalidProblem(f"{task} has {_option_name(note.model, note.device, note.host)} in {regions}, "
+                             f"not in {note.region!r}; leave region empty to note it in every region")
+
+
+def _record_of(row: tuple[Any, ...]) -> msg.EvidenceRecord:
+    problem_id, iteration, task_type, received_unix_s, blob = row
+    return msg.EvidenceRecord(task_id=msg.TaskId(problem_id=problem_id, iteration=iteration), task_type=task_type,
+                              received_unix_s=received_unix_s, measurement=msg.Measurement.deserialize(blob))
 
 
 def _result_of(row: tuple[Any, ...]) -> msg.TaskResult:

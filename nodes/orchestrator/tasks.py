@@ -140,6 +140,10 @@ class TaskBook:
             return []
         task.measurements[measurement.host] = measurement
         task.missing.pop(measurement.host, None)   # a late answer from a host given up on still counts
+        # Shared evidence: kept for every user of the deployment, with the task's type (the problem's
+        # hint when the measurement overtook the encoder's output).
+        task_type = task.encoded.task_type if task.encoded is not None else task.problem.task_type_hint
+        self.store.add_measurements(measurement, task_type=task_type)
         return self._advance(task)
 
     def on_footprint(self, footprint: msg.CarbonFootprint) -> list[Action]:
