@@ -457,6 +457,7 @@ class TaskResult(IdlStruct, typename="sustainml::TaskResult"):
     stages: types.sequence[StageRecord] = field(default_factory=list)
     stages_summary: str = ""
     forecasts: types.sequence[TrainingForecast] = field(default_factory=list)
+    problem: UserInput = field(default_factory=UserInput)
 
 
 @dataclass

@@ -10,7 +10,7 @@ import yaml
 from . import msg
 from .exceptions import InvalidProblem
 
-__all__ = ["load_problem", "problem_from_dict", "parse_task_id", "task_text", "PROBLEM_KEYS"]
+__all__ = ["load_problem", "problem_from_dict", "problem_to_dict", "parse_task_id", "task_text", "PROBLEM_KEYS"]
 
 # file key -> UserInput field (short names for the fields people write most)
 _ALIASES = {"task_type": "task_type_hint", "modality": "modality_hint",
@@ -65,6 +65,30 @@ def problem_from_dict(data: Mapping[str, Any]) -> msg.UserInput:
     if not problem.text and not problem.task_type_hint:
         raise InvalidProblem("give 'text' (the goal in your words) or 'task_type'")
     return problem
+
+
+def problem_to_dict(problem: msg.UserInput) -> dict[str, Any]:
+    """A UserInput as a problem file says it: the short key names, only what was given (no empty text,
+    zero or empty list), no task id. ``problem_from_dict`` reads it back to an equal problem."""
+    short = {field: alias for alias, field in _ALIASES.items()}
+    data: dict[str, Any] = {}
+    for name in msg.UserInput.__dataclass_fields__:
+        value = getattr(problem, name)
+        if name in _SKIP:
+            continue
+        if name in _NESTED:
+            value = {k: v for k, v in vars(value).items() if _given(v)}
+        elif name in _STRUCT_LISTS:
+            value = [dict(vars(item)) for item in value]
+        elif isinstance(value, list):
+            value = list(value)
+        if _given(value):
+            data[short.get(name, name)] = value
+    return data
+
+
+def _given(value: Any) -> bool:
+    return value not in ("", 0, None, [], {})
 
 
 def _nested(key: str, value: Any, cls: type) -> Any:

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import msg
+from .problem import problem_to_dict
 
 __all__ = ["result_to_dict", "encoded_to_dict", "to_plain", "status_name", "result_table", "print_result",
            "print_encoded", "phase_shares", "with_uncertainty", "forecast_line", "RunSummary", "summarise_stages",
@@ -82,6 +83,7 @@ def result_to_dict(result: msg.TaskResult) -> dict[str, Any]:
         "stages": [to_plain(r) for r in result.stages],
         "stages_summary": result.stages_summary,
         "forecasts": [to_plain(f) for f in result.forecasts],
+        "problem": problem_to_dict(result.problem),
     }
 
 

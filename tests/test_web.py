@@ -249,3 +249,11 @@ def test_the_main_job_serves_the_web_ui_until_interrupted(dds):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_a_problem_reads_back_from_its_file_view(path):
+    """A result carries its problem (TaskResult.problem); the page starts the next iteration from it."""
+    from sustainml.problem import load_problem, problem_from_dict, problem_to_dict
+    problem = load_problem(path)
+    assert problem_from_dict(problem_to_dict(problem)) == problem

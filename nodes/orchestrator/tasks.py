@@ -8,6 +8,7 @@ once per host. A host that fails or vanishes is marked missing with the reason; 
 with the others, and fails only when no host is left.
 """
 
+import copy
 import logging
 import time
 from collections.abc import Callable
@@ -243,7 +244,7 @@ class TaskBook:
             fields.update(stages=list(task.stages), stages_summary=describe_dominance(task.stages),
                           forecasts=list(task.forecasts))
         return msg.TaskResult(task_id=task.task_id, state=state, submitted_unix_s=task.submitted_unix_s,
-                              finished_unix_s=time.time(), **fields)
+                              finished_unix_s=time.time(), problem=copy.deepcopy(task.problem), **fields)
 
     def _fail(self, task: Task, error: str, node: str,
               state: msg.TaskState = msg.TaskState.TASK_FAILED) -> list[Action]:

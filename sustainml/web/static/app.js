@@ -302,6 +302,7 @@ async function openResult(task) {
   state.task = task;
   state.result = result;
   state.selected = 0;
+  if (result.problem && Object.keys(result.problem).length) state.problem = result.problem;   // the base of the next iteration
   $("#task-label").textContent = task;
   $("#results-empty").hidden = true;
   const running = ["queued", "running"].includes(result.status);
@@ -314,6 +315,7 @@ async function openResult(task) {
   $("#export-csv").href = `/api/tasks/${encodeURIComponent(pid)}/${it}/export.csv`;
   $("#export-json").href = `/api/tasks/${encodeURIComponent(pid)}/${it}/export.json`;
   $("#explanation").textContent = result.explanation;
+  $("#edit-problem").hidden = !state.problem;
   renderOptions();
   renderAlternatives();
   renderCandidates();
@@ -741,6 +743,7 @@ function start() {
   }
   $("#s-region").addEventListener("change", () => scheduleIterate(200));
   $("#refresh-history").addEventListener("click", loadHistory);
+  $("#edit-problem").addEventListener("click", () => { fillForm(state.problem); showPage("describe"); });
   $("#compare").addEventListener("click", compareTicked);
   $("#evidence-filters").addEventListener("submit", loadEvidence);
   $("#note-form").addEventListener("submit", saveNote);
