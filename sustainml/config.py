@@ -7,6 +7,7 @@ so that the whole pipeline runs on one machine with nothing to set up.
 """
 
 import dataclasses
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ import yaml
 
 from .exceptions import ConfigError
 
-__all__ = ["RuntimeConfig", "load_config", "apply_dds_config", "LOOPBACK_XML", "node_params"]
+__all__ = ["RuntimeConfig", "load_config", "apply_dds_config", "LOOPBACK_XML", "node_params", "is_loopback_host"]
 
 P = TypeVar("P")
 
@@ -141,3 +142,14 @@ def node_params(params_type: type[P], values: dict[str, Any], *, node: str) -> P
         except (TypeError, ValueError):
             raise ConfigError(f"node {node}: parameter {name}={raw!r} is not a {kind.__name__}") from None
     return params_type(**kwargs)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name or an address) stays on this machine: ``localhost``, 127.0.0.0/8, ``::1``.
+    Other names are not resolved: a name that merely points here counts as remote."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

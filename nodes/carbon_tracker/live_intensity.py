@@ -43,7 +43,6 @@ Electricity Maps give, and it comes in lbs CO2/MWh (x 0.4536 for g/kWh; a conver
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import logging
 import math
@@ -59,6 +58,7 @@ from dataclasses import dataclass
 from http.client import HTTPException
 from typing import Any, ClassVar
 
+from sustainml.config import is_loopback_host
 from sustainml.exceptions import ConfigError, LiveIntensityError, SustainMLError
 
 from .intensity import RegionIntensity, find_region
@@ -146,14 +146,6 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
 
 def _check_base_url(base_url: str) -> str:
     """The base URL without a trailing slash, or ConfigError: https, or http to this machine only."""
@@ -163,7 +155,7 @@ def _check_base_url(base_url: str) -> str:
     if parts.scheme not in ("https", "http") or not host:
         raise ConfigError(f"live intensity base URL {base_url!r}: expected https://HOST[/PATH], "
                           "e.g. https://api.electricitymaps.com")
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback_host(host):
         raise ConfigError(f"live intensity base URL {base_url!r}: plain http would send the API key in clear; "
                           "use https (http is accepted for localhost only)")
     if parts.query or parts.fragment or parts.username or parts.password:
@@ -195,7 +187,7 @@ def _get_json(url: str, headers: Mapping[str, str], *, timeout_s: float, service
     """
     host = urllib.parse.urlsplit(url).hostname or ""
     handlers: list[urllib.request.BaseHandler] = [_RefuseRedirects()]
-    if _is_loopback(host):
+    if is_loopback_host(host):
         handlers.append(urllib.request.ProxyHandler({}))  # a local server is never reached through a proxy
     opener = urllib.request.build_opener(*handlers)
     request = urllib.request.Request(url, headers=dict(headers), method="GET")
