@@ -279,11 +279,13 @@ def cmd_web(args: argparse.Namespace) -> int:
     config = _web_config(args)
     config.check()
     with _client(args) as client:
-        serve(config, client=client, ready=lambda url: print(f"SustainML web UI on {url} (Ctrl-C to stop)", flush=True))
+        serve(config, client, ready=lambda url: print(f"SustainML web UI on {url} (Ctrl-C to stop)", flush=True))
     return 0
 
 
 def _web_args(parser: argparse.ArgumentParser) -> None:
+    from sustainml_nodes.task_encoder.dataset_profile import DEFAULT_MAX_DATASET_MB
+
     from .web.server import DEFAULT_PORT, TOKEN_ENV
     parser.add_argument("--host", default="127.0.0.1",
                         help=f"address to listen on (default 127.0.0.1; any other needs a token in {TOKEN_ENV})")
@@ -291,7 +293,8 @@ def _web_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=os.environ.get("SUSTAINML_DATA_DIR", "."),
                         help="where uploads go and the only folder datasets may be named from; the task encoder "
                              "must read the same folder (default: SUSTAINML_DATA_DIR or .)")
-    parser.add_argument("--max-upload-mb", type=float, default=512.0, help="largest upload, MiB (default 512)")
+    parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_DATASET_MB,
+                        help=f"largest upload, MiB (default {DEFAULT_MAX_DATASET_MB:g}: the task encoder's largest dataset)")
     parser.add_argument("--request-timeout", type=float, default=15.0,
                         help="seconds the server waits for a node's answer before telling the page (default 15)")
 

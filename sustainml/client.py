@@ -71,6 +71,8 @@ class Client:
         self._status_queues: dict[TaskKey, list[queue.Queue[msg.TaskStatus]]] = {}
         self._nodes: dict[str, msg.NodeStatus] = {}
         self._result_callbacks: list[Callable[[msg.TaskResult], None]] = []
+        self._status_callbacks: list[Callable[[msg.TaskStatus], None]] = []
+        self._node_callbacks: list[Callable[[msg.NodeStatus | Gone], None]] = []
         self._services: dict[str, ServiceClient] = {}
         self._control = self.bus.publisher(topics.NODE_CONTROL)
         self._subs = [
@@ -101,14 +103,23 @@ class Client:
         with self._lock:
             for q in self._status_queues.get(task_key(status.task_id), []):
                 q.put(status)
+            callbacks = list(self._status_callbacks)
+        for callback in callbacks:
+            callback(status)
 
     def _on_node(self, status: msg.NodeStatus) -> None:
         with self._lock:
             self._nodes[status.node] = status
+            callbacks = list(self._node_callbacks)
+        for callback in callbacks:
+            callback(status)
 
     def _on_node_gone(self, gone: Gone) -> None:
         with self._lock:
             self._nodes.pop(gone.key.node, None)
+            callbacks = list(self._node_callbacks)
+        for callback in callbacks:
+            callback(gone)
 
     def _service(self, spec: topics.ServiceSpec) -> ServiceClient:
         if spec.name not in self._services:
@@ -182,6 +193,17 @@ class Client:
             known = list(self._results.values())
         for result in known:
             callback(result)
+
+    def on_status(self, callback: Callable[[msg.TaskStatus], None]) -> None:
+        """Call ``callback(status)`` for every task's lifecycle update from now on (a front end's live view)."""
+        with self._lock:
+            self._status_callbacks.append(callback)
+
+    def on_node(self, callback: Callable[[msg.NodeStatus | Gone], None]) -> None:
+        """Call ``callback`` with every node's status from now on, and with a ``Gone`` (``.key.node``) when
+        a node's process dies or leaves; ``nodes()`` has the live ones at any time."""
+        with self._lock:
+            self._node_callbacks.append(callback)
 
     def cancel(self, task_id: msg.TaskId, reason: str = "cancelled by the user") -> None:
         """Ask every node to stop working on the task; the orchestrator reports it cancelled."""

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,8 +69,9 @@ def test_no_request_path_leaves_the_static_folder(server, path):
 
 
 def test_a_dataset_outside_the_data_folder_is_refused_with_one_line(server):
-    for path, expected in (("../secret.csv", "outside the data folder"), ("/etc/passwd", "relative to the data folder"),
-                           ("nope.csv", "does not exist")):
+    # The task encoder's own rule (dataset_profile.resolve_dataset), applied before anything is submitted.
+    for path, expected in (("../secret.csv", "outside the allowed data folder"),
+                           ("/etc/passwd", "outside the allowed data folder"), ("nope.csv", "does not exist")):
         status, body = server.post_json("/api/submit", {"problem": {"text": "predict wear", "dataset": {"path": path}}})
         assert status == 400 and expected in body["error"] and "\n" not in body["error"]
 
@@ -102,10 +102,9 @@ def test_a_request_from_another_site_cannot_change_anything(server):
 
 
 def test_no_pipeline_is_reported_not_waited_on(server):
-    started = time.monotonic()
+    # The server gives up after its --request-timeout (2 s here); a hang would fail on urlopen's 30 s.
     status, body = server.post_json("/api/submit", {"problem": {"text": "predict wear", "train_region": "DEU"}})
     assert status == 503 and "is the pipeline running?" in body["error"]
-    assert time.monotonic() - started < 20
 
 
 def test_uploads_land_in_the_data_folder_under_a_safe_name(server, data_dir):

@@ -25,7 +25,7 @@ import pandas as pd
 from sustainml import msg
 from sustainml.exceptions import InvalidProblem
 
-__all__ = ["DEFAULT_MAX_DATASET_MB", "DataPolicy", "DatasetError", "profile_dataset"]
+__all__ = ["DEFAULT_MAX_DATASET_MB", "TABLE_FORMATS", "DataPolicy", "DatasetError", "profile_dataset", "resolve_dataset"]
 
 DEFAULT_MAX_DATASET_MB = 512.0
 """The largest file (or image folder) profiled unless the operator says otherwise."""
@@ -65,7 +65,7 @@ class DataPolicy:
 
 def profile_dataset(path: str, *, policy: DataPolicy, target_column: str = "") -> msg.DatasetProfile:
     """The profile of the CSV, Parquet file or image folder at ``path`` (relative to ``policy.root``)."""
-    where = _resolve(path, policy)
+    where = resolve_dataset(path, policy)
     if where.is_dir():
         return _profile_images(path, where, policy)
     suffix = where.suffix.lower()
@@ -106,7 +106,10 @@ _cache: OrderedDict[tuple[object, ...], msg.DatasetProfile] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def _resolve(path: str, policy: DataPolicy) -> Path:
+def resolve_dataset(path: str, policy: DataPolicy) -> Path:
+    """Where ``path`` (relative to ``policy.root``, or absolute inside it) lies: an existing file or
+    folder inside the data folder. Raises DatasetError, one line, otherwise; a front end that takes
+    a path from a user checks it here too."""
     if not path.strip():
         raise DatasetError("dataset.path is empty; give a file or folder under the data folder, or leave it unset")
     if "\x00" in path:

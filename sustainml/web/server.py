@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import json
-import logging
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -27,17 +24,18 @@ from typing import Any
 import plotly
 from aiohttp import web
 
-from .. import msg, topics
-from ..bus import Gone
+from sustainml_nodes.task_encoder.dataset_profile import DEFAULT_MAX_DATASET_MB, DataPolicy
+
+from .. import msg
 from ..client import Client
+from ..config import is_loopback_host
 from ..exceptions import ConfigError, InvalidProblem, RequestTimeout
-from ..problem import parse_task_id
-from ..report import encoded_to_dict, result_to_dict, status_name, to_plain
+from ..problem import parse_task_id, task_text
+from ..report import encoded_to_dict, result_to_dict, to_plain
 from . import views
 
 __all__ = ["WebConfig", "create_app", "serve", "BackgroundServer", "TOKEN_ENV", "DEFAULT_PORT"]
 
-log = logging.getLogger("sustainml.web")
 
 TOKEN_ENV = "SUSTAINML_WEB_TOKEN"
 TOKEN_COOKIE = "sustainml_token"
@@ -62,12 +60,12 @@ class WebConfig:
     port: int = DEFAULT_PORT
     token: str = ""                  # required for any address but loopback; from SUSTAINML_WEB_TOKEN
     data_dir: Path = Path(".")       # the only folder datasets are read from and uploaded to
-    max_upload_mb: float = 512.0     # the task encoder's default largest dataset
+    max_upload_mb: float = DEFAULT_MAX_DATASET_MB   # the task encoder's default largest dataset
     timeout_s: float = 15.0          # for each request to a node
 
     def check(self) -> None:
         """Raises ConfigError when the server may not start as configured."""
-        if not _is_loopback(self.host) and not self.token:
+        if not is_loopback_host(self.host) and not self.token:
             raise ConfigError(f"binding to {self.host} exposes the pipeline beyond this machine: set a token "
                               f"in {TOKEN_ENV} (e.g. `export {TOKEN_ENV}=$(openssl rand -hex 16)`) and open "
                               f"the page as http://HOST:PORT/?token=THE_TOKEN, or bind 127.0.0.1")
@@ -80,59 +78,36 @@ class WebConfig:
             raise ConfigError(f"port {self.port} is not a TCP port (0-65535)")
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
 
 class EventHub:
-    """What every open page hears: node status, task progress, results. DDS callbacks arrive on
-    DDS threads and are handed to the event loop; each page has its own queue."""
+    """What every open page hears: node status, task progress, results, from the client's own
+    subscriptions. Client callbacks arrive on DDS threads and are handed to the event loop; each page
+    has its own queue."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, client: Client) -> None:
         self.loop = loop
-        self.nodes: dict[str, msg.NodeStatus] = {}
+        self.client = client
         self.queues: set[asyncio.Queue[tuple[str, Any]]] = set()
+        client.on_node(lambda s: self._from_dds(*(("node", views.node_view(s)) if isinstance(s, msg.NodeStatus)
+                                                  else ("node_gone", {"node": s.key.node}))))
+        client.on_status(lambda s: self._from_dds("task", views.task_status_view(s)))
+        client.on_result(lambda r: self._from_dds("result", views.result_event(r)))
 
-    def attach(self, client: Client) -> None:
-        bus = client.bus
-        bus.subscribe(topics.NODE_STATUS, lambda s: self._from_dds(self._on_node, s),
-                      on_gone=lambda g: self._from_dds(self._on_node_gone, g))
-        bus.subscribe(topics.TASK_STATUS, lambda s: self._from_dds(self._send, "task", views.task_status_view(s)))
-        bus.subscribe(topics.TASK_RESULT, lambda r: self._from_dds(self._send, "result", _result_event(r)))
-
-    def _from_dds(self, handler: Callable[..., None], *args: Any) -> None:
-        if not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(handler, *args)
-
-    def _on_node(self, status: msg.NodeStatus) -> None:
-        self.nodes[status.node] = status
-        self._send("node", views.node_view(status, time.time()))
-
-    def _on_node_gone(self, gone: Gone) -> None:
-        status = self.nodes.pop(gone.key.node, None)
-        self._send("node_gone", {"node": gone.key.node, "kind": status.kind if status else ""})
+    def _from_dds(self, kind: str, data: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self._send, kind, data)
+        except RuntimeError:          # the server stopped; the client lives on (sustainml demo --web)
+            pass
 
     def _send(self, kind: str, data: Any) -> None:
         for q in list(self.queues):
             q.put_nowait((kind, data))
 
     def board(self) -> dict[str, Any]:
-        """The live nodes and the expected kinds with none alive."""
-        now = time.time()
-        nodes = [views.node_view(s, now) for s in sorted(self.nodes.values(), key=lambda s: s.node)]
-        alive = {s.kind for s in self.nodes.values()}
-        return {"nodes": nodes, "missing": [k for k in views.EXPECTED_NODES if k not in alive]}
-
-
-def _result_event(result: msg.TaskResult) -> dict[str, Any]:
-    return {"task": f"{result.task_id.problem_id}/{result.task_id.iteration}",
-            "problem_id": result.task_id.problem_id, "iteration": int(result.task_id.iteration),
-            "state": status_name(result.state), "error": result.error, "failed_node": result.failed_node}
+        """The live nodes, and the node kinds a whole pipeline has (the page reports a kind with no live
+        node as down)."""
+        return {"nodes": [views.node_view(s) for s in self.client.nodes(wait_s=0.0)],
+                "expected": list(views.EXPECTED_NODES)}
 
 
 # ---------------------------------------------------------------- the application
@@ -145,37 +120,39 @@ class WebApp:
         self.client = client
         self.hub = hub
         self.data_dir = config.data_dir.resolve()
+        self.data_policy = DataPolicy.from_params(str(self.data_dir), config.max_upload_mb)
+        self.page = (STATIC / "index.html").read_text()
 
     async def _dds(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(call, *args, **kwargs)
 
     # ---- pages
     async def index(self, request: web.Request) -> web.StreamResponse:
-        return web.Response(text=(STATIC / "index.html").read_text(), content_type="text/html")
+        return web.Response(text=self.page, content_type="text/html")
 
     async def plotly_js(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(PLOTLY_JS, headers={"Cache-Control": "max-age=86400"})
 
     # ---- problems
     async def encode(self, request: web.Request) -> web.StreamResponse:
-        _, problem = views.checked_problem(await _json(request), self.data_dir)
+        problem = views.checked_problem(await _json(request), self.data_policy)
         task = await self._dds(self.client.encode, problem, timeout_s=self.config.timeout_s)
         return web.json_response(encoded_to_dict(task))
 
     async def submit(self, request: web.Request) -> web.StreamResponse:
         body = await _json(request)
         problem_id = views.checked_problem_id(body.get("problem_id") if isinstance(body, dict) else None)
-        _, problem = views.checked_problem(body, self.data_dir)
+        problem = views.checked_problem(body, self.data_policy)
         handle = await self._dds(self.client.submit, problem, problem_id=problem_id,
                                  timeout_s=self.config.timeout_s)
         task_id = handle.task_id
         return web.json_response({"problem_id": task_id.problem_id, "iteration": int(task_id.iteration),
-                                  "task": f"{task_id.problem_id}/{task_id.iteration}"})
+                                  "task": task_text(task_id)})
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
         task_id = _task_id(request)
         await self._dds(self.client.cancel, task_id, "cancelled from the web page")
-        return web.json_response({"cancelled": f"{task_id.problem_id}/{task_id.iteration}"})
+        return web.json_response({"cancelled": task_text(task_id)})
 
     async def task_types(self, request: web.Request) -> web.StreamResponse:
         """The task types the model provider's catalogue has models for."""
@@ -183,19 +160,19 @@ class WebApp:
         return web.json_response(sorted({m.task_type for m in models}))
 
     # ---- results and history
-    async def _result(self, request: web.Request) -> dict[str, Any]:
-        task_id = _task_id(request)
+    async def _result(self, task_id: msg.TaskId) -> dict[str, Any]:
+        """The stored result of one task (iteration 0 = the latest), as the JSON view."""
         results = await self._dds(self.client.history, task_id.problem_id, int(task_id.iteration), 1,
                                   timeout_s=self.config.timeout_s)
         if not results:
-            raise web.HTTPNotFound(text=f"no task {task_id.problem_id}/{task_id.iteration} in the store")
+            raise web.HTTPNotFound(text=f"no task {task_text(task_id)} in the store")
         return result_to_dict(results[0])
 
     async def result(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(await self._result(request))
+        return web.json_response(await self._result(_task_id(request)))
 
     async def export(self, request: web.Request) -> web.StreamResponse:
-        result = await self._result(request)
+        result = await self._result(_task_id(request))
         task = f"{result['task_id']['problem_id']}-{result['task_id']['iteration']}"
         fmt = request.match_info["format"]
         if fmt == "csv":
@@ -209,25 +186,17 @@ class WebApp:
         problem_id = views.checked_problem_id(request.query.get("problem_id", ""))
         limit = _int_query(request, "limit", 50, 1, 500)
         results = await self._dds(self.client.history, problem_id, 0, limit, timeout_s=self.config.timeout_s)
-        return web.json_response([_history_row(result_to_dict(r)) for r in results])
+        return web.json_response([views.history_row(result_to_dict(r)) for r in results])
 
     async def compare(self, request: web.Request) -> web.StreamResponse:
-        a = await self._result_of(request.query.get("a", ""))
-        b = await self._result_of(request.query.get("b", ""))
+        a = await self._result(parse_task_id(request.query.get("a", "")))
+        b = await self._result(parse_task_id(request.query.get("b", "")))
         horizon = request.query.get("horizon_days", "")
         try:
             horizon_days = float(horizon) if horizon else None
         except ValueError:
             raise views.WebInputError(f"horizon_days {horizon!r} is not a number of days") from None
         return web.json_response({"a": a, "b": b, "moved": views.compare_results(a, b, horizon_days)})
-
-    async def _result_of(self, text: str) -> dict[str, Any]:
-        task_id = parse_task_id(text)
-        results = await self._dds(self.client.history, task_id.problem_id, int(task_id.iteration), 1,
-                                  timeout_s=self.config.timeout_s)
-        if not results:
-            raise web.HTTPNotFound(text=f"no task {text} in the store")
-        return result_to_dict(results[0])
 
     # ---- live
     async def nodes(self, request: web.Request) -> web.StreamResponse:
@@ -306,16 +275,7 @@ class WebApp:
             raise views.WebInputError("task, model, device, host, region, text and author must be text")
         task_id = parse_task_id(str(body.get("task", "")))
         note = await self._dds(self.client.add_note, task_id, **fields, timeout_s=self.config.timeout_s)
-        return web.json_response({**to_plain(note), "task": f"{task_id.problem_id}/{task_id.iteration}"})
-
-
-def _history_row(result: dict[str, Any]) -> dict[str, Any]:
-    best = views._recommended(result)
-    return {"task": f"{result['task_id']['problem_id']}/{result['task_id']['iteration']}",
-            **result["task_id"], "status": result["status"], "error": result["error"],
-            "task_type": result["task_type"], "metric": result["metric"],
-            "submitted_unix_s": result["submitted_unix_s"], "options": len(result["options"]),
-            "best": views._brief(best) if best else None}
+        return web.json_response({**to_plain(note), "task": task_text(task_id)})
 
 
 async def _json(request: web.Request) -> Any:
@@ -410,8 +370,7 @@ def _error(status: int, message: str) -> web.Response:
 def create_app(config: WebConfig, client: Client) -> web.Application:
     """The aiohttp application; ``client`` is the DDS connection it serves from (not closed by it)."""
     app = web.Application(middlewares=[_guard(config)], client_max_size=JSON_LIMIT_BYTES)
-    hub = EventHub(asyncio.get_running_loop())
-    hub.attach(client)
+    hub = EventHub(asyncio.get_running_loop(), client)
     handlers = WebApp(config, client, hub)
     # The upload route reads its body as a stream under its own limit, not client_max_size.
     app.add_routes([
@@ -457,19 +416,13 @@ async def _run(config: WebConfig, client: Client, ready: Callable[[str], None] |
         await runner.cleanup()
 
 
-def serve(config: WebConfig, *, client: Client | None = None, ready: Callable[[str], None] | None = None) -> None:
-    """Serve until interrupted. ``ready(url)`` is called once it listens."""
+def serve(config: WebConfig, client: Client, *, ready: Callable[[str], None] | None = None) -> None:
+    """Serve from ``client``'s DDS connection until interrupted. ``ready(url)`` is called once it listens."""
     config.check()
-    own = client is None
-    client = client or Client()
 
     async def main() -> None:
         await _run(config, client, ready, asyncio.Event())
-    try:
-        asyncio.run(main())
-    finally:
-        if own:
-            client.close()
+    asyncio.run(main())
 
 
 class BackgroundServer:

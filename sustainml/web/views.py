@@ -13,18 +13,22 @@ from typing import Any
 
 import pandas as pd
 
+from sustainml_nodes.task_encoder.dataset_profile import TABLE_FORMATS, DataPolicy, resolve_dataset
+
 from .. import msg
 from ..exceptions import InvalidProblem
-from ..problem import problem_from_dict
+from ..launch import NODE_KINDS
+from ..problem import problem_from_dict, task_text
 from ..report import status_name, to_plain, with_uncertainty
 
 __all__ = ["EXPECTED_NODES", "UPLOAD_SUFFIXES", "WebInputError", "checked_problem", "checked_problem_id",
-           "upload_name", "data_files", "node_view", "compare_results", "options_csv"]
+           "upload_name", "data_files", "node_view", "task_status_view", "result_event", "compare_results",
+           "recommended", "history_row", "options_csv", "evidence_view"]
 
-#: The node kinds a whole pipeline has; the page reports any of them missing as down.
-EXPECTED_NODES = ("orchestrator", "task_encoder", "model_provider", "hw_constraints", "carbon_tracker")
+#: The node kinds a whole pipeline has (the launcher's built-in kinds); the page reports any of them missing as down.
+EXPECTED_NODES = tuple(NODE_KINDS)
 #: What may be uploaded: the table formats the task encoder profiles (an image folder cannot be uploaded).
-UPLOAD_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
+UPLOAD_SUFFIXES = tuple(TABLE_FORMATS)
 _SKIPPED_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".pytest_cache"}
 _LISTED_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")   # .txt uploads work too, but most .txt files are not tables
 _PROBLEM_ID = re.compile(r"[0-9A-Za-z_.-]{1,64}")
@@ -34,36 +38,16 @@ class WebInputError(InvalidProblem):
     """Raised when a request from the page is malformed; the message is shown to the user as it is."""
 
 
-def checked_problem(body: Any, data_dir: Path) -> tuple[dict[str, Any], msg.UserInput]:
+def checked_problem(body: Any, data: DataPolicy) -> msg.UserInput:
     """The problem a page sent (``{"problem": {...}}``), validated as a problem file is, with its
-    dataset path kept inside ``data_dir``. Raises WebInputError (one line) otherwise."""
+    dataset path checked by the task encoder's own rule (inside the data folder, existing). Raises
+    InvalidProblem (one line) otherwise."""
     if not isinstance(body, Mapping) or not isinstance(body.get("problem"), Mapping):
         raise WebInputError('expected a JSON object {"problem": {...}} with the problem\'s fields')
-    problem = dict(body["problem"])
-    dataset = problem.get("dataset")
-    if isinstance(dataset, Mapping) and dataset.get("path"):
-        problem["dataset"] = {**dataset, "path": dataset_path(str(dataset["path"]), data_dir)}
-    try:
-        return problem, problem_from_dict(problem)
-    except InvalidProblem as e:
-        raise WebInputError(str(e)) from None
-
-
-def dataset_path(path: str, data_dir: Path) -> str:
-    """``path`` as given, when it names an existing file or folder inside ``data_dir``; the task
-    encoder resolves it against the same folder. Raises WebInputError naming the folder otherwise."""
-    root = data_dir.resolve()
-    if "\x00" in path or Path(path).is_absolute():
-        raise WebInputError(f"dataset path {path!r}: give a path relative to the data folder, "
-                            "or upload the file")
-    where = (root / path).resolve()
-    if not where.is_relative_to(root):
-        raise WebInputError(f"dataset path {path!r} is outside the data folder; pick a file from the list "
-                            "or upload one")
-    if not where.exists():
-        raise WebInputError(f"dataset path {path!r} does not exist in the data folder; pick a file from the "
-                            "list or upload one")
-    return path
+    problem = problem_from_dict(body["problem"])
+    if problem.dataset.path:
+        resolve_dataset(problem.dataset.path, data)
+    return problem
 
 
 def checked_problem_id(value: Any) -> str:
@@ -103,22 +87,21 @@ def data_files(data_dir: Path, limit: int = 200) -> list[str]:
     return found
 
 
-def node_view(status: msg.NodeStatus, now_s: float) -> dict[str, Any]:
+def node_view(status: msg.NodeStatus) -> dict[str, Any]:
     """One node as the status strip shows it."""
     return {"node": status.node, "kind": status.kind, "host": status.host,
             "state": status.state.name.removeprefix("NODE_").lower(), "progress": status.progress,
-            "message": status.message, "task": _task_text(status.task_id),
-            "heartbeat_age_s": max(0.0, now_s - status.heartbeat_unix_s)}
+            "message": status.message}
 
 
 def task_status_view(status: msg.TaskStatus) -> dict[str, Any]:
-    return {"task": _task_text(status.task_id), "problem_id": status.task_id.problem_id,
-            "iteration": int(status.task_id.iteration), "state": status_name(status.state),
-            "stage": status.stage, "progress": status.progress, "message": status.message}
+    return {"task": task_text(status.task_id), "state": status_name(status.state), "stage": status.stage,
+            "progress": status.progress, "message": status.message}
 
 
-def _task_text(task_id: msg.TaskId) -> str:
-    return f"{task_id.problem_id}/{task_id.iteration}" if task_id.problem_id else ""
+def result_event(result: msg.TaskResult) -> dict[str, Any]:
+    """What the page hears of a result: which task, how it ended; it asks for the whole when it shows it."""
+    return {"task": task_text(result.task_id), "state": status_name(result.state)}
 
 
 # ---------------------------------------------------------------- what moved between two iterations
@@ -129,7 +112,7 @@ def compare_results(before: Mapping[str, Any], after: Mapping[str, Any],
     "+0.5 points of top1_accuracy costs 3.2 kg CO2e (1.6 kg a year)". Both are ``result_to_dict``
     views; ``horizon_days`` (the later iteration's serving horizon) turns the lifetime change into
     a yearly one."""
-    a, b = _recommended(before), _recommended(after)
+    a, b = recommended(before), recommended(after)
     if a is None or b is None:
         which = "earlier" if a is None else "later"
         return {"before": a, "after": b, "lines": [f"the {which} iteration has no option to compare"]}
@@ -149,15 +132,16 @@ def compare_results(before: Mapping[str, Any], after: Mapping[str, Any],
         lines.append(f"latency {a['latency_ms']:.3g} → {b['latency_ms']:.3g} ms ({latency:+.3g} ms)")
     if not lines:
         lines.append("nothing moved: the same recommendation with the same figures")
-    return {"before": _brief(a), "after": _brief(b), "co2_g_change": co2, "lines": lines}
+    return {"before": brief(a), "after": brief(b), "co2_g_change": co2, "lines": lines}
 
 
-def _recommended(result: Mapping[str, Any]) -> dict[str, Any] | None:
+def recommended(result: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The option ranked 1 of a ``result_to_dict`` view (None when none is ranked)."""
     ranked = [o for o in result.get("options", []) if o.get("rank")]
     return min(ranked, key=lambda o: o["rank"]) if ranked else None
 
 
-def _brief(option: Mapping[str, Any]) -> dict[str, Any]:
+def brief(option: Mapping[str, Any]) -> dict[str, Any]:
     keys = ("model", "device", "host", "region", "quality", "latency_ms", "co2_g", "sci_g_per_request")
     return {k: option[k] for k in keys}
 
@@ -195,12 +179,22 @@ def options_csv(result: Mapping[str, Any]) -> str:
     return out.getvalue()
 
 
+def history_row(result: Mapping[str, Any]) -> dict[str, Any]:
+    """One past task as the history lists it: its state and its recommendation."""
+    best = recommended(result)
+    return {"task": f"{result['task_id']['problem_id']}/{result['task_id']['iteration']}",
+            **result["task_id"], "status": result["status"], "error": result["error"],
+            "task_type": result["task_type"], "metric": result["metric"],
+            "submitted_unix_s": result["submitted_unix_s"], "options": len(result["options"]),
+            "best": brief(best) if best else None}
+
+
 def evidence_view(reply: msg.EvidenceReply) -> dict[str, Any]:
     """The shared evidence as the page lists it: one row per measurement, and the notes."""
     rows = []
     for record in reply.records:
         m = record.measurement
-        rows.append({"task": _task_text(record.task_id), "task_type": record.task_type,
+        rows.append({"task": task_text(record.task_id), "task_type": record.task_type,
                      "received_unix_s": record.received_unix_s, **to_plain(m)})
-    notes = [{**to_plain(n), "task": _task_text(n.task_id)} for n in reply.notes]
+    notes = [{**to_plain(n), "task": task_text(n.task_id)} for n in reply.notes]
     return {"records": rows, "notes": notes}

@@ -10,7 +10,8 @@ const state = {
   result: null,           // its result (result_to_dict view)
   previous: null,         // the result the current iteration started from
   nodes: new Map(),       // node name -> view
-  missing: [],
+  expected: [],           // the node kinds a whole pipeline has (from the server)
+  missing: [],            // expected kinds with no live node
   selected: 0,            // index of the option whose alternatives are shown
   sort: {options: {key: "rank", dir: 1}, evidence: {key: "received_unix_s", dir: -1}},
   encodeTimer: null, encodeSeq: 0, sliderTimer: null,
@@ -76,8 +77,9 @@ function alertBox(key, message) {
 
 // ------------------------------------------------------------------ pages
 function showPage(name, focus = true) {
-  for (const tab of $$(".tab")) tab.toggleAttribute("aria-current", tab.dataset.page === name);
-  for (const tab of $$(".tab")) if (tab.dataset.page === name) tab.setAttribute("aria-current", "page");
+  for (const tab of $$(".tab")) {
+    if (tab.dataset.page === name) tab.setAttribute("aria-current", "page"); else tab.removeAttribute("aria-current");
+  }
   for (const page of $$(".page")) page.hidden = page.id !== `page-${name}`;
   if (name === "history") loadHistory();
   if (name === "evidence") loadEvidence();
@@ -107,7 +109,7 @@ function renderBoard() {
 
 function missingKinds() {
   const alive = new Set([...state.nodes.values()].map((n) => n.kind));
-  return ["orchestrator", "task_encoder", "model_provider", "hw_constraints", "carbon_tracker"].filter((k) => !alive.has(k));
+  return state.expected.filter((k) => !alive.has(k));
 }
 
 function connectEvents() {
@@ -115,7 +117,8 @@ function connectEvents() {
   source.addEventListener("board", (e) => {
     const board = JSON.parse(e.data);
     state.nodes = new Map(board.nodes.map((n) => [n.node, n]));
-    state.missing = board.missing;
+    state.expected = board.expected;
+    state.missing = missingKinds();
     renderBoard();
   });
   source.addEventListener("node", (e) => {
@@ -398,7 +401,6 @@ function renderOptions() {
   }
   table.replaceChildren(tableHead(table, OPTION_COLUMNS, state.sort.options, renderOptions, [""]), body);
   const estimates = options.filter((o) => o.energy_method === "estimate").length;
-  table.caption?.remove();
   table.prepend(el("caption", {class: "hint"}, `${options.length} options; * = on the Pareto front; greyed = misses a constraint (hover for why)` +
     (estimates ? `; ${estimates} energy figures are estimates (computed, not measured)` : "")));
 }
@@ -534,7 +536,11 @@ function showSliderValues() {
 
 function iterate() {
   if (!state.result) return;
-  const problem = structuredClone(state.problem || {text: state.result.explanation.split(".")[0], task_type: state.result.task_type});
+  if (!state.problem) {   // a result stored before results carried their problem
+    alertBox("iterate", "This result does not carry its problem: describe it again to iterate.");
+    return;
+  }
+  const problem = structuredClone(state.problem);
   const q = Number($("#s-quality").value);
   setPath(problem, "constraints.quality_target", q);
   const latency = Number($("#s-latency").value);
@@ -610,7 +616,7 @@ const EVIDENCE_COLUMNS = [
   {key: "model", label: "model", value: (m) => m.model},
   {key: "device", label: "device", value: (m) => `${m.device} ${m.host}`, show: (m) => `${m.device} @ ${m.host}`},
   {key: "precision", label: "precision", value: (m) => m.precision},
-  {key: "latency", label: "latency p50 ms", num: true, value: (m) => m.latency_ms_p50 / Math.max(1, m.batch_size), show: (m) => num(m.latency_ms_p50)},
+  {key: "latency", label: "latency p50 ms", num: true, value: (m) => m.latency_ms_p50, show: (m) => num(m.latency_ms_p50)},
   {key: "energy", label: "energy / inference", num: true, value: (m) => m.energy_j_per_inference,
    show: (m) => el("span", {class: `method-${m.energy_method}`, title: m.assumptions}, `${joules(m.energy_j_per_inference)} ± ${joules(m.energy_j_per_inference_uncertainty)}`)},
   {key: "method", label: "method", value: (m) => m.energy_method + (m.cached ? " (cached)" : "")},
