@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -71,20 +72,20 @@ def upload_name(filename: str) -> str:
     return base[:120]
 
 
-def data_files(data_dir: Path, limit: int = 200) -> list[str]:
-    """Table files under ``data_dir`` a problem may point to, relative paths, sorted
-    (hidden and environment folders skipped; at most ``limit``)."""
+def data_files(data_dir: Path, limit: int = 200, depth: int = 4) -> list[str]:
+    """Table files under ``data_dir`` a problem may point to, relative paths, sorted; hidden and
+    environment folders are not entered (a virtual environment holds tens of thousands of files), nor
+    folders deeper than ``depth``; at most ``limit``."""
     root = data_dir.resolve()
     found: list[str] = []
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if any(part in _SKIPPED_DIRS or part.startswith(".") or part.endswith(".egg-info") for part in relative.parts):
-            continue
-        if path.is_file() and path.suffix.lower() in _LISTED_SUFFIXES and len(relative.parts) <= 4:
-            found.append(relative.as_posix())
-            if len(found) >= limit:
-                break
-    return found
+    for folder, dirs, files in os.walk(root):
+        where = Path(folder).relative_to(root)
+        dirs[:] = sorted(d for d in dirs if not (d in _SKIPPED_DIRS or d.startswith(".") or d.endswith(".egg-info"))
+                         and len(where.parts) + 1 < depth)
+        found += [(where / f).as_posix() for f in files if Path(f).suffix.lower() in _LISTED_SUFFIXES]
+        if len(found) >= limit:
+            break
+    return sorted(found)[:limit]
 
 
 def node_view(status: msg.NodeStatus) -> dict[str, Any]:
