@@ -148,6 +148,9 @@ class UserInput(IdlStruct, typename="sustainml::UserInput"):
     allowed_regions: types.sequence[str] = field(default_factory=list)
     intensity_overrides: types.sequence[RegionFigure] = field(default_factory=list)
     pue: float = 0.0
+    measurement_budget_s: float = 0.0
+    measurement_budget_j: float = 0.0
+    reuse_only: bool = False
 
 
 @dataclass
@@ -177,6 +180,9 @@ class EncodedTask(IdlStruct, typename="sustainml::EncodedTask"):
     allowed_regions: types.sequence[str] = field(default_factory=list)
     intensity_overrides: types.sequence[RegionFigure] = field(default_factory=list)
     pue: float = 0.0
+    measurement_budget_s: float = 0.0
+    measurement_budget_j: float = 0.0
+    reuse_only: bool = False
 
 
 @dataclass
@@ -272,6 +278,11 @@ class Measurement(IdlStruct, typename="sustainml::Measurement"):
     energy_method: str = ""
     assumptions: str = ""
     cached: bool = False
+    basis: str = ""
+    latency_ms_p50_uncertainty: float = 0.0
+    not_measured_reason: str = ""
+    measuring_s: float = 0.0
+    measuring_energy_j: float = 0.0
 
 
 @dataclass
@@ -281,6 +292,12 @@ class HardwareMeasurement(IdlStruct, typename="sustainml::HardwareMeasurement"):
     host: str = ""
     measurements: types.sequence[Measurement] = field(default_factory=list)
     excluded: types.sequence[str] = field(default_factory=list)
+    sequence: types.uint32 = 0
+    plan_done: bool = False
+    budget_s: float = 0.0
+    measuring_s: float = 0.0
+    measuring_energy_j: float = 0.0
+    plan_note: str = ""
 
 
 @dataclass
@@ -346,6 +363,9 @@ class CarbonFootprint(IdlStruct, typename="sustainml::CarbonFootprint"):
     task_id: TaskId = field(default_factory=TaskId)
     host: str = ""
     footprints: types.sequence[Footprint] = field(default_factory=list)
+    sequence: types.uint32 = 0
+    measuring_energy_j: float = 0.0
+    co2_g_measuring: float = 0.0
 
 
 @dataclass
@@ -431,6 +451,8 @@ class TaskOption(IdlStruct, typename="sustainml::TaskOption"):
     note: str = ""
     footprint: Footprint = field(default_factory=Footprint)
     alternatives: types.sequence[Alternative] = field(default_factory=list)
+    basis: str = ""
+    latency_ms_uncertainty: float = 0.0
 
 
 @dataclass
@@ -458,6 +480,11 @@ class TaskResult(IdlStruct, typename="sustainml::TaskResult"):
     stages_summary: str = ""
     forecasts: types.sequence[TrainingForecast] = field(default_factory=list)
     problem: UserInput = field(default_factory=UserInput)
+    revision: types.uint32 = 0
+    measuring_s: float = 0.0
+    measuring_energy_j: float = 0.0
+    co2_g_measuring: float = 0.0
+    measuring_note: str = ""
 
 
 @dataclass

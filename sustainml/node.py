@@ -211,11 +211,15 @@ class TaskContext:
 
     @property
     def cancelled(self) -> bool:
+        """True once the task ended, however (cancelled, failed, done): stop working on it."""
         return self.node.is_cancelled(self.task_id)
 
     def check_cancelled(self) -> None:
-        if self.cancelled:
-            raise TaskCancelled(f"task {self.task_id.problem_id}/{self.task_id.iteration} was cancelled")
+        """Raise TaskCancelled when the task ended (cancelled, failed, or finished without this node's
+        work): the work stops there."""
+        why = self.node.task_ended(self.task_id)
+        if why:
+            raise TaskCancelled(f"task {self.task_id.problem_id}/{self.task_id.iteration} {why}; work stopped")
 
     def progress(self, percent: float, message: str = "") -> None:
         """Report progress (0-100) on the node status topic; raises TaskCancelled if cancelled."""
@@ -283,8 +287,14 @@ class TaskNode(Node, abc.ABC):
 
     # ---------------------------------------------------------------- bookkeeping
     def is_cancelled(self, task_id: msg.TaskId) -> bool:
+        """Whether the task ended (cancelled, failed or done): a node's work for it is of no use any more."""
+        return bool(self.task_ended(task_id))
+
+    def task_ended(self, task_id: msg.TaskId) -> str:
+        """How the task ended ("was cancelled", "failed", "is done"), or "" while it runs."""
         with self._lock:
-            return self._finished.get(task_key(task_id)) == "cancelled"
+            why = self._finished.get(task_key(task_id), "")
+        return {"cancelled": "was cancelled", "failed": "failed", "done": "is done"}.get(why, why)
 
     def _finish(self, key: TaskKey, why: str) -> None:
         """Caller holds the lock."""
@@ -390,9 +400,9 @@ class TaskNode(Node, abc.ABC):
             self.set_state(msg.NodeState.NODE_IDLE, task_id=task_id, progress=100.0, message="done")
             self.log.info("task %s done", label)
             return ("output", output) if output is not None else None
-        except TaskCancelled:
-            self.log.info("task %s cancelled; work stopped", label)
-            self.set_state(msg.NodeState.NODE_IDLE, task_id=task_id, message="cancelled")
+        except TaskCancelled as e:
+            self.log.info("%s", e)
+            self.set_state(msg.NodeState.NODE_IDLE, task_id=task_id, message=f"stopped: {e}")
             return None
         except SustainMLError as e:
             self.log.warning("task %s rejected: %s", label, e)

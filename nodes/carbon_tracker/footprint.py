@@ -202,7 +202,24 @@ def compute_footprints(
         for region in regions:
             train = train_region or region
             footprints.append(_footprint(task, m, measurement.host, phases, embodied, region, train, book, allowed))
-    return msg.CarbonFootprint(task_id=task.task_id, host=measurement.host, footprints=footprints)
+    return msg.CarbonFootprint(
+        task_id=task.task_id, host=measurement.host, footprints=footprints, sequence=measurement.sequence,
+        measuring_energy_j=measurement.measuring_energy_j,
+        co2_g_measuring=measuring_co2_g(task, measurement.measuring_energy_j, settings=settings))
+
+
+def measuring_co2_g(task: msg.EncodedTask, energy_j: float, *, settings: CarbonSettings | None = None) -> float:
+    """gCO2e of the energy a hardware node spent measuring for ``task`` (the answer's own footprint).
+
+    Where that node runs is not known to the tracker, so the training region's intensity is taken (else
+    the serving region's), at PUE 1 (the node's machine, not a data centre the user chose)."""
+    if energy_j <= 0:
+        return 0.0
+    where = task.train_region.strip() or task.inference_region.strip()
+    if not where:
+        return 0.0
+    region = RegionBook(task, settings or CarbonSettings()).region(where, live=False)
+    return units.co2_g(units.j_to_kwh(energy_j), region.intensity_g_per_kwh)
 
 
 def _footprint(

@@ -1,7 +1,8 @@
 """Carbon tracker node: measurements in, gCO2e per option out (logic in ``footprint.py``).
 
-It fires once per hardware node's measurement of a task (one per host), keeping the encoded task and
-the candidates for the task's lifetime. It follows every host's inventory, so a device's embodied
+It fires once per hardware node's message of a task (several per host: the estimates, each
+measurement as it lands, the final figures), keeping the encoded task and the candidates for the
+task's lifetime. It follows every host's inventory, so a device's embodied
 emissions are those of its model ("NVIDIA H100 80GB HBM3"), not of a generic GPU."""
 
 import threading
@@ -52,7 +53,8 @@ class CarbonTracker(TaskNode):
             self._devices[inventory.host] = {d.id: d for d in inventory.devices}
 
     def fire_key(self, task_id: msg.TaskId, inputs: dict[str, Any]) -> Any:
-        return (task_key(task_id), inputs["measurement"].host)
+        # One firing per message of each host: a hardware node answers a task in several (sequence).
+        return (task_key(task_id), inputs["measurement"].host, int(inputs["measurement"].sequence))
 
     def process(self, ctx: TaskContext, task: msg.EncodedTask, candidates: msg.ModelCandidates,
                 measurement: msg.HardwareMeasurement) -> msg.CarbonFootprint:

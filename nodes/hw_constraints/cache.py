@@ -29,7 +29,8 @@ from dataclasses import astuple, dataclass, fields
 from sustainml import msg
 from sustainml.sqlite_file import SqliteFile
 
-from .estimate import DeviceCalibration
+from .estimate import DeviceCalibration, ModelProfile
+from .learning import Observation
 
 __all__ = ["CACHE_FILE", "SCHEMA_VERSION", "MeasurementCache", "MeasurementKey", "CalibrationKey", "lookup_device_name"]
 
@@ -80,6 +81,38 @@ _MIGRATIONS: dict[int, list[str]] = {
             assumptions       TEXT    NOT NULL,
             measured_unix_s   REAL    NOT NULL,
             PRIMARY KEY (device, device_name, precision, energy_method, torch_version, python_version)
+        )
+        """,
+    ],
+    2: [
+        """
+        CREATE TABLE observations (            -- the pre-run estimator's errors (learning.py)
+            device            TEXT    NOT NULL,
+            device_name       TEXT    NOT NULL,
+            precision         TEXT    NOT NULL,
+            energy_method     TEXT    NOT NULL,
+            torch_version     TEXT    NOT NULL,
+            python_version    TEXT    NOT NULL,
+            model             TEXT    NOT NULL,  -- a variant included: "resnet18+int8-dynamic"
+            family            TEXT    NOT NULL,
+            library           TEXT    NOT NULL,
+            phase             TEXT    NOT NULL,  -- "inference" or "training"
+            latency_ratio     REAL    NOT NULL,  -- measured / estimated
+            energy_ratio      REAL    NOT NULL,
+            observed_unix_s   REAL    NOT NULL,
+            PRIMARY KEY (device, device_name, precision, energy_method, torch_version, python_version, model, phase)
+        )
+        """,
+        """
+        CREATE TABLE profiles (                -- estimate.profile_model, which takes seconds for some models
+            model             TEXT    NOT NULL,
+            input_shape       TEXT    NOT NULL,
+            torch_version     TEXT    NOT NULL,
+            flops_per_sample  REAL    NOT NULL,
+            activation_bytes_per_sample REAL NOT NULL,
+            weight_bytes      REAL    NOT NULL,
+            operators         INTEGER NOT NULL,
+            PRIMARY KEY (model, input_shape, torch_version)
         )
         """,
     ],
@@ -211,7 +244,8 @@ class MeasurementCache(SqliteFile):
     # ----------------------------------------------------------------------------- measurements
 
     def get(self, key: MeasurementKey) -> msg.Measurement | None:
-        """The stored measurement for ``key`` as a new object with ``cached=True``, or None."""
+        """The stored measurement for ``key`` as a new object with ``cached=True`` and basis "reused"
+        (nothing spent producing it this time: ``measuring_s`` 0), or None."""
         with self._lock:
             row = self._db.execute(
                 f"SELECT measurement FROM measurements WHERE {_MEASUREMENT_MATCH}", key.row()
@@ -220,6 +254,8 @@ class MeasurementCache(SqliteFile):
             return None
         measurement = msg.Measurement.deserialize(row[0])
         measurement.cached = True
+        measurement.basis = "reused"
+        measurement.measuring_s = measurement.measuring_energy_j = 0.0  # nothing spent on it this time
         return measurement
 
     def put(self, key: MeasurementKey, measurement: msg.Measurement) -> None:
@@ -278,3 +314,48 @@ class MeasurementCache(SqliteFile):
                 values,
             )
 
+
+    # ----------------------------------------------------------------------------- the estimator's errors
+
+    def observations(self, key: CalibrationKey) -> list[Observation]:
+        """Every observation of the estimator's error on ``key``'s device, dtype, meter and software."""
+        match = " AND ".join(f"{name} = ?" for name in _CALIBRATION_KEY_COLUMNS)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT model, family, library, phase, latency_ratio, energy_ratio FROM observations WHERE {match}",
+                astuple(key),
+            ).fetchall()
+        return [Observation(*row) for row in rows]
+
+    def put_observation(self, key: CalibrationKey, observation: Observation) -> None:
+        """Keep ``observation`` for ``key``'s device, replacing the model's earlier one in that phase."""
+        columns = [*_CALIBRATION_KEY_COLUMNS, "model", "family", "library", "phase", "latency_ratio", "energy_ratio",
+                   "observed_unix_s"]
+        values = [*astuple(key), *astuple(observation), time.time()]
+        with self._transaction() as db:
+            db.execute(
+                f"INSERT OR REPLACE INTO observations ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                values,
+            )
+
+    # ----------------------------------------------------------------------------- model profiles
+
+    def get_profile(self, model: str, input_shape: tuple[int, ...]) -> ModelProfile | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT flops_per_sample, activation_bytes_per_sample, weight_bytes, operators FROM profiles "
+                "WHERE model = ? AND input_shape = ? AND torch_version = ?",
+                (model, _shape_text(input_shape), _torch_version()),
+            ).fetchone()
+        return ModelProfile(*row) if row is not None else None
+
+    def put_profile(self, model: str, input_shape: tuple[int, ...], profile: ModelProfile) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO profiles VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (model, _shape_text(input_shape), _torch_version(), *astuple(profile)),
+            )
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(str(int(d)) for d in shape)

@@ -78,7 +78,13 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 """``progress(percent, message)``: called between phases; raising from it cancels the measurement."""
 
+Check = Callable[[], None]
+"""``check()``: called before every pass and step, warm-ups included; raising from it stops the
+measurement at once (a task that ended, a budget spent), so a stop waits for one pass at most."""
+
 MIN_REPETITIONS = 5
+#: Relative spread of one pass assumed when a window held a single pass (nothing to compute it from).
+SINGLE_PASS_RELATIVE_SPREAD = 0.2
 DEFAULT_IDLE_S = 0.2
 WINDOW_COUNTER_UPDATES = 10  # a metered window spans at least this many counter updates
 IDLE_COUNTER_UPDATES = 5  # and the idle baseline at least this many
@@ -222,8 +228,11 @@ def _metered_loop(
     device: torch.device,
     target_s: float,
     memory: _PeakMemory,
+    min_repetitions: int = MIN_REPETITIONS,
+    check: Check | None = None,
 ) -> _Loop:
-    """Repeat ``step`` until the metered window lasts ``target_s`` and holds MIN_REPETITIONS steps."""
+    """Repeat ``step`` until the metered window lasts ``target_s`` and holds ``min_repetitions`` steps;
+    ``check()`` runs before each step and may raise to stop."""
     source = meter.source
     subwindows = max(1, min(MAX_SUBWINDOWS, int(target_s // (SUBWINDOW_COUNTER_UPDATES * source.counter_resolution_s))))
     edges = [target_s * (i + 1) / subwindows for i in range(subwindows - 1)]
@@ -242,13 +251,15 @@ def _metered_loop(
         memory.sample()
 
     while True:
+        if check is not None:
+            check()
         began_s = time.perf_counter()
         step()
         _sync(device)
         ended_s = time.perf_counter()
         iteration_s.append(ended_s - began_s)
         elapsed_s = ended_s - start_s
-        if elapsed_s >= target_s and len(iteration_s) >= MIN_REPETITIONS:
+        if elapsed_s >= target_s and len(iteration_s) >= min_repetitions:
             break
         if edges and elapsed_s >= edges[0]:
             close_subwindow()
@@ -274,6 +285,7 @@ def _per_sample(loop: _Loop, idle: EnergyWindow, source: EnergySource, samples: 
         + (window.power_w * tau_s) ** 2
         + (idle_power_w * tau_s / idle.duration_s * window.duration_s) ** 2
         + (spread_w * window.duration_s) ** 2
+        + (_repetition_spread(loop.iteration_s) * active_j) ** 2
     )
     return _PerSample(
         active_j=active_j / samples,
@@ -281,6 +293,18 @@ def _per_sample(loop: _Loop, idle: EnergyWindow, source: EnergySource, samples: 
         uncertainty_j=uncertainty_j / samples,
         active_power_w=active_j / window.duration_s,
     )
+
+
+def _repetition_spread(iteration_s: list[float]) -> float:
+    """The relative standard error of a window of few passes (fewer than :data:`MIN_REPETITIONS`, as a
+    slow model gets): the passes' spread over the root of their number; one pass is assumed to vary by
+    :data:`SINGLE_PASS_RELATIVE_SPREAD`. A window of enough passes has its spread in the sub-windows."""
+    n = len(iteration_s)
+    if n >= MIN_REPETITIONS:
+        return 0.0
+    if n < 2:
+        return SINGLE_PASS_RELATIVE_SPREAD
+    return statistics.stdev(iteration_s) / statistics.fmean(iteration_s) / math.sqrt(n)
 
 
 @contextmanager
@@ -336,6 +360,8 @@ def _inference(
     target_s: float,
     before_window: Callable[[], None],
     errors: Callable[[], AbstractContextManager[None]],
+    min_repetitions: int = MIN_REPETITIONS,
+    check: Check | None = None,
 ) -> tuple[_Loop, float]:
     """Warm up, then meter forward passes; returns the loop and the phase's peak memory (MB).
 
@@ -353,12 +379,14 @@ def _inference(
         with torch.inference_mode():
             with errors():
                 for _ in range(warmup):
+                    _checked(check)
                     model(inputs)
                 _sync(device)
             before_window()
             with errors():
                 loop = _metered_loop(
-                    lambda: model(inputs), name="inference", meter=meter, device=device, target_s=target_s, memory=memory
+                    lambda: model(inputs), name="inference", meter=meter, device=device, target_s=target_s,
+                    memory=memory, min_repetitions=min_repetitions, check=check,
                 )
         return loop, memory.peak_mb()
     finally:
@@ -376,6 +404,8 @@ def _training(
     target_s: float,
     before_window: Callable[[], None],
     errors: Callable[[], AbstractContextManager[None]],
+    min_repetitions: int = MIN_REPETITIONS,
+    check: Check | None = None,
 ) -> tuple[_Loop, float]:
     """Warm up, then meter full SGD steps on a copy of the module; returns the loop and peak memory (MB)."""
     with errors():
@@ -391,12 +421,19 @@ def _training(
             optimiser.step()
 
         for _ in range(warmup):
+            _checked(check)
             step()
         _sync(device)
     before_window()
     with errors():
-        loop = _metered_loop(step, name="training", meter=meter, device=device, target_s=target_s, memory=memory)
+        loop = _metered_loop(step, name="training", meter=meter, device=device, target_s=target_s, memory=memory,
+                             min_repetitions=min_repetitions, check=check)
     return loop, memory.peak_mb()
+
+
+def _checked(check: Check | None) -> None:
+    if check is not None:
+        check()
 
 
 def measure(
@@ -414,6 +451,8 @@ def measure(
     source: EnergySource | None = None,
     progress: Progress | None = None,
     variant: str = "",
+    min_repetitions: int = MIN_REPETITIONS,
+    check: Check | None = None,
 ) -> Measurement:
     """Run ``workload`` on ``device`` ("cpu", "cuda:N") and return what was measured.
 
@@ -425,12 +464,18 @@ def measure(
     MeasurementError. ``source`` defaults to :func:`~.energy.make_energy_source` for the device; tests pass a fake.
     ``idle_s`` is the idle baseline's length (stretched to five counter updates);
     ``train_batch_size=0`` skips the training phase (its fields stay 0). ``progress`` is called
-    between phases and may raise to cancel; its exception propagates unchanged.
+    between phases and may raise to cancel; its exception propagates unchanged, and so does
+    ``check``'s, called before every pass and step. ``min_repetitions`` (at least 1) lets a model whose
+    one pass outlasts the window be measured with fewer passes; the energy uncertainty then carries
+    the passes' spread (:func:`_repetition_spread`).
 
     Raises MeasurementError when the device is missing, the model does not fit or fails to run,
     or the energy counter misbehaves; ValueError for out-of-range arguments.
     """
     _check_arguments(batch_size, train_batch_size, window_s, warmup, idle_s)
+    if min_repetitions < 1:
+        raise ValueError(f"min_repetitions must be at least 1, got {min_repetitions}")
+    started_s = time.perf_counter()
     dtype = parse_precision(precision)
     precision = _PRECISION[dtype]
     report: Progress = progress or (lambda _pct, _msg: None)
@@ -457,8 +502,9 @@ def measure(
     report(10.0, f"{what}: inference warm-up ({warmup} passes, batch {batch_size})")
     inference, inference_peak_mb = _inference(
         inference_workload, dev, batch_size=batch_size, dtype=dtype, warmup=warmup, meter=meter, target_s=target_s,
-        before_window=lambda: report(20.0, f"{what}: inference window (≥ {target_s:g} s, ≥ {MIN_REPETITIONS} passes)"),
+        before_window=lambda: report(20.0, f"{what}: inference window (≥ {target_s:g} s, ≥ {min_repetitions} passes)"),
         errors=lambda: _workload_errors(model_name, device, "inference", batch_size, precision),
+        min_repetitions=min_repetitions, check=check,
     )
     per_inference = _per_sample(inference, idle, source, inference.repetitions * batch_size)
 
@@ -469,8 +515,9 @@ def measure(
         report(55.0, f"{what}: training warm-up ({warmup} steps, batch {train_batch_size})")
         training, train_peak_mb = _training(
             workload, dev, batch_size=train_batch_size, dtype=dtype, warmup=warmup, meter=meter, target_s=target_s,
-            before_window=lambda: report(65.0, f"{what}: training window (≥ {target_s:g} s, ≥ {MIN_REPETITIONS} steps)"),
+            before_window=lambda: report(65.0, f"{what}: training window (≥ {target_s:g} s, ≥ {min_repetitions} steps)"),
             errors=lambda: _workload_errors(model_name, device, "training", train_batch_size, _PRECISION[dtype]),
+            min_repetitions=min_repetitions, check=check,
         )
         per_train = _per_sample(training, idle, source, training.repetitions * train_batch_size)
 
@@ -481,6 +528,7 @@ def measure(
         training=training, train_batch_size=train_batch_size, per_train=per_train,
         peak_memory_mb=max(inference_peak_mb, train_peak_mb),
         assumptions=_INT8_TRAINING if variant == INT8_DYNAMIC and train_batch_size else "",
+        started_s=started_s,
     )
 
 
@@ -505,10 +553,22 @@ def _measurement(
     model_name: str, device: str, host: str, precision: str, source: EnergySource, idle: EnergyWindow, *,
     inference: _Loop, batch_size: int, per_inference: _PerSample,
     training: _Loop | None, train_batch_size: int, per_train: _PerSample,
-    peak_memory_mb: float, assumptions: str,
+    peak_memory_mb: float, assumptions: str, started_s: float,
 ) -> Measurement:
-    """The message of one measurement, from its metered loops (torch and scikit-learn alike)."""
+    """The message of one measurement, from its metered loops (torch and scikit-learn alike).
+
+    ``measuring_s`` is the whole call's wall time since ``started_s`` (building inputs, warm-ups and
+    the idle baseline included); ``measuring_energy_j`` is that time at the mean total power of the
+    metered windows, an approximation for the unmetered warm-ups."""
     step_ms = [s * MS_PER_S for s in inference.iteration_s]
+    windows = [inference.window] + ([training.window] if training else [])
+    mean_power_w = sum(w.energy_j for w in windows) / max(sum(w.duration_s for w in windows), 1e-9)
+    measuring_s = time.perf_counter() - started_s
+    few = inference.repetitions < MIN_REPETITIONS or (training is not None and training.repetitions < MIN_REPETITIONS)
+    if few:
+        assumptions = _join(assumptions, f"a slow model: measured with {inference.repetitions} inference pass(es)"
+                            + (f" and {training.repetitions} training step(s)" if training else "")
+                            + ", the energy uncertainty widened by the passes' spread")
     return Measurement(
         model=model_name,
         device=device,
@@ -534,7 +594,19 @@ def _measurement(
         energy_method=source.method,
         assumptions=_join(source.assumptions, assumptions),
         cached=False,
+        basis="measured",
+        latency_ms_p50_uncertainty=_latency_uncertainty_ms(step_ms),
+        measuring_s=measuring_s,
+        measuring_energy_j=mean_power_w * measuring_s,
     )
+
+
+def _latency_uncertainty_ms(step_ms: list[float]) -> float:
+    """One standard uncertainty of the median pass time: about 1.25 standard errors of the mean for
+    a normal spread; a single pass is given :data:`SINGLE_PASS_RELATIVE_SPREAD`."""
+    if len(step_ms) < 2:
+        return SINGLE_PASS_RELATIVE_SPREAD * step_ms[0]
+    return 1.2533 * statistics.stdev(step_ms) / math.sqrt(len(step_ms))
 
 
 def _join(*parts: str) -> str:
@@ -554,6 +626,7 @@ def measure_estimator(
     idle_s: float = DEFAULT_IDLE_S,
     source: EnergySource | None = None,
     progress: Progress | None = None,
+    check: Check | None = None,
 ) -> Measurement:
     """Measure a scikit-learn estimator with its own library, on the CPU, through the same meter.
 
@@ -565,6 +638,7 @@ def measure_estimator(
     estimate of steps × step time holds for one pass over the data (``default_epochs`` 1).
     """
     _check_arguments(batch_size, train_samples, window_s, warmup, idle_s)
+    started_s = time.perf_counter()
     if device != "cpu":
         raise MeasurementError(f"{model_name} is a scikit-learn model and runs on the CPU only, not on {device}")
     dev = resolve_device(device)
@@ -590,16 +664,17 @@ def measure_estimator(
     report(10.0, f"{what}: training (fit on {train_samples} rows)")
     with errors("training"):
         for _ in range(warmup):
+            _checked(check)
             fit()
         training = _metered_loop(fit, name="training", meter=meter, device=dev, target_s=target_s,
-                                 memory=(train_memory := _PeakMemory(dev)))
+                                 memory=(train_memory := _PeakMemory(dev)), check=check)
     per_train = _per_sample(training, idle, source, training.repetitions * train_samples)
     report(55.0, f"{what}: inference (predict, batch {batch_size})")
     with errors("inference"):
         for _ in range(max(warmup, 1)):
             predict()
         inference = _metered_loop(predict, name="inference", meter=meter, device=dev, target_s=target_s,
-                                  memory=(inference_memory := _PeakMemory(dev)))
+                                  memory=(inference_memory := _PeakMemory(dev)), check=check)
     per_inference = _per_sample(inference, idle, source, inference.repetitions * batch_size)
     report(100.0, f"{what}: measured")
     return _measurement(
@@ -609,6 +684,7 @@ def measure_estimator(
         peak_memory_mb=max(train_memory.peak_mb(), inference_memory.peak_mb()),
         assumptions=f"scikit-learn fit timed on {train_samples} synthetic rows; per-row training energy depends "
         "on the data set size (tree fitting grows as n log n)",
+        started_s=started_s,
     )
 
 

@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 ENERGY_ESTIMATE = "estimate"  # Measurement.energy_method of figures computed, not metered
+ESTIMATED = "estimated"  # Measurement.basis of a pre-run estimate: nothing was run
 
 # Readable names of the fields of msg.Constraints, for notes and summaries.
 _CONSTRAINT_NAMES: dict[str, str] = {
@@ -126,7 +127,8 @@ def assess(
     for hardware in measurements:
         for measurement in hardware.measurements:
             key = (measurement.model, measurement.device, measurement.host or hardware.host)
-            measurement_by_key.setdefault(key, measurement)
+            if key not in measurement_by_key or (measurement_by_key[key].basis == ESTIMATED != measurement.basis):
+                measurement_by_key[key] = measurement   # the first, or a measurement over an estimate
 
     footprint_by_key: dict[tuple[str, str, str, str], msg.Footprint] = {}
     for carbon in footprints:
@@ -187,6 +189,8 @@ def _assess_one(
         option.energy_j_per_inference = measurement.energy_j_per_inference
         option.energy_j_per_inference_uncertainty = measurement.energy_j_per_inference_uncertainty
         option.energy_method = measurement.energy_method
+        option.basis = measurement.basis or "measured"
+        option.latency_ms_uncertainty = measurement.latency_ms_p50_uncertainty
 
     result = AssessedOption(option=option, complete=candidate is not None and measurement is not None)
     where = f"{footprint.model} on {footprint.device}" + (f" at {host}" if host else "")
@@ -218,7 +222,10 @@ def _assess_one(
     if constraints.max_train_hours > 0:
         _check_train_hours(encoded, candidate, measurement, result)
     if measurement is not None:
-        if measurement.energy_method == ENERGY_ESTIMATE:
+        if measurement.basis == ESTIMATED:
+            why = f" ({measurement.not_measured_reason})" if measurement.not_measured_reason else ""
+            result.assumptions.append(f"not measured{why}: figures are the pre-run estimate: {measurement.assumptions}")
+        elif measurement.energy_method == ENERGY_ESTIMATE:
             result.assumptions.append(
                 "energy is an estimate" + (f": {measurement.assumptions}" if measurement.assumptions else "")
             )
@@ -423,6 +430,14 @@ def explain(encoded: msg.EncodedTask, options: list[msg.TaskOption]) -> str:
     pool = "meeting the constraints" if met else "evaluated"
     sentences.extend(_trade_offs(best, [o for o in on_front if o is not best], label, encoded.metric, pool))
 
+    prerun = [o for o in ranked if o.basis == ESTIMATED]
+    if prerun:
+        whose = "Its figures are" if best.basis == ESTIMATED else "Some figures are"
+        sentences.append(
+            f"{whose} pre-run estimates ({len(prerun)} of {len(ranked)} options): latency and energy computed "
+            "from the model's operations and this device's calibration, corrected by its earlier measurements, "
+            "not measured."
+        )
     estimated = [o for o in ranked if o.energy_method == ENERGY_ESTIMATE]
     if estimated:
         whose = "Its energy figures are" if best.energy_method == ENERGY_ESTIMATE else "Some energy figures are"

@@ -3,9 +3,14 @@ node answers, fails, dies or comes back. Plain logic that returns the messages t
 tested without DDS (the wiring is in ``node.py``).
 
 A task goes encoder -> model provider -> hardware node(s) -> carbon tracker. The hardware stage fans
-out: every live hardware node measures the candidates on its host, and the carbon tracker answers
-once per host. A host that fails or vanishes is marked missing with the reason; the task completes
-with the others, and fails only when no host is left.
+out: every live hardware node answers the candidates on its host in several messages (its estimates
+at once, each measurement as it lands, its final figures last), and the carbon tracker answers each.
+Once every host has given its first answer, the task publishes a ranked result (revision 1, state
+RUNNING), and a new revision with each footprint that follows; the result is final (DONE) when every
+host's last message is answered. A host that fails or vanishes is marked missing with the reason; the
+task completes with the others, and fails only when no host is left. A host that has answered but
+stops refining (silent for ``stage_timeout_s``, or past its measurement budget with a margin) is cut
+short: its latest figures stand, and the task ends ``done`` with them.
 """
 
 import copy
@@ -21,6 +26,7 @@ from sustainml.node import task_key
 from sustainml.report import describe_dominance
 
 from . import ranking
+from .ranking import ESTIMATED
 from .stages import merge_forecast, merge_stage
 from .store import TaskStore
 
@@ -30,8 +36,12 @@ STAGES = (ENCODER, PROVIDER, HARDWARE, CARBON)
 _STAGE_START = {ENCODER: 0.0, PROVIDER: 10.0, HARDWARE: 20.0, CARBON: 90.0}
 _STAGE_SPAN = {ENCODER: 10.0, PROVIDER: 10.0, HARDWARE: 70.0, CARBON: 10.0}
 
-# Per host, in the hardware stage.
+# Per host, in the hardware stage: no final message yet; final message in, its footprint awaited;
+# complete; given up on.
 MEASURING, FOOTPRINT, DONE, MISSING = "measuring", "footprint", "done", "missing"
+#: A host still refining this long past its measurement budget (× BUDGET_MARGIN) is cut short, Units: s.
+BUDGET_SLACK_S = 10.0
+BUDGET_MARGIN = 1.1
 
 
 @dataclass
@@ -54,6 +64,54 @@ class NodeInfo:
 
 
 @dataclass
+class HostAnswer:
+    """What one hardware node answered for a task so far: each job's latest figures."""
+
+    latest: msg.HardwareMeasurement   # its last message (excluded, budget, plan note, spending)
+    figures: dict[tuple[str, str], msg.Measurement] = field(default_factory=dict)   # (model, device) -> latest
+    final_sequence: int = -1          # of its plan_done message; -1 = not yet
+
+    def add(self, message: msg.HardwareMeasurement) -> None:
+        if message.sequence >= self.latest.sequence or message.plan_done:
+            self.latest = message
+        for m in message.measurements:
+            self.figures[(m.model, m.device)] = m
+        if message.plan_done:
+            self.final_sequence = int(message.sequence)
+            kept = {(m.model, m.device) for m in message.measurements}
+            self.figures = {k: v for k, v in self.figures.items() if k in kept}
+
+    def message(self) -> msg.HardwareMeasurement:
+        combined = copy.copy(self.latest)
+        combined.measurements = list(self.figures.values())
+        return combined
+
+
+@dataclass
+class HostFootprints:
+    """The carbon tracker's answers for one host: each option's latest footprint."""
+
+    host: str
+    footprints: dict[tuple[str, str, str], msg.Footprint] = field(default_factory=dict)
+    sequences: set[int] = field(default_factory=set)
+    co2_g_measuring: float = 0.0
+    _last_sequence: int = -1
+
+    def add(self, message: msg.CarbonFootprint, *, final: bool) -> None:
+        if final:
+            self.footprints = {}
+        for f in message.footprints:
+            self.footprints[(f.model, f.device, f.region)] = f
+        self.sequences.add(int(message.sequence))
+        if message.sequence >= self._last_sequence:
+            self._last_sequence = int(message.sequence)
+            self.co2_g_measuring = message.co2_g_measuring
+
+    def message(self) -> msg.CarbonFootprint:
+        return msg.CarbonFootprint(host=self.host, footprints=list(self.footprints.values()))
+
+
+@dataclass
 class Task:
     task_id: msg.TaskId
     problem: msg.UserInput
@@ -64,8 +122,12 @@ class Task:
     candidates: msg.ModelCandidates | None = None
     hosts: dict[str, str] = field(default_factory=dict)          # host -> MEASURING/FOOTPRINT/DONE/MISSING
     missing: dict[str, str] = field(default_factory=dict)        # host -> why
-    measurements: dict[str, msg.HardwareMeasurement] = field(default_factory=dict)
-    footprints: dict[str, msg.CarbonFootprint] = field(default_factory=dict)
+    cut_short: dict[str, str] = field(default_factory=dict)      # host -> why its refining was not awaited
+    measurements: dict[str, "HostAnswer"] = field(default_factory=dict)   # host -> what it answered so far
+    footprints: dict[str, "HostFootprints"] = field(default_factory=dict)
+    host_deadline: dict[str, float] = field(default_factory=dict)   # monotonic s: its budget with a margin
+    revision: int = 0                                            # of the last result published
+    last_progress: dict[str, tuple[float, str]] = field(default_factory=dict)  # node -> (progress, message)
     stages: list[msg.StageRecord] = field(default_factory=list)           # tracked while it runs
     forecasts: list[msg.TrainingForecast] = field(default_factory=list)
 
@@ -137,22 +199,39 @@ class TaskBook:
 
     def on_measurement(self, measurement: msg.HardwareMeasurement) -> list[Action]:
         task = self.tasks.get(task_key(measurement.task_id))
-        if task is None or measurement.host in task.measurements:
+        if task is None or task.hosts.get(measurement.host) in (DONE, FOOTPRINT):
             return []
-        task.measurements[measurement.host] = measurement
+        answer = task.measurements.get(measurement.host)
+        if answer is None:
+            answer = task.measurements[measurement.host] = HostAnswer(latest=measurement)
+            # The host's budget (with a margin) bounds how long its refining is awaited.
+            task.host_deadline[measurement.host] = (
+                time.monotonic() + measurement.budget_s * BUDGET_MARGIN + BUDGET_SLACK_S)
+        answer.add(measurement)
         task.missing.pop(measurement.host, None)   # a late answer from a host given up on still counts
-        # Shared evidence: kept for every user of the deployment, with the task's type (the problem's
-        # hint when the measurement overtook the encoder's output).
-        task_type = task.encoded.task_type if task.encoded is not None else task.problem.task_type_hint
-        self.store.add_measurements(measurement, task_type=task_type)
+        task.deadline = time.monotonic() + self.stage_timeout_s   # it is working
+        # Shared evidence: every figure measured (not the estimates), kept for every user of the
+        # deployment with the task's type (the problem's hint when it overtook the encoder's output).
+        measured = answer.message()
+        measured.measurements = [m for m in measured.measurements if m.basis != ESTIMATED]
+        if measured.measurements:
+            task_type = task.encoded.task_type if task.encoded is not None else task.problem.task_type_hint
+            self.store.add_measurements(measured, task_type=task_type)
         return self._advance(task)
 
     def on_footprint(self, footprint: msg.CarbonFootprint) -> list[Action]:
         task = self.tasks.get(task_key(footprint.task_id))
-        if task is None or footprint.host in task.footprints:
+        answer = task.measurements.get(footprint.host) if task is not None else None
+        if task is None or answer is None or task.hosts.get(footprint.host) == DONE:
             return []
-        task.footprints[footprint.host] = footprint
-        return self._advance(task)
+        final = footprint.sequence == answer.final_sequence
+        known = task.footprints.setdefault(footprint.host, HostFootprints(footprint.host))
+        known.add(footprint, final=final)
+        task.deadline = time.monotonic() + self.stage_timeout_s
+        actions = self._advance(task)
+        if task_key(task.task_id) in self.tasks and self._answered(task):
+            actions += self._revision(task)
+        return actions
 
     # A user's own pipeline, tracked with sustainml.tracking, reports its stages under a task id:
     # while the task runs they wait in the task; after, they are added to its stored result, which
@@ -186,18 +265,24 @@ class TaskBook:
         if task.stage == PROVIDER and task.candidates is not None:
             hosts = {n.host for n in self.nodes.values() if n.kind == HARDWARE and n.alive}
             task.hosts = {h: MEASURING for h in sorted(hosts | set(task.measurements))}
-            waiting = (f"measuring on {', '.join(task.hosts)}" if task.hosts
+            waiting = (f"estimating and measuring on {', '.join(task.hosts)}" if task.hosts
                        else "waiting for a hardware node to join")
             actions.append(self._enter(task, HARDWARE, waiting))
         if task.stage not in (HARDWARE, CARBON):
             return actions
-        for host in task.measurements:
-            if task.hosts.get(host) in (None, MEASURING, MISSING):
+        for host, answer in task.measurements.items():
+            if answer.final_sequence >= 0 and task.hosts.get(host) in (None, MEASURING, MISSING):
                 task.hosts[host] = FOOTPRINT
-        for host in task.footprints:
-            if host in task.measurements:
+        for host, known in task.footprints.items():
+            answer = task.measurements.get(host)
+            if answer is not None and answer.final_sequence in known.sequences:
                 task.hosts[host] = DONE
         return actions + self._maybe_finish(task)
+
+    def _answered(self, task: Task) -> bool:
+        """Whether every host still in the task has a ranked first answer (footprints of its estimates)."""
+        waiting = [h for h, state in task.hosts.items() if state != MISSING]
+        return bool(waiting) and all(h in task.footprints for h in waiting)
 
     def _maybe_finish(self, task: Task) -> list[Action]:
         states = set(task.hosts.values())
@@ -205,29 +290,50 @@ class TaskBook:
             return []
         if FOOTPRINT in states:
             return [self._enter(task, CARBON)] if task.stage == HARDWARE else []
-        if not task.footprints:
+        if not any(task.footprints.get(h) is not None for h, state in task.hosts.items() if state == DONE):
             reasons = "; ".join(f"{h}: {why}" for h, why in sorted(task.missing.items()))
             nodes = ", ".join(sorted(f"{HARDWARE}@{h}" for h in task.missing)) or HARDWARE
             return self._fail(task, f"no hardware node returned measurements ({reasons})", nodes)
         return self._finish(task)
 
-    def _finish(self, task: Task) -> list[Action]:
+    def _ranked(self, task: Task, state: msg.TaskState) -> msg.TaskResult:
+        """The result as far as the hosts have answered: ranked options, explanation, and what producing
+        them cost (measuring, calibrating)."""
         assert task.encoded is not None and task.candidates is not None
-        done = sorted(h for h, state in task.hosts.items() if state == DONE)
-        measurements = [task.measurements[h] for h in done]
-        footprints = [task.footprints[h] for h in done]
+        hosts = sorted(h for h, st in task.hosts.items() if st != MISSING and h in task.footprints)
+        measurements = [task.measurements[h].message() for h in hosts]
+        footprints = [task.footprints[h].message() for h in hosts]
         assessed = ranking.assess(task.encoded, task.candidates, measurements, footprints)
         options = [a.option for a in assessed]
         unmeetable = ranking.unmeetable_constraints(assessed)
         explanation = ranking.explain(task.encoded, options)
         extra = [f"Results from {h} are missing: {why}." for h, why in sorted(task.missing.items())]
+        extra += [f"Refining on {h} was cut short: {why}; its latest figures are used." for h, why in
+                  sorted(task.cut_short.items())]
         extra += [f"Not measured on {m.host}: {why}." for m in measurements for why in m.excluded]
         extra += [f"Note: {w.rstrip('.')}." for w in task.encoded.warnings]
         extra += [f"Contradiction: {f.message}." for f in unmeetable]
-        result = self._result(task, msg.TaskState.TASK_DONE,
-                              explanation=" ".join([explanation, *extra]).strip(), options=options)
+        task.revision += 1
+        result = self._result(task, state, explanation=" ".join([explanation, *extra]).strip(), options=options,
+                              revision=task.revision)
+        result.measuring_s = sum(m.measuring_s for m in measurements)
+        result.measuring_energy_j = sum(m.measuring_energy_j for m in measurements)
+        result.co2_g_measuring = sum(task.footprints[h].co2_g_measuring for h in hosts)
+        result.measuring_note = "; ".join(m.plan_note or f"{m.host}: still measuring" for m in measurements)
         result.findings.extend(unmeetable)
-        return self._close(task, result, "done")
+        return result
+
+    def _revision(self, task: Task) -> list[Action]:
+        """Publish the result so far as a new revision; the task goes on."""
+        result = self._ranked(task, msg.TaskState.TASK_RUNNING)
+        measured = sum(1 for o in result.options if o.basis != ESTIMATED)
+        self.store.save_result(result)
+        message = (f"revision {result.revision}: {len(result.options)} options, {measured} from measurements; "
+                   f"refining")
+        return [Action(result), self._status(task, _STAGE_START[HARDWARE] + _STAGE_SPAN[HARDWARE] / 2, message)]
+
+    def _finish(self, task: Task) -> list[Action]:
+        return self._close(task, self._ranked(task, msg.TaskState.TASK_DONE), "done")
 
     @staticmethod
     def _result(task: Task, state: msg.TaskState, **fields: object) -> msg.TaskResult:
@@ -290,9 +396,16 @@ class TaskBook:
                 actions += self._host_missing(task, status.host, f"{status.node}: {status.message}")
             elif info.kind == task.stage:
                 actions += self._fail(task, status.message, status.node)
-        elif status.state == msg.NodeState.NODE_BUSY and info.kind == task.stage:
-            overall = _STAGE_START[task.stage] + _STAGE_SPAN[task.stage] * status.progress / 100.0
-            actions.append(self._status(task, overall, f"{status.node}: {status.message}"))
+        elif status.state == msg.NodeState.NODE_BUSY:
+            # A node reporting new progress on the task is working on it, however long it takes:
+            # its silence, not its slowness, is what the stage timeout is for.
+            seen = (status.progress, status.message)
+            if task.last_progress.get(status.node) != seen:
+                task.last_progress[status.node] = seen
+                task.deadline = time.monotonic() + self.stage_timeout_s
+            if info.kind == task.stage or (info.kind == HARDWARE and task.stage == CARBON):
+                overall = _STAGE_START[task.stage] + _STAGE_SPAN[task.stage] * status.progress / 100.0
+                actions.append(self._status(task, overall, f"{status.node}: {status.message}"))
         return actions
 
     def on_node_gone(self, name: str, now: float) -> list[Action]:
@@ -328,6 +441,16 @@ class TaskBook:
                         actions += [Action(task.encoded), Action(task.candidates)]
             if task_key(task.task_id) not in self.tasks:
                 continue
+            if task.stage in (HARDWARE, CARBON):
+                for host, state in list(task.hosts.items()):
+                    past_budget = now > task.host_deadline.get(host, float("inf"))
+                    if state in (MEASURING, FOOTPRINT) and host in task.footprints and (past_budget or now > task.deadline):
+                        why = (f"still measuring {BUDGET_MARGIN:g} × its {task.measurements[host].latest.budget_s:g} s "
+                               f"budget + {BUDGET_SLACK_S:g} s after its first answer" if past_budget
+                               else f"no news from it for {self.stage_timeout_s:g} s")
+                        actions += self._cut_short(task, host, why)
+                if task_key(task.task_id) not in self.tasks:
+                    continue
             if now > task.deadline:
                 waiting = [f"{HARDWARE}@{h}" if task.stage == HARDWARE else f"{CARBON} (for {h})"
                            for h, s in task.hosts.items() if s in (MEASURING, FOOTPRINT)]
@@ -345,6 +468,13 @@ class TaskBook:
                     actions += self._fail(task, f"{node.name} went down during the task and did not come "
                                                 f"back within {self.node_down_grace_s:g} s", node.name)
         return actions
+
+    def _cut_short(self, task: Task, host: str, why: str) -> list[Action]:
+        """Stop waiting for ``host`` to refine: its latest answered figures stand."""
+        self.log.warning("task %s: refining on %s cut short: %s", task.label, host, why)
+        task.cut_short[host] = why
+        task.hosts[host] = DONE
+        return self._maybe_finish(task)
 
     def _host_missing(self, task: Task, host: str, why: str) -> list[Action]:
         task.hosts[host] = MISSING
@@ -385,7 +515,8 @@ class TaskBook:
                 actions += [Action(task.encoded), Action(task.candidates)]
             elif node.kind == CARBON:
                 actions += [Action(task.encoded), Action(task.candidates)]
-                actions += [Action(task.measurements[h]) for h, s in task.hosts.items() if s == FOOTPRINT]
+                actions += [Action(task.measurements[h].latest) for h, s in task.hosts.items()
+                            if s == FOOTPRINT and task.measurements[h].latest.plan_done]
         return actions
 
     def live_nodes(self) -> list[NodeInfo]:

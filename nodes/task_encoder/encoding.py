@@ -97,6 +97,7 @@ def encode(
     _check_quality_target(draft.constraints.quality_target, choice.task_type.metric)
     _check_usage(draft.usage)
     _check_epochs(draft.epochs)
+    _check_measurement_budget(problem)
     regions = _resolve_regions(draft, problem.alternative_regions)
     check_carbon_fields(
         experiment_runs=int(problem.experiment_runs),
@@ -134,6 +135,9 @@ def encode(
         allowed_regions=list(problem.allowed_regions),
         intensity_overrides=copy.deepcopy(list(problem.intensity_overrides)),
         pue=float(problem.pue),
+        measurement_budget_s=float(problem.measurement_budget_s),
+        measurement_budget_j=float(problem.measurement_budget_j),
+        reuse_only=bool(problem.reuse_only),
     )
 
 
@@ -586,6 +590,16 @@ def _check_epochs(epochs: int) -> None:
             f"epochs is {epochs}, more than {MAX_EPOCHS}, which is not a plausible training plan: "
             "give the planned number of epochs (e.g. 90), or 0 for each model's catalogue recipe"
         )
+
+
+def _check_measurement_budget(problem: msg.UserInput) -> None:
+    for name, unit in (("measurement_budget_s", "seconds of device time"), ("measurement_budget_j", "joules")):
+        value = float(getattr(problem, name))
+        if not math.isfinite(value) or value < 0:
+            raise InvalidProblem(
+                f"{name} is {value:g}; give the {unit} each hardware node may spend measuring (0 = the node's "
+                "default), or set reuse_only: true to measure nothing new"
+            )
 
 
 @dataclass(frozen=True)
