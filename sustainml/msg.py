@@ -292,7 +292,7 @@ class HardwareMeasurement(IdlStruct, typename="sustainml::HardwareMeasurement"):
     host: str = ""
     measurements: types.sequence[Measurement] = field(default_factory=list)
     excluded: types.sequence[str] = field(default_factory=list)
-    sequence: types.uint32 = 0
+    message_index: types.uint32 = 0
     plan_done: bool = False
     budget_s: float = 0.0
     measuring_s: float = 0.0
@@ -363,7 +363,7 @@ class CarbonFootprint(IdlStruct, typename="sustainml::CarbonFootprint"):
     task_id: TaskId = field(default_factory=TaskId)
     host: str = ""
     footprints: types.sequence[Footprint] = field(default_factory=list)
-    sequence: types.uint32 = 0
+    message_index: types.uint32 = 0
     measuring_energy_j: float = 0.0
     co2_g_measuring: float = 0.0
 

@@ -203,7 +203,7 @@ def compute_footprints(
             train = train_region or region
             footprints.append(_footprint(task, m, measurement.host, phases, embodied, region, train, book, allowed))
     return msg.CarbonFootprint(
-        task_id=task.task_id, host=measurement.host, footprints=footprints, sequence=measurement.sequence,
+        task_id=task.task_id, host=measurement.host, footprints=footprints, message_index=measurement.message_index,
         measuring_energy_j=measurement.measuring_energy_j,
         co2_g_measuring=measuring_co2_g(task, measurement.measuring_energy_j, settings=settings))
 

@@ -53,8 +53,8 @@ class CarbonTracker(TaskNode):
             self._devices[inventory.host] = {d.id: d for d in inventory.devices}
 
     def fire_key(self, task_id: msg.TaskId, inputs: dict[str, Any]) -> Any:
-        # One firing per message of each host: a hardware node answers a task in several (sequence).
-        return (task_key(task_id), inputs["measurement"].host, int(inputs["measurement"].sequence))
+        # One firing per message of each host: a hardware node answers a task in several (message_index).
+        return (task_key(task_id), inputs["measurement"].host, int(inputs["measurement"].message_index))
 
     def process(self, ctx: TaskContext, task: msg.EncodedTask, candidates: msg.ModelCandidates,
                 measurement: msg.HardwareMeasurement) -> msg.CarbonFootprint:

@@ -337,7 +337,7 @@ class TaskMeasuring:
         self._account_calibration()
         message = msg.HardwareMeasurement(
             task_id=self.task.task_id, host=self.host, measurements=[copy.deepcopy(m) for m in figures],
-            excluded=list(self.state.excluded), sequence=self._sequence, plan_done=plan_done,
+            excluded=list(self.state.excluded), message_index=self._sequence, plan_done=plan_done,
             budget_s=self.budget.seconds, measuring_s=self.budget.spent_s, measuring_energy_j=self.budget.spent_j,
             plan_note=note)
         self._sequence += 1

@@ -72,12 +72,12 @@ class HostAnswer:
     final_sequence: int = -1          # of its plan_done message; -1 = not yet
 
     def add(self, message: msg.HardwareMeasurement) -> None:
-        if message.sequence >= self.latest.sequence or message.plan_done:
+        if message.message_index >= self.latest.message_index or message.plan_done:
             self.latest = message
         for m in message.measurements:
             self.figures[(m.model, m.device)] = m
         if message.plan_done:
-            self.final_sequence = int(message.sequence)
+            self.final_sequence = int(message.message_index)
             kept = {(m.model, m.device) for m in message.measurements}
             self.figures = {k: v for k, v in self.figures.items() if k in kept}
 
@@ -102,9 +102,9 @@ class HostFootprints:
             self.footprints = {}
         for f in message.footprints:
             self.footprints[(f.model, f.device, f.region)] = f
-        self.sequences.add(int(message.sequence))
-        if message.sequence >= self._last_sequence:
-            self._last_sequence = int(message.sequence)
+        self.sequences.add(int(message.message_index))
+        if message.message_index >= self._last_sequence:
+            self._last_sequence = int(message.message_index)
             self.co2_g_measuring = message.co2_g_measuring
 
     def message(self) -> msg.CarbonFootprint:
@@ -224,7 +224,7 @@ class TaskBook:
         answer = task.measurements.get(footprint.host) if task is not None else None
         if task is None or answer is None or task.hosts.get(footprint.host) == DONE:
             return []
-        final = footprint.sequence == answer.final_sequence
+        final = footprint.message_index == answer.final_sequence
         known = task.footprints.setdefault(footprint.host, HostFootprints(footprint.host))
         known.add(footprint, final=final)
         task.deadline = time.monotonic() + self.stage_timeout_s
