@@ -83,34 +83,92 @@ def _export_runtime(args: argparse.Namespace) -> None:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from .problem import load_problem
-    from .report import print_result, result_to_dict
+    from .problem import load_problem, task_text
+    from .report import result_to_dict
     problem = load_problem(args.problem)   # malformed files fail here, before touching the bus
+    _apply_measuring_options(problem, args)
     console = Console(stderr=True)
     with _client(args) as client:
         handle = client.submit(problem, problem_id=args.problem_id, timeout_s=min(30.0, args.timeout))
         if not args.json and not args.quiet:
-            console.print(f"submitted task {handle.task_id.problem_id}/{handle.task_id.iteration}")
-        if not args.quiet:
-            _follow(handle, console, args.timeout)
-        result = handle.result(timeout_s=args.timeout, raise_on_failure=False)
+            console.print(f"submitted task {task_text(handle.task_id)}")
+        try:
+            result = _watch(client, handle, args, console)
+        except KeyboardInterrupt:
+            # The one who asked is gone: nobody should keep measuring for this task.
+            handle.cancel("the submitting command was interrupted")
+            print(f"sustainml: interrupted; task {task_text(handle.task_id)} cancelled", file=sys.stderr)
+            return 130
     if args.json:
         print(json.dumps(result_to_dict(result), indent=2))
-    elif result.state.name == "TASK_DONE":
-        print_result(result, Console())
-    if result.state.name != "TASK_DONE":
+    if result.state.name not in ("TASK_DONE", "TASK_RUNNING"):
         where = f" (node {result.failed_node})" if result.failed_node else ""
         print(f"sustainml: task {result.state.name[5:].lower()}{where}: {result.error}", file=sys.stderr)
         return 3
     return 0
 
 
-def _follow(handle: Any, console: Console, timeout_s: float) -> None:
+def _apply_measuring_options(problem: Any, args: argparse.Namespace) -> None:
+    """--budget, --budget-j and --reuse-only win over the problem file."""
+    for flag, name, value in (("--budget", "measurement_budget_s", args.budget),
+                              ("--budget-j", "measurement_budget_j", args.budget_j)):
+        if value is None:
+            continue
+        if not value > 0:
+            raise InvalidProblem(f"{flag} {value:g}: give a positive number ({'seconds of device time' if flag == '--budget' else 'joules'}"
+                                 " each hardware node may spend measuring); --reuse-only measures nothing new")
+        setattr(problem, name, float(value))
+    if args.reuse_only:
+        problem.reuse_only = True
+
+
+def _watch(client: Any, handle: Any, args: argparse.Namespace, console: Console) -> Any:
+    """Follow the task: progress, the first ranked answer in full, a line per refinement, the final
+    answer in full. Returns the final result (or the first, with --first)."""
+    from .node import TERMINAL, task_key
+    from .report import measuring_line, print_result, result_table, revision_line
+    show = not (args.json or args.quiet)
+    out = Console()
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
+                  TimeElapsedColumn(), console=console, transient=True, disable=args.quiet) as bar:
         row = bar.add_task("waiting", total=100)
-        for status in handle.progress(timeout_s=timeout_s):
-            bar.update(row, completed=status.progress, description=(status.message or status.stage)[:70])
+        mine = task_key(handle.task_id)
+        client.on_status(lambda s: bar.update(row, completed=s.progress, description=(s.message or s.stage)[:70])
+                         if task_key(s.task_id) == mine else None)
+        previous = None
+        for result in handle.revisions(timeout_s=args.timeout):
+            final = result.state in TERMINAL
+            if args.first and not final:
+                if show:
+                    print_result(_as_done(result), out)
+                    out.print(f"[dim]first answer; the task goes on refining: sustainml results --problem-id "
+                              f"{handle.task_id.problem_id} shows the final one[/]")
+                return result
+            if show and final and result.state.name == "TASK_DONE":
+                if previous is not None:
+                    out.print(revision_line(result, previous))
+                out.rule("final answer")
+                print_result(result, out)
+            elif show and previous is None and not final:
+                out.rule(f"first answer (revision {result.revision}); refining by measurement")
+                out.print(result_table(result, wide=out.width >= 110))
+                out.print(measuring_line(result))
+            elif show and not final:
+                out.print(revision_line(result, previous))
+            previous = result
+            if final:
+                return result
+    raise AssertionError("revisions ended without a final result")  # revisions() raises on timeout
+
+
+def _as_done(result: Any) -> Any:
+    """A running revision shown like a result (print_result shows options only for a done one)."""
+    import copy
+
+    from . import msg
+    shown = copy.copy(result)
+    shown.state = msg.TaskState.TASK_DONE
+    return shown
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -322,6 +380,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the result")
     p.add_argument("--problem-id", default="", help="make this a new iteration of that problem")
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument("--first", action="store_true",
+                   help="return the first ranked answer (estimates and stored measurements) at once; the task "
+                        "goes on refining in the pipeline")
+    p.add_argument("--budget", type=float, metavar="S",
+                   help="seconds of device time each hardware node may spend measuring (default: the node's)")
+    p.add_argument("--budget-j", type=float, metavar="J", help="joules each hardware node may spend measuring")
+    p.add_argument("--reuse-only", action="store_true",
+                   help="measure nothing new: answer from estimates and stored measurements")
     _runtime_args(p)
     p.set_defaults(func=cmd_submit)
 

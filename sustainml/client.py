@@ -3,9 +3,10 @@
     from sustainml import Client
 
     with Client() as client:
-        task = client.submit("examples/tabular_regression.yaml")
-        for status in task.progress():
-            print(f"{status.progress:5.1f}% {status.message}")
+        task = client.submit("examples/tool_wear_tabular.yaml")
+        first = task.first_result(timeout_s=60)      # ranked at once, from estimates and stored measurements
+        for result in task.revisions():              # refined as measurements land; the last one is final
+            print(result.revision, result.state, sum(o.basis != "estimated" for o in result.options))
         result = task.result(timeout_s=600)
         for option in result.options:
             print(option.rank, option.model, option.device, option.co2_g_total)
@@ -52,6 +53,22 @@ class TaskHandle:
             raise TaskFailed(f"task {status_name(result.state)}{where}: {result.error}", result)
         return result
 
+    def first_result(self, timeout_s: float | None = 60.0, *, raise_on_failure: bool = True) -> msg.TaskResult:
+        """The first ranked answer (revision 1: every option, from estimates and stored measurements), or
+        the final result if the task ended first. Raises like ``result``."""
+        for result in self.revisions(timeout_s):
+            if raise_on_failure and result.state in TERMINAL and result.state != msg.TaskState.TASK_DONE:
+                self.result(timeout_s=0, raise_on_failure=True)
+            return result
+        raise RequestTimeout(f"task {self.task_id.problem_id}/{self.task_id.iteration} gave no answer")
+
+    def revisions(self, timeout_s: float | None = 600.0) -> Iterator[msg.TaskResult]:
+        """Each revision of the task's result as it is published, ranked and complete each time: the
+        first from estimates, each later one with more figures measured; the last one is final (state
+        DONE, FAILED or CANCELLED). A revision published while the previous one was still being read
+        may be skipped (the result topic keeps the latest); the final one never is."""
+        yield from self.client.revisions(self.task_id, timeout_s)
+
     def progress(self, timeout_s: float | None = 600.0) -> Iterator[msg.TaskStatus]:
         """Each lifecycle update of the task until it ends (the last one is terminal)."""
         yield from self.client.statuses(self.task_id, timeout_s)
@@ -69,6 +86,7 @@ class Client:
         self._lock = threading.Condition()
         self._results: dict[TaskKey, msg.TaskResult] = {}
         self._status_queues: dict[TaskKey, list[queue.Queue[msg.TaskStatus]]] = {}
+        self._result_queues: dict[TaskKey, list[queue.Queue[msg.TaskResult]]] = {}
         self._nodes: dict[str, msg.NodeStatus] = {}
         self._result_callbacks: list[Callable[[msg.TaskResult], None]] = []
         self._status_callbacks: list[Callable[[msg.TaskStatus], None]] = []
@@ -93,7 +111,10 @@ class Client:
     # ---------------------------------------------------------------- subscriptions
     def _on_result(self, result: msg.TaskResult) -> None:
         with self._lock:
-            self._results[task_key(result.task_id)] = result
+            key = task_key(result.task_id)
+            self._results[key] = result
+            for q in self._result_queues.get(key, []):
+                q.put(result)
             callbacks = list(self._result_callbacks)
             self._lock.notify_all()
         for callback in callbacks:
@@ -155,6 +176,38 @@ class Client:
                 if left is not None and left <= 0:
                     raise RequestTimeout(f"task {key[0]}/{key[1]} gave no result within {timeout_s:g} s")
                 self._lock.wait(timeout=0.5 if left is None else min(left, 0.5))
+
+    def revisions(self, task_id: msg.TaskId, timeout_s: float | None = 600.0) -> Iterator[msg.TaskResult]:
+        """See ``TaskHandle.revisions``. Raises RequestTimeout when the task has not ended in ``timeout_s``."""
+        key = task_key(task_id)
+        q: queue.Queue[msg.TaskResult] = queue.Queue()
+        with self._lock:
+            self._result_queues.setdefault(key, []).append(q)
+            known = self._results.get(key)
+        if known is not None:
+            q.put(known)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        last = -1
+        try:
+            while True:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise RequestTimeout(f"task {key[0]}/{key[1]} did not end within {timeout_s:g} s")
+                try:
+                    result = q.get(timeout=0.2 if left is None else min(left, 0.2))
+                except queue.Empty:
+                    continue
+                final = result.state in TERMINAL
+                if int(result.revision) > last or final:
+                    last = int(result.revision)
+                    yield result
+                if final:
+                    return
+        finally:
+            with self._lock:
+                self._result_queues[key].remove(q)
+                if not self._result_queues[key]:
+                    del self._result_queues[key]
 
     def statuses(self, task_id: msg.TaskId, timeout_s: float | None = 600.0) -> Iterator[msg.TaskStatus]:
         key = task_key(task_id)

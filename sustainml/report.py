@@ -37,6 +37,8 @@ def _option_to_dict(o: msg.TaskOption) -> dict[str, Any]:
         "quality": {"metric": o.quality.metric, "value": _known(o.quality.value),
                     "higher_is_better": o.quality.higher_is_better},
         "latency_ms": o.latency_ms,
+        "latency_ms_uncertainty": o.latency_ms_uncertainty,
+        "basis": o.basis,
         "energy_j_per_inference": o.energy_j_per_inference,
         "energy_j_per_inference_uncertainty": o.energy_j_per_inference_uncertainty,
         "train_energy_kwh": o.train_energy_kwh,
@@ -65,6 +67,10 @@ def result_to_dict(result: msg.TaskResult) -> dict[str, Any]:
     return {
         "task_id": {"problem_id": result.task_id.problem_id, "iteration": int(result.task_id.iteration)},
         "status": status_name(result.state),
+        "revision": int(result.revision),
+        "final": result.state in (msg.TaskState.TASK_DONE, msg.TaskState.TASK_FAILED, msg.TaskState.TASK_CANCELLED),
+        "measuring": {"device_s": result.measuring_s, "energy_j": result.measuring_energy_j,
+                      "co2_g": result.co2_g_measuring, "note": result.measuring_note},
         "error": result.error,
         "failed_node": result.failed_node,
         "explanation": result.explanation,
@@ -181,7 +187,8 @@ def result_table(result: msg.TaskResult, *, wide: bool = True) -> Table:
     methods = sorted({o.energy_method for o in result.options})
     table = Table(title=f"{result.task_type or 'task'} {result.task_id.problem_id}/{result.task_id.iteration}"
                         f" (quality: {result.metric or '?'})",
-                  caption="* on the Pareto front (quality, gCO2e, latency)  ! misses a constraint\n"
+                  caption="* on the Pareto front (quality, gCO2e, latency)  ! misses a constraint  "
+                          "~ pre-run estimate, not measured\n"
                           f"energy per inference, method: {', '.join(methods)}",
                   box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     columns = ["#", "model", "device" if len(hosts) <= 1 else "device@host", "region",
@@ -195,8 +202,9 @@ def result_table(result: msg.TaskResult, *, wide: bool = True) -> Table:
         flag = ("*" if o.pareto else "") + ("" if o.meets_constraints else "!")
         device = o.device if len(hosts) <= 1 else f"{o.device}@{o.host}"
         quality = "?" if math.isnan(o.quality.value) else f"{o.quality.value:.3g}"
+        guess = "~" if o.basis == "estimated" else ""
         row = [f"{o.rank}{flag}", o.model, device, o.region, quality,
-               f"{o.latency_ms:.3g}", _j(o.energy_j_per_inference)]
+               f"{guess}{o.latency_ms:.3g}", guess + _j(o.energy_j_per_inference)]
         row += [_g(o.co2_g_training), _g(o.co2_g_inference), _g(o.co2_g_total)] if wide else [_g(o.co2_g_total)]
         table.add_row(*row)
     return table
@@ -218,6 +226,7 @@ def print_result(result: msg.TaskResult, console: Console | None = None) -> None
     console.print(result_table(result, wide=console.width >= 110))
     if result.explanation:
         console.print(result.explanation)
+    console.print(measuring_line(result))
     if result.options:
         print_lifetime(result.options[0], console)
     if result.stages:
@@ -228,6 +237,34 @@ def print_result(result: msg.TaskResult, console: Console | None = None) -> None
     _print_understanding(console, result.dataset_profile, result.findings)
     if result.candidates:
         console.print(candidates_table(result.candidates, result.excluded))
+
+
+def measuring_line(result: msg.TaskResult) -> str:
+    """What producing this answer cost (measuring, calibrating) and what was measured, in one line."""
+    measured = sum(1 for o in result.options if o.basis != "estimated")
+    return (f"This answer (revision {result.revision}): {measured} of {len(result.options)} options from measurements; "
+            f"producing it took {result.measuring_s:.3g} s of device time, {_j(result.measuring_energy_j)}, "
+            f"{_g(result.co2_g_measuring)} CO2e" + (f" ({escape(result.measuring_note)})" if result.measuring_note else ""))
+
+
+def revision_line(result: msg.TaskResult, previous: msg.TaskResult | None) -> str:
+    """One line on what a revision changed: the options newly measured, each against its estimate,
+    and the recommendation."""
+    before = {(o.model, o.device, o.host): o for o in (previous.options if previous else [])}
+    landed: dict[tuple[str, str, str], str] = {}
+    for o in result.options:
+        old = before.get((o.model, o.device, o.host))
+        if o.basis != "estimated" and old is not None and old.basis == "estimated" and old.latency_ms > 0:
+            change = (o.latency_ms - old.latency_ms) / old.latency_ms
+            landed[(o.model, o.device, o.host)] = (f"{o.model} on {o.device} measured {o.latency_ms:.3g} ms "
+                                                   f"(estimate {old.latency_ms:.3g} ms, {change:+.0%})")
+    best = result.options[0] if result.options else None
+    measured = sum(1 for o in result.options if o.basis != "estimated")
+    head = f"revision {result.revision}: {measured}/{len(result.options)} options measured"
+    parts = [head, *landed.values()]
+    if best is not None:
+        parts.append(f"#1 {best.model} on {best.device} in {best.region}, {_g(best.co2_g_total)} CO2e")
+    return escape("; ".join(parts))
 
 
 def print_lifetime(o: msg.TaskOption, console: Console) -> None:

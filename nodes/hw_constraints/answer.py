@@ -202,30 +202,72 @@ class TaskMeasuring:
                                        train_batch_size=train_batch, variant=job.variant)
 
     def _measure_in_order(self, to_measure: list[Job]) -> None:
-        items = {job.key: self._plan_item(job) for job in self.jobs if job.key in self.state.figures}
-        plan = make_plan(list(items.values()), max_latency_ms=self.task.constraints.max_latency_ms)
-        self.state.reasons.update({k: why for k, why in plan.skipped.items() if k in self.state.estimates})
+        """Measure the most valuable job that fits the budget left, learn from it, re-estimate the rest
+        and plan again, until the budget or the plan is spent."""
         wanted = {job.key: job for job in to_measure}
-        order = [wanted[item.key] for item in plan.order if item.key in wanted]
-        for i, job in enumerate(order):
-            if self.budget.overrun(0.0, 0.0):
-                self.state.reasons.setdefault(job.key, f"not measured: {self.budget.overrun(0.0, 0.0)}")
-                continue
-            estimate = self.state.estimates[job.key]
-            full_s, inference_s = self._costs(job, estimate)
-            left = self.budget.left_s
-            if full_s <= left:
-                train = True
-            elif inference_s <= left and not job.variant and not job.sklearn:
-                train = False
-            else:
-                self.state.reasons[job.key] = (f"not measured: it needs about {full_s:.3g} s of device time and "
-                                               f"{left:.3g} s of the budget were left")
-                continue
-            self._progress(100.0 * self.budget.spent_s / max(self.budget.seconds, 1e-9),
-                           f"measuring {job.label} ({i + 1}/{len(order)}, {left:.0f} s of budget left)")
-            if not self._measure_one(job, estimate, train=train):
+        attempted: set[tuple[str, str]] = set()
+        while True:
+            items = [self._plan_item(job) for job in self.jobs if job.key in self.state.figures]
+            plan = make_plan(items, max_latency_ms=self.task.constraints.max_latency_ms)
+            for key in self.state.estimates:
+                if self.state.reasons.get(key, "").startswith("dominated"):
+                    del self.state.reasons[key]   # the last plan says which are dominated now
+            self.state.reasons.update({k: why for k, why in plan.skipped.items() if k in self.state.estimates})
+            order = [wanted[i.key] for i in plan.order
+                     if i.key in wanted and i.key in self.state.estimates and i.key not in attempted]
+            chosen = self._first_that_fits(order)
+            if chosen is None:
                 break
+            job, train = chosen
+            attempted.add(job.key)
+            left = self.budget.left_s
+            self._progress(100.0 * self.budget.spent_s / max(self.budget.seconds, 1e-9),
+                           f"measuring {job.label} ({len(self.state.measured) + 1} measured so far, "
+                           f"{left:.0f} s of budget left)")
+            if not self._measure_one(job, self.state.estimates[job.key], train=train):
+                break
+        spent = self.budget.overrun(0.0, 0.0)
+        for key in self.state.estimates:
+            if key not in self.state.reasons:
+                self.state.reasons[key] = f"not measured: {spent}" if spent else "not measured"
+
+    def _first_that_fits(self, order: list[Job]) -> tuple[Job, bool] | None:
+        """The first job of ``order`` whose measurement fits the budget left (``train`` False: only its
+        inference fits); the ones that do not fit say so."""
+        if self.budget.overrun(0.0, 0.0):
+            return None
+        left = self.budget.left_s
+        for job in order:
+            full_s, inference_s = self._costs(job, self.state.estimates[job.key])
+            if full_s <= left:
+                return job, True
+            if inference_s <= left and not job.variant and not job.sklearn:
+                return job, False
+            self.state.reasons[job.key] = (f"not measured: it needs about {full_s:.3g} s of device time and "
+                                           f"{left:.3g} s of the budget were left")
+        return None
+
+    def _reestimate(self) -> list[tuple[str, str]]:
+        """Estimate again every job still estimated, with what the last measurement taught; the keys
+        whose figures changed."""
+        changed = []
+        for job in self.jobs:
+            old = self.state.estimates.get(job.key)
+            if old is None:
+                continue
+            try:
+                fresh = self._estimate(job)
+            except MeasurementError:
+                continue
+            self.state.estimates[job.key] = fresh
+            figures = self.state.figures[job.key]
+            if figures.basis == BASIS_INFERENCE_ONLY:
+                self.state.figures[job.key] = _with_estimated_training(figures, fresh.measurement)
+            else:
+                self.state.figures[job.key] = fresh.measurement
+            if fresh.measurement.latency_ms_p50 != old.measurement.latency_ms_p50:
+                changed.append(job.key)
+        return changed
 
     def _measure_one(self, job: Job, estimate: JobEstimate, *, train: bool) -> bool:
         """Measure ``job``; False when the budget ran out during it (nothing more is measured)."""
@@ -268,8 +310,9 @@ class TaskMeasuring:
         self.state.estimates.pop(job.key, None)
         self.state.reasons.pop(job.key, None)
         self.state.measured.append(job.label)
-        changed = self._merge_variants()
-        self._publish_message([measured] + [self.state.figures[k] for k in changed if k != job.key], plan_done=False)
+        changed = set(self._reestimate()) | set(self._merge_variants())
+        self._publish_message([measured] + [self.state.figures[k] for k in sorted(changed) if k != job.key],
+                              plan_done=False)
         return True
 
     def _run_measure(self, job: Job, estimate: JobEstimate, *, train: bool, check: Callable[[], None]) -> msg.Measurement:
