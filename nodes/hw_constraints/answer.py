@@ -169,7 +169,8 @@ class TaskMeasuring:
         to_measure = [job for job in self.jobs if job.key in self.state.estimates]
         if self.task.reuse_only:
             for job in to_measure:
-                self.state.reasons[job.key] = "nothing new measured: the task asked for stored measurements only"
+                self.state.reasons[job.key] = ("nothing new measured for this task (reuse_only: an iteration that "
+                                               "changed only usage, regions or limits, or a problem that asked so)")
         elif to_measure:
             self._publish_message([self.state.figures[j.key] for j in self.jobs if j.key in self.state.figures],
                                   plan_done=False)
@@ -177,7 +178,8 @@ class TaskMeasuring:
         return self._last_message()
 
     def _first_answer(self) -> None:
-        for job in self.jobs:
+        for i, job in enumerate(self.jobs):
+            self._progress(0.0, f"estimating {job.label} ({i + 1}/{len(self.jobs)})")
             try:
                 found = self.cache.get(self._key(job, train=not job.variant))
                 if found is not None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sustainml import msg, topics
-from sustainml.exceptions import ConfigError
+from sustainml.exceptions import ConfigError, MeasurementError
 from sustainml.node import Input, TaskContext, TaskNode, run_node
 
 from .answer import Budget, MeasuringSettings, TaskMeasuring
@@ -68,6 +68,13 @@ class HardwareNode(TaskNode):
 
     def on_activate(self) -> None:
         self.pub_inventory.publish(self.inventory)
+        # Calibrate each device now (or read its calibration from the store), so that the first task's
+        # first answer does not wait for it; its cost is charged to the first task that uses it.
+        for device in self.inventory.devices:
+            try:
+                self.estimator.calibration(device.id)
+            except MeasurementError as e:
+                self.log.warning("%s cannot be calibrated, so its jobs cannot be estimated: %s", device.id, e)
 
     def on_shutdown(self) -> None:
         self.cache.close()

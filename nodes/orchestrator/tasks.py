@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sustainml import msg
+from sustainml.exceptions import InvalidProblem
 from sustainml.node import task_key
 
 from sustainml.report import describe_dominance
@@ -166,7 +167,25 @@ class TaskBook:
         task = Task(task_id=task_id, problem=problem, submitted_unix_s=submitted)
         self.tasks[task_key(task_id)] = task
         self.store.set_state(task_id, msg.TaskState.TASK_RUNNING, ENCODER)
-        return [self._enter(task, ENCODER), Action(problem)]
+        return [self._enter(task, ENCODER), Action(self._to_encode(task))]
+
+    def _to_encode(self, task: Task) -> msg.UserInput:
+        """The problem as the pipeline works on it: an iteration that changed only what needs no new
+        measurement (usage, regions, limits) answers from the measurements already made."""
+        previous = self._previous_problem(task.task_id)
+        if previous is None or task.problem.reuse_only or not _same_measuring(previous, task.problem):
+            return task.problem
+        sent = copy.deepcopy(task.problem)
+        sent.reuse_only = True
+        return sent
+
+    def _previous_problem(self, task_id: msg.TaskId) -> msg.UserInput | None:
+        if task_id.iteration <= 1:
+            return None
+        try:
+            return self.store.get_input(msg.TaskId(problem_id=task_id.problem_id, iteration=task_id.iteration - 1))
+        except InvalidProblem:
+            return None
 
     def _enter(self, task: Task, stage: str, message: str = "") -> Action:
         task.stage = stage
@@ -508,7 +527,7 @@ class TaskBook:
                 continue
             self.log.warning("re-sending the inputs of task %s to %s", task.label, node.name)
             if node.kind == ENCODER:
-                actions.append(Action(task.problem))
+                actions.append(Action(self._to_encode(task)))
             elif node.kind == PROVIDER:
                 actions.append(Action(task.encoded))
             elif node.kind == HARDWARE:
@@ -521,3 +540,25 @@ class TaskBook:
 
     def live_nodes(self) -> list[NodeInfo]:
         return [n for n in self.nodes.values() if n.alive]
+
+
+#: What an iteration may change and still be answered from the measurements already made: how the
+#: model is used, where, and the limits it is held to. Anything else (the goal, the data, the models,
+#: the hardware, the batch, the measurement budget) may need new measurements.
+_NO_NEW_MEASURING = ("usage.requests_per_day", "usage.horizon_days", "train_region", "inference_region",
+                     "alternative_regions", "allowed_regions", "intensity_overrides", "pue", "experiment_runs",
+                     "constraints.quality_target", "constraints.max_latency_ms", "constraints.max_train_hours",
+                     "constraints.max_train_co2_g")
+
+
+def _same_measuring(before: msg.UserInput, after: msg.UserInput) -> bool:
+    """Whether two problems ask for the same measurements: equal once what needs none is blanked."""
+    def blanked(problem: msg.UserInput) -> msg.UserInput:
+        copied = copy.deepcopy(problem)
+        copied.task_id = msg.TaskId()
+        for path in _NO_NEW_MEASURING:
+            owner_name, _, name = path.rpartition(".")
+            owner = getattr(copied, owner_name) if owner_name else copied
+            setattr(owner, name, type(getattr(owner, name))())
+        return copied
+    return blanked(before) == blanked(after)
