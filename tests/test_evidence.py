@@ -26,11 +26,12 @@ def new_task(store: TaskStore, text: str = "predict tool wear") -> msg.TaskId:
 
 
 def hardware(task_id: msg.TaskId, host: str, *runs: tuple[str, str], method: str = "estimate",
-             cached: bool = False) -> msg.HardwareMeasurement:
-    """One hardware node's answer: a measurement per (model, device)."""
-    return msg.HardwareMeasurement(task_id=task_id, host=host, measurements=[
+             cached: bool = False, basis: str = "measured", index: int = 0,
+             plan_done: bool = True) -> msg.HardwareMeasurement:
+    """One hardware node's message: a measurement per (model, device); by default its whole answer."""
+    return msg.HardwareMeasurement(task_id=task_id, host=host, message_index=index, plan_done=plan_done, measurements=[
         msg.Measurement(model=model, device=device, host=host, energy_j_per_inference=0.5,
-                        energy_j_per_inference_uncertainty=0.05, energy_method=method, cached=cached)
+                        energy_j_per_inference_uncertainty=0.05, energy_method=method, cached=cached, basis=basis)
         for model, device in runs])
 
 
@@ -226,8 +227,11 @@ def test_the_task_book_keeps_the_measurements_of_its_tasks_with_their_type(store
     task_id, _ = book.submit(msg.UserInput(text="predict tool wear", task_type_hint="tabular_regression"))
     book.on_measurement(hardware(task_id, "laptop", ("tabular_mlp", "cpu")))   # before the encoder's answer
     book.on_encoded(msg.EncodedTask(task_id=task_id, task_type="tabular_classification"))
-    book.on_measurement(hardware(task_id, "server", ("tabular_mlp", "cpu")))
-    book.on_measurement(hardware(task_id, "server", ("ridge_regression", "cpu")))   # a repeat: dropped
+    # The server's estimates first (not evidence), then its measurement as it lands, then its last message.
+    book.on_measurement(hardware(task_id, "server", ("tabular_mlp", "cpu"), basis="estimated", plan_done=False))
+    book.on_measurement(hardware(task_id, "server", ("tabular_mlp", "cpu"), index=1, plan_done=False))
+    book.on_measurement(hardware(task_id, "server", ("tabular_mlp", "cpu"), index=2))
+    book.on_measurement(hardware(task_id, "server", ("ridge_regression", "cpu"), index=3))   # after its last: dropped
     book.on_measurement(hardware(msg.TaskId("ghost", 1), "server", ("tabular_mlp", "cpu")))
 
     assert [(r.measurement.host, r.measurement.model, r.task_type) for r in store.evidence().records] == [

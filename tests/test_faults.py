@@ -160,7 +160,12 @@ def test_iteration_reuses_cached_measurements(pipeline):
     assert second.task_id.problem_id == first.task_id.problem_id
     assert second.task_id.iteration == 2
     assert {o.region for o in second.options} == {"FRA"}
-    assert all("reused" in o.note or "cached" in o.note for o in second.options), second.options[0].note
+    # Only the region changed: every figure is a stored measurement, or the estimate that stayed one
+    # (dominated, or past the budget) with its reason; nothing was measured anew.
+    assert {o.basis for o in second.options} <= {"reused", "estimated"}
+    assert all("reused" in o.note for o in second.options if o.basis == "reused"), second.options[0].note
+    assert all("not measured" in o.note for o in second.options if o.basis == "estimated")
+    assert second.measuring_s == 0.0
 
 
 def test_status_topics_and_echo(pipeline):

@@ -17,7 +17,7 @@ from sustainml.exceptions import MeasurementError
 from sustainml_nodes.hw_constraints.energy_fake import PowerTraceSource
 from sustainml_nodes.hw_constraints.measure import (INT8_DYNAMIC, measure, measure_estimator,
                                                     quantize_dynamic_int8, with_training_of)
-from sustainml_nodes.hw_constraints.node import HardwareNode, HwParams
+from sustainml_nodes.hw_constraints.answer import MeasuringSettings, TaskMeasuring
 from sustainml_nodes.model_provider.workload import EstimatorWorkload
 
 from test_hw_measure import tiny_workload
@@ -115,8 +115,8 @@ def test_a_variant_takes_its_models_training_figures_instead_of_measuring_them_a
 
 @pytest.mark.parametrize(("precision", "jobs"), [("fp32", ["", INT8_DYNAMIC]), ("bf16", [""])])
 def test_the_int8_variant_is_planned_only_for_an_fp32_node(precision, jobs):
-    node = SimpleNamespace(params=HwParams(precision=precision))
+    answer = SimpleNamespace(settings=MeasuringSettings(window_s=1.0, train_batch_size=8, precision=precision))
     candidate = msg.ModelCandidate(name="tiny-mlp", library="torch",
                                    variants=[msg.GreenerVariant(name=INT8_DYNAMIC)])
-    assert [variant for _, _, variant in HardwareNode._jobs(node, candidate, "cpu")] == jobs
-    assert [variant for _, _, variant in HardwareNode._jobs(node, candidate, "cuda:0")] == [""]
+    assert [job.variant for job in TaskMeasuring._jobs(answer, candidate, "cpu")] == jobs
+    assert [job.variant for job in TaskMeasuring._jobs(answer, candidate, "cuda:0")] == [""]

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from sustainml import msg
+from sustainml.report import status_name
 from sustainml.web import views
+from sustainml_nodes.task_encoder.dataset_profile import DataPolicy
 from sustainml.web.server import TOKEN_ENV, WebConfig
 from sustainml.exceptions import ConfigError
 
@@ -83,10 +86,23 @@ def test_a_dataset_outside_the_data_folder_is_refused_with_one_line(server):
     ({"problem": {}}, "give 'text'"),
     ({"nothing": 1}, 'expected a JSON object {"problem"'),
     ({"problem": {"text": "x"}, "problem_id": "../../etc"}, "problem_id '../../etc'"),
+    ({"problem": {"text": "x", "measurement_budget_s": -5}}, "'measurement_budget_s' must not be negative"),
+    ({"problem": {"text": "x", "measurement_budget_s": "30 s"}}, "'measurement_budget_s' must be a number"),
+    # Python's json writes and reads Infinity and NaN, which JSON has not: a script may send them.
+    ({"problem": {"text": "x", "measurement_budget_s": float("inf")}},
+     "measurement_budget_s inf: expected a finite number (seconds of device time"),
+    ({"problem": {"text": "x", "usage": {"horizon_days": float("nan")}}}, "usage.horizon_days nan: expected a finite number"),
 ])
 def test_bad_problems_get_a_readable_error(server, body, expected):
     status, reply = server.post_json("/api/submit", body)
-    assert status == 400 and expected in reply["error"]
+    assert status == 400 and expected in reply["error"] and "\n" not in reply["error"]
+
+
+def test_the_page_promises_a_first_answer_in_seconds_and_offers_a_measurement_budget(server):
+    _, _, page = server.request("/")
+    assert b"under a minute" not in page
+    assert b"a first ranked answer in seconds from estimates" in page
+    assert b'name="measurement_budget_s"' in page
 
 
 def test_a_body_that_is_not_json_is_refused(server):
@@ -166,6 +182,23 @@ def test_config_check_refuses_what_would_expose_or_fail(tmp_path):
     WebConfig(host="localhost", data_dir=tmp_path).check()
 
 
+def test_a_measurement_budget_is_kept_with_the_problem(tmp_path):
+    policy = DataPolicy.from_params(str(tmp_path), 1.0)
+    problem = views.checked_problem({"problem": {"text": "x", "measurement_budget_s": 12.5}}, policy)
+    assert problem.measurement_budget_s == 12.5
+    assert views.checked_problem({"problem": {"text": "x"}}, policy).measurement_budget_s == 0.0   # the node's default
+
+
+@pytest.mark.parametrize("state, revision, final", [
+    (msg.TaskState.TASK_RUNNING, 1, False), (msg.TaskState.TASK_RUNNING, 4, False),
+    (msg.TaskState.TASK_DONE, 5, True), (msg.TaskState.TASK_CANCELLED, 2, True),
+])
+def test_every_revision_of_a_result_is_an_event_the_page_follows(state, revision, final):
+    result = msg.TaskResult(task_id=msg.TaskId(problem_id="p", iteration=2), state=state, revision=revision)
+    assert views.result_event(result) == {"task": "p/2", "state": status_name(state), "revision": revision,
+                                          "final": final}
+
+
 def test_upload_names_keep_only_the_base_name():
     assert views.upload_name("C:\\Users\\me\\wear data.csv") == "wear_data.csv"
     assert views.upload_name("../../.bashrc.csv") == "bashrc.csv"
@@ -178,7 +211,9 @@ def _result(quality: float, co2_g: float, latency_ms: float, *, metric: str = "t
     option = {"rank": 1, "model": model, "device": "cpu", "host": "vm", "region": "DEU",
               "quality": {"metric": metric, "value": quality, "higher_is_better": higher},
               "latency_ms": latency_ms, "co2_g": {"total": co2_g}, "sci_g_per_request": 0.0}
-    return {"task_id": {"problem_id": "p", "iteration": iteration}, "options": [option, {**option, "rank": 0}]}
+    return {"task_id": {"problem_id": "p", "iteration": iteration}, "options": [option, {**option, "rank": 0}],
+            "status": "running", "revision": 3, "final": False, "error": "", "task_type": "image_classification",
+            "metric": metric, "submitted_unix_s": 1.0}
 
 
 def test_what_moved_is_said_in_points_and_kilograms_a_year():
@@ -210,6 +245,12 @@ def test_options_export_as_csv_with_dotted_columns():
     assert list(frame["task"]) == ["p/1", "p/1"]
     assert list(frame["co2_g.total"]) == [12.5, 12.5]
     assert list(frame["quality.metric"]) == ["top1_accuracy"] * 2
+
+
+def test_a_running_revision_is_listed_in_the_history_with_its_number():
+    row = views.history_row(_result(0.75, 12.5, 2.0))
+    assert (row["task"], row["status"], row["revision"], row["final"]) == ("p/1", "running", 3, False)
+    assert row["best"]["model"] == "resnet18"
 
 
 def test_data_files_lists_tables_and_skips_hidden_and_environment_folders(tmp_path):

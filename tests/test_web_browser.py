@@ -1,7 +1,8 @@
 """The web UI in a real browser against the real pipeline: Debian's chromium driven by Playwright,
 `sustainml web` as its own process, the five nodes as processes on DDS over loopback. The tests run
 in file order on one pipeline, as one user's session would: describe a problem from an empty form,
-read the result, move a slider, look back in the history, leave a note, and see a node die.
+see the first answer from estimates and the measurements refine it, read the result, move a slider,
+look back in the history, leave a note, and see a node die.
 
 Screenshots of each page go to var/screenshots/ (README shows a copy of one, docs/web-results.png); they are looked at, not compared."""
 
@@ -93,8 +94,7 @@ def shot(page: "Page", name: str) -> None:
 
 # ---------------------------------------------------------------- the session
 
-def test_a_new_user_reaches_a_result_from_an_empty_form(page: "Page"):
-    opened = time.monotonic()
+def test_a_new_user_describes_a_problem_from_an_empty_form(page: "Page"):
     expect(page.locator("#nodes li.idle, #nodes li.busy")).to_have_count(5, timeout=30_000)
     page.get_by_label("Goal").fill("predict tool wear from CNC sensor data with 99.9% accuracy")
     # The encoder's reading appears, and its contradiction sits beside the field it concerns.
@@ -110,15 +110,55 @@ def test_a_new_user_reaches_a_result_from_an_empty_form(page: "Page"):
     page.get_by_label("Regions it may be served from").fill("FRA, NOR, SWE")
     page.get_by_label("Requests per day", exact=True).fill("100000")
     page.get_by_label("Served for, days").fill("730")
+    page.get_by_label("Measurement budget").fill("20")
+    expect(page.locator("#submit-hint")).to_contain_text("first ranked answer in seconds")
     expect(page.locator("#r-explanation")).to_contain_text("Germany", timeout=30_000)
     shot(page, "describe")
+
+
+# Each time the revision line changes: what it says and how the options are marked at that moment.
+RECORD_REVISIONS = """() => {
+  window.revisionsSeen = [];
+  const line = document.querySelector("#revision");
+  new MutationObserver(() => window.revisionsSeen.push({
+    text: line.textContent,
+    rows: document.querySelectorAll("#options tbody tr").length,
+    estimated: document.querySelectorAll("#options .basis-estimated").length,
+    measured: document.querySelectorAll("#options .basis:not(.basis-estimated)").length,
+  })).observe(line, {childList: true, characterData: true, subtree: true});
+}"""
+
+
+def test_the_first_answer_comes_from_estimates_and_measurements_refine_it(page: "Page"):
+    """Seconds after the submit the page shows a complete ranked answer from pre-run estimates, marked
+    as such; each measurement that lands redraws it; the last revision is final and mostly measured."""
+    page.evaluate(RECORD_REVISIONS)
+    submitted = time.monotonic()
     page.get_by_role("button", name="Find options").click()
     expect(page.locator("#page-results")).to_be_visible()
-    expect(page.locator("#pareto .scatterlayer .point").first).to_be_visible(timeout=RESULT_S)
-    print(f"from an empty form to the Pareto chart: {time.monotonic() - opened:.1f} s")
+    revision = page.locator("#revision")
+    expect(revision).to_contain_text("refining by measurement", timeout=RESULT_S)
+    first_s = time.monotonic() - submitted
+    shot(page, "results-running")
+    expect(revision).to_contain_text("final", timeout=RESULT_S)
+    print(f"from the submit to the first answer: {first_s:.1f} s, to the final one: {time.monotonic() - submitted:.1f} s")
+
+    seen = page.evaluate("window.revisionsSeen")
+    first, final = seen[0], seen[-1]
+    # The first answer shown: every option ranked, the estimates marked (revision 1 has nothing measured;
+    # a measurement may land before the page has read it).
+    assert re.match(r"revision \d+ — refining by measurement: \d+ of \d+ options measured", first["text"]), seen
+    assert first["rows"] >= 3 and first["estimated"] >= 1 and first["estimated"] + first["measured"] == first["rows"], seen
+    assert re.match(r"revision \d+ — final: \d+ of \d+ options measured", final["text"]), seen
+    assert final["measured"] >= 1 and final["measured"] + final["estimated"] == final["rows"], seen
+    # An estimate left in the final answer says so, and why it was not measured, on hover.
+    for badge in page.locator("#options .basis-estimated").all():
+        assert re.match(r"pre-run estimate, not measured\n.", badge.get_attribute("title"))
+    expect(page.locator("#measuring")).to_contain_text(re.compile(r"took [0-9.]+ s of device time, .* CO2e"))
+    expect(page.locator("#task-progress")).to_be_hidden()
+
     # Every option is plotted, the front is drawn as its own trace, and the table lists them.
-    rows = page.locator("#options tbody tr")
-    assert rows.count() >= 3
+    expect(page.locator("#pareto .scatterlayer .point").first).to_be_visible()
     assert page.locator("#pareto .scatterlayer .trace").count() == 2
     expect(page.locator("#options caption")).to_contain_text("estimate")
     expect(page.locator("#breakdown .barlayer .trace")).not_to_have_count(0)
@@ -128,13 +168,14 @@ def test_a_new_user_reaches_a_result_from_an_empty_form(page: "Page"):
 
 def test_the_options_table_sorts_by_keyboard(page: "Page"):
     header = page.locator("#options th button", has_text="CO2e total")
+    column = 1 + page.locator("#options thead th").all_inner_texts().index("CO2e total")
     header.focus()
     page.keyboard.press("Enter")
-    totals = page.locator("#options tbody tr td:nth-child(10)").all_inner_texts()
+    totals = page.locator(f"#options tbody tr td:nth-child({column})").all_inner_texts()
     grams = [_grams(t) for t in totals]
     assert grams == sorted(grams), totals
     page.keyboard.press("Enter")
-    grams = [_grams(t) for t in page.locator("#options tbody tr td:nth-child(10)").all_inner_texts()]
+    grams = [_grams(t) for t in page.locator(f"#options tbody tr td:nth-child({column})").all_inner_texts()]
     assert grams == sorted(grams, reverse=True)
 
 
@@ -155,6 +196,8 @@ def test_moving_a_slider_starts_a_new_iteration_and_says_what_moved(page: "Page"
     expect(moved).to_contain_text("What moved from iteration 1 to 2", timeout=RESULT_S)
     # More requests a day on the same horizon: the serving CO2 moves, said per the 730-day horizon and a year.
     expect(moved).to_contain_text(re.compile(r"(costs|saves) [0-9.]+ \S+ CO2e over 730 days \([0-9.]+ \S+ a year\)"))
+    # Only the usage moved: the iteration answers from the measurements already made, final at once.
+    expect(page.locator("#revision")).to_contain_text("final", timeout=RESULT_S)
     shot(page, "iteration")
 
 
@@ -173,7 +216,9 @@ def test_history_compares_two_iterations_and_exports(page: "Page", stack):
     href = page.locator("#history tbody a", has_text="CSV").first.get_attribute("href")
     csv = page.request.get(web.url + href)
     assert csv.ok and "co2_g.total" in csv.text().splitlines()[0]
-    assert page.request.get(web.url + href.replace(".csv", ".json")).json()["options"]
+    iteration = page.request.get(web.url + href.replace(".csv", ".json")).json()
+    assert iteration["options"]
+    assert iteration["problem"]["measurement_budget_s"] == 20      # the budget given in the form, kept on iterating
 
 
 def test_a_note_on_an_option_shows_in_the_shared_evidence(page: "Page"):

@@ -221,6 +221,8 @@ class TaskBook:
         if task is None or task.hosts.get(measurement.host) in (DONE, FOOTPRINT):
             return []
         answer = task.measurements.get(measurement.host)
+        if answer is not None and answer.final_sequence >= 0:
+            return []   # the host's last message is in: anything after it is a repeat
         if answer is None:
             answer = task.measurements[measurement.host] = HostAnswer(latest=measurement)
             # The host's budget (with a margin) bounds how long its refining is awaited.

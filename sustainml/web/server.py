@@ -1,7 +1,9 @@
 """``sustainml web``: the browser front end, served by aiohttp. The server is one more DDS client of
 the orchestrator (``sustainml.Client``): it submits problems, asks the task encoder for suggestions,
 reads the store, and streams node status, task progress and results to every open page as
-server-sent events. The page is static files in ``static/`` with plotly.js from the installed
+server-sent events. A result comes in revisions (the first ranked answer from estimates seconds after
+a submit, one more per measurement that lands, the final one last): every revision is forwarded, and
+the store the page reads holds the latest. The page is static files in ``static/`` with plotly.js from the installed
 ``plotly`` package: nothing is fetched from a network and nothing is built at install time.
 
 Safety: it binds 127.0.0.1 unless told otherwise, and any other address needs a token the operator
@@ -80,8 +82,8 @@ class WebConfig:
 
 
 class EventHub:
-    """What every open page hears: node status, task progress, results, from the client's own
-    subscriptions. Client callbacks arrive on DDS threads and are handed to the event loop; each page
+    """What every open page hears: node status, task progress, results (each revision, not only the
+    final one), from the client's own subscriptions. Client callbacks arrive on DDS threads and are handed to the event loop; each page
     has its own queue."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, client: Client) -> None:
@@ -161,7 +163,8 @@ class WebApp:
 
     # ---- results and history
     async def _result(self, task_id: msg.TaskId) -> dict[str, Any]:
-        """The stored result of one task (iteration 0 = the latest), as the JSON view."""
+        """The stored result of one task (iteration 0 = the latest), as the JSON view: its latest
+        revision while it runs, the final one after."""
         results = await self._dds(self.client.history, task_id.problem_id, int(task_id.iteration), 1,
                                   timeout_s=self.config.timeout_s)
         if not results:

@@ -19,7 +19,8 @@ from sustainml_nodes.task_encoder.dataset_profile import TABLE_FORMATS, DataPoli
 from .. import msg
 from ..exceptions import InvalidProblem
 from ..launch import NODE_KINDS
-from ..problem import problem_from_dict, task_text
+from ..node import TERMINAL
+from ..problem import problem_from_dict, problem_to_dict, task_text
 from ..report import status_name, to_plain, with_uncertainty
 
 __all__ = ["EXPECTED_NODES", "UPLOAD_SUFFIXES", "WebInputError", "checked_problem", "checked_problem_id",
@@ -33,6 +34,13 @@ UPLOAD_SUFFIXES = tuple(TABLE_FORMATS)
 _SKIPPED_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".pytest_cache"}
 _LISTED_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")   # .txt uploads work too, but most .txt files are not tables
 _PROBLEM_ID = re.compile(r"[0-9A-Za-z_.-]{1,64}")
+#: What a number of the problem stands for, said when it is not a finite number (JSON from a script may
+#: carry NaN, Infinity or 1e999, which Python reads as floats).
+_NUMBER_MEANING = {
+    "measurement_budget_s": "seconds of device time each hardware node may spend measuring; leave it empty "
+                            "(or 0) for the node's default, 30 s",
+    "measurement_budget_j": "joules each hardware node may spend measuring; 0 = no energy limit",
+}
 
 
 class WebInputError(InvalidProblem):
@@ -46,9 +54,20 @@ def checked_problem(body: Any, data: DataPolicy) -> msg.UserInput:
     if not isinstance(body, Mapping) or not isinstance(body.get("problem"), Mapping):
         raise WebInputError('expected a JSON object {"problem": {...}} with the problem\'s fields')
     problem = problem_from_dict(body["problem"])
+    _check_finite(problem_to_dict(problem))
     if problem.dataset.path:
         resolve_dataset(problem.dataset.path, data)
     return problem
+
+
+def _check_finite(values: Mapping[str, Any], prefix: str = "") -> None:
+    """Raises WebInputError naming the first number of a problem (file keys) that is NaN or infinite."""
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            _check_finite(value, f"{prefix}{key}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            meaning = _NUMBER_MEANING.get(prefix + key, "a number")
+            raise WebInputError(f"{prefix}{key} {value!r}: expected a finite number ({meaning})")
 
 
 def checked_problem_id(value: Any) -> str:
@@ -101,8 +120,11 @@ def task_status_view(status: msg.TaskStatus) -> dict[str, Any]:
 
 
 def result_event(result: msg.TaskResult) -> dict[str, Any]:
-    """What the page hears of a result: which task, how it ended; it asks for the whole when it shows it."""
-    return {"task": task_text(result.task_id), "state": status_name(result.state)}
+    """What the page hears of a result, each revision of it included: which task, its state, which
+    revision (1 = the first ranked answer, from estimates) and whether it is the last; the page asks
+    for the whole when it shows it."""
+    return {"task": task_text(result.task_id), "state": status_name(result.state), "revision": int(result.revision),
+            "final": result.state in TERMINAL}
 
 
 # ---------------------------------------------------------------- what moved between two iterations
@@ -184,7 +206,8 @@ def history_row(result: Mapping[str, Any]) -> dict[str, Any]:
     """One past task as the history lists it: its state and its recommendation."""
     best = recommended(result)
     return {"task": f"{result['task_id']['problem_id']}/{result['task_id']['iteration']}",
-            **result["task_id"], "status": result["status"], "error": result["error"],
+            **result["task_id"], "status": result["status"], "revision": result["revision"],
+            "final": result["final"], "error": result["error"],
             "task_type": result["task_type"], "metric": result["metric"],
             "submitted_unix_s": result["submitted_unix_s"], "options": len(result["options"]),
             "best": brief(best) if best else None}

@@ -7,14 +7,16 @@ const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
 const state = {
   problem: null,          // the problem dict last submitted
   task: null,             // "problem_id/iteration" shown on the results page
-  result: null,           // its result (result_to_dict view)
+  result: null,           // its result (result_to_dict view): the latest revision while it runs
   previous: null,         // the result the current iteration started from
   nodes: new Map(),       // node name -> view
   expected: [],           // the node kinds a whole pipeline has (from the server)
   missing: [],            // expected kinds with no live node
   selected: 0,            // index of the option whose alternatives are shown
+  chosen: "",             // optionKey of the option the user chose to see ("" = the recommended one)
   sort: {options: {key: "rank", dir: 1}, evidence: {key: "received_unix_s", dir: -1}},
   encodeTimer: null, encodeSeq: 0, sliderTimer: null,
+  wanted: null, asked: 0, read: 0, loading: false,   // reading results: see loadResult
 };
 
 // ------------------------------------------------------------------ helpers
@@ -63,6 +65,26 @@ const relative = (u, v) => (v > 0 && u > 0) ? `±${Math.round(100 * u / v)}%` : 
 const num = (v, digits = 3) => (v === null || v === undefined || !isFinite(v)) ? "–" : Number(v).toPrecision(digits);
 const when = (s) => s ? new Date(s * 1000).toLocaleString() : "";
 const optionName = (o) => `${o.model} on ${o.device}${o.host ? " at " + o.host : ""} in ${o.region}`;
+const optionKey = (o) => [o.model, o.device, o.host, o.region].join("|");
+const taskOf = (r) => `${r.task_id.problem_id}/${r.task_id.iteration}`;
+function seconds(s) {
+  if (s === null || s === undefined || !isFinite(s)) return "–";
+  return s >= 100 ? `${Math.round(s)} s` : `${Number(s).toPrecision(3)} s`;
+}
+
+// How an option's figures were obtained (TaskOption.basis); "" = a result from before revisions, all measured.
+const BASIS = {
+  estimated: {label: "estimate", title: "pre-run estimate, not measured"},
+  measured: {label: "measured", title: "measured on this hardware for this task"},
+  "measured-inference": {label: "inference measured", title: "inference measured; training is the pre-run estimate"},
+  reused: {label: "reused", title: "measured: a stored earlier measurement of the same configuration"},
+  "": {label: "measured", title: "measured"},
+};
+const basisOf = (o) => BASIS[o.basis] || {label: o.basis, title: o.basis};
+const estimated = (o) => o.basis === "estimated";
+// A figure of a pre-run estimate carries "~", as the CLI prints it; the badge in the row says it in words.
+const approx = (o, text, about = "") => el("span", {title: [estimated(o) ? "pre-run estimate, not measured" : "", about].filter(Boolean).join("; ")},
+  estimated(o) ? el("span", {"aria-hidden": "true"}, "~") : "", text);
 
 function alertBox(key, message) {
   let box = $(`#alerts [data-key="${CSS.escape(key)}"]`);
@@ -135,13 +157,14 @@ function connectEvents() {
   source.addEventListener("task", (e) => {
     const t = JSON.parse(e.data);
     if (t.task !== state.task) return;
-    $("#task-progress").hidden = false;
+    $("#task-progress").hidden = ["done", "failed", "cancelled"].includes(t.state);
     $("#progress-bar").value = t.progress;
     $("#progress-label").textContent = `${t.state}: ${Math.round(t.progress)}% – ${t.message || "waiting on " + (t.stage || "the pipeline")}`;
   });
   source.addEventListener("result", (e) => {
+    // Every revision: the first ranked answer (estimates) is shown at once, each refinement replaces it.
     const r = JSON.parse(e.data);
-    if (r.task === state.task && ["done", "failed", "cancelled"].includes(r.state)) openResult(r.task);
+    if (r.task === state.task && (r.final || r.revision >= 1)) loadResult(r.task);
   });
   source.onerror = () => alertBox("server", "Lost the connection to the web server; retrying…");
   source.onopen = () => alertBox("server", "");
@@ -293,38 +316,86 @@ function followTask(task) {
   $("#task-progress").hidden = false;
   $("#progress-bar").value = 0;
   $("#progress-label").textContent = "queued: waiting for the pipeline…";
+  if (state.result) {   // the figures below stay until the new task's first answer replaces them
+    $("#revision").className = "revision waiting";
+    $("#revision").textContent = `waiting for the first answer of ${task}; the figures below are ${taskOf(state.result)}'s`;
+  }
   showPage("results", false);
 }
 
 // ------------------------------------------------------------------ results
+// Revisions can come faster than the store is read: one read at a time, and one more after it when
+// another was asked for meanwhile (the store holds the latest revision, so nothing older is shown last).
+async function loadResult(task) {
+  state.wanted = task;
+  state.asked += 1;
+  if (state.loading) return;
+  state.loading = true;
+  try {
+    while (state.read < state.asked) {
+      state.read = state.asked;
+      await openResult(state.wanted);
+    }
+  } finally { state.loading = false; }
+}
+
 async function openResult(task) {
   const [pid, it] = task.split("/");
   let result;
   try { result = await api(`/api/tasks/${encodeURIComponent(pid)}/${it}`); }
   catch (err) { alertBox("result", `Cannot read task ${task}: ${err.message}`); return; }
+  // A new revision of the task on screen keeps the user's choice of option, sort and sliders.
+  const same = !!state.result && taskOf(state.result) === taskOf(result);
+  if (same && !result.options.length && state.result.options.length)   // failed or cancelled while refining
+    result = {...state.result, status: result.status, error: result.error, failed_node: result.failed_node,
+              final: true, stopped: true};
+  if (!same) state.chosen = "";
   state.task = task;
   state.result = result;
-  state.selected = 0;
+  state.selected = Math.max(0, result.options.findIndex((o) => optionKey(o) === state.chosen));
   if (result.problem && Object.keys(result.problem).length) state.problem = result.problem;   // the base of the next iteration
   $("#task-label").textContent = task;
   $("#results-empty").hidden = true;
-  const running = ["queued", "running"].includes(result.status);
-  $("#task-progress").hidden = !running;
+  $("#task-progress").hidden = result.final;
   if (result.status === "failed" || result.status === "cancelled") {
     alertBox("task", `Task ${task} ${result.status}${result.failed_node ? " at node " + result.failed_node : ""}: ${result.error}`);
   } else alertBox("task", "");
-  $("#results-body").hidden = running || !result.options.length;
-  if (running || !result.options.length) return;
+  $("#results-body").hidden = !result.options.length;
+  if (!result.options.length) return;
   $("#export-csv").href = `/api/tasks/${encodeURIComponent(pid)}/${it}/export.csv`;
   $("#export-json").href = `/api/tasks/${encodeURIComponent(pid)}/${it}/export.json`;
+  showRevision(result);
   $("#explanation").textContent = result.explanation;
+  showMeasuring(result.measuring);
   $("#edit-problem").hidden = !state.problem;
   renderOptions();
   renderAlternatives();
   renderCandidates();
-  setSliders();
+  if (!same) setSliders();
   drawCharts();
   showMoved();
+}
+
+// Which answer this is: the first from estimates, refined as measurements land, or the final one.
+function showRevision(r) {
+  const measured = r.options.filter((o) => !estimated(o)).length;
+  const counted = `${measured} of ${r.options.length} options measured`;
+  const revision = r.revision ? `revision ${r.revision} — ` : "";
+  const box = $("#revision");
+  box.className = `revision ${r.final ? "final" : "refining"}`;
+  if (r.stopped) box.textContent = `${revision}task ${r.status} while refining: these are its last figures, not refined further; ${counted}`;
+  else if (r.final) box.textContent = `${revision}final: ${counted}`;
+  else box.textContent = `${revision}refining by measurement: ${counted}; the figures marked estimate may still change`;
+}
+
+// What producing the answer cost: the measuring it took, the answer's own footprint.
+function showMeasuring(m) {
+  const box = $("#measuring");
+  if (!m) { box.textContent = ""; return; }
+  const note = m.note ? ` (${m.note})` : "";
+  box.textContent = m.device_s > 0 || m.energy_j > 0
+    ? `Producing this answer took ${seconds(m.device_s)} of device time, ${joules(m.energy_j)} and ${grams(m.co2_g)} CO2e${note}.`
+    : `Producing this answer measured nothing: estimates and stored measurements only${note}.`;
 }
 
 async function showMoved() {
@@ -346,11 +417,16 @@ const OPTION_COLUMNS = [
   {key: "model", label: "model", value: (o) => o.model},
   {key: "device", label: "device", value: (o) => `${o.device} ${o.host}`, show: (o) => `${o.device}${o.host ? " @ " + o.host : ""}`},
   {key: "region", label: "region", value: (o) => o.region},
+  {key: "basis", label: "figures", value: (o) => basisOf(o).label,
+   show: (o) => el("span", {class: `basis basis-${o.basis || "measured"}`,
+     title: basisOf(o).title + (estimated(o) && o.note ? `\n${o.note}` : "")}, basisOf(o).label)},
   {key: "quality", label: "quality", num: true, value: (o) => o.quality.value ?? NaN, show: (o) => `${num(o.quality.value)} ${o.quality.metric}`},
-  {key: "latency", label: "latency ms", num: true, value: (o) => o.latency_ms, show: (o) => num(o.latency_ms)},
+  {key: "latency", label: "latency ms", num: true, value: (o) => o.latency_ms,
+   show: (o) => approx(o, num(o.latency_ms), o.latency_ms_uncertainty > 0 ? `± ${num(o.latency_ms_uncertainty, 2)} ms (one standard uncertainty)` : "")},
   {key: "energy", label: "energy / request", num: true, value: (o) => o.energy_j_per_inference,
-   show: (o) => el("span", {class: `method-${o.energy_method}`, title: o.energy_method === "estimate" ? "computed from assumptions, not measured" : "measured"},
-     `${joules(o.energy_j_per_inference)} ${relative(o.energy_j_per_inference_uncertainty, o.energy_j_per_inference)} ${o.energy_method}`)},
+   show: (o) => el("span", {class: `method-${o.energy_method}`,
+     title: o.energy_method.startsWith("estimate") ? "computed from assumptions, not metered" : "metered"},
+     approx(o, `${joules(o.energy_j_per_inference)} ${relative(o.energy_j_per_inference_uncertainty, o.energy_j_per_inference)} ${o.energy_method}`))},
   {key: "train", label: "CO2e training", num: true, value: (o) => o.co2_g.training + o.co2_g.experimentation,
    show: (o) => grams(o.co2_g.training + o.co2_g.experimentation)},
   {key: "inference", label: "CO2e inference", num: true, value: (o) => o.co2_g.inference, show: (o) => grams(o.co2_g.inference)},
@@ -376,7 +452,7 @@ function tableHead(table, columns, sort, rerender, extra = []) {
       el("button", {type: "button", onclick: () => {
         sort.dir = sort.key === c.key ? -sort.dir : 1; sort.key = c.key; rerender();
         $(`th button[data-key="${c.key}"]`, table)?.focus();
-      }, "data-key": c.key}, c.label));
+      }, "data-key": c.key, "data-focus": `sort:${c.key}`}, c.label));
     row.append(th);
   }
   for (const label of extra) row.append(el("th", {scope: "col"}, label));
@@ -386,23 +462,29 @@ function tableHead(table, columns, sort, rerender, extra = []) {
 function renderOptions() {
   const table = $("#options");
   const options = state.result.options;
+  // A new revision redraws the table: the keyboard focus goes back to the same button.
+  const focused = table.contains(document.activeElement) ? document.activeElement.dataset.focus : null;
   const body = el("tbody");
   for (const [o, i] of sortedRows(options, OPTION_COLUMNS, state.sort.options)) {
-    const tr = el("tr", {class: [o.pareto ? "pareto" : "", o.meets_constraints ? "" : "misses", i === state.selected ? "selected" : ""].join(" "),
-      title: o.note || ""});
+    const tr = el("tr", {class: [o.pareto ? "pareto" : "", o.meets_constraints ? "" : "misses", i === state.selected ? "selected" : "",
+      estimated(o) ? "estimated" : ""].join(" "), title: o.note || ""});
     for (const c of OPTION_COLUMNS) {
       const v = c.show ? c.show(o) : c.value(o);
       tr.append(el(c.key === "model" ? "th" : "td", {class: c.num ? "num" : "", scope: c.key === "model" ? "row" : null}, v));
     }
-    tr.append(el("td", {}, el("button", {type: "button", onclick: () => { state.selected = i; renderOptions(); renderAlternatives(); },
-      "aria-label": `Show greener alternatives of ${optionName(o)}`}, "alternatives"), " ",
-      el("button", {type: "button", onclick: () => openNote(o), "aria-label": `Add a note to ${optionName(o)}`}, "note")));
+    tr.append(el("td", {}, el("button", {type: "button", onclick: () => { state.selected = i; state.chosen = optionKey(o); renderOptions(); renderAlternatives(); },
+      "aria-label": `Show greener alternatives of ${optionName(o)}`, "data-focus": `alt:${optionKey(o)}`}, "alternatives"), " ",
+      el("button", {type: "button", onclick: () => openNote(o), "aria-label": `Add a note to ${optionName(o)}`,
+        "data-focus": `note:${optionKey(o)}`}, "note")));
     body.append(tr);
   }
   table.replaceChildren(tableHead(table, OPTION_COLUMNS, state.sort.options, renderOptions, [""]), body);
-  const estimates = options.filter((o) => o.energy_method === "estimate").length;
+  const prerun = options.filter(estimated).length;
+  const computed = options.filter((o) => o.energy_method.startsWith("estimate")).length;
   table.prepend(el("caption", {class: "hint"}, `${options.length} options; * = on the Pareto front; greyed = misses a constraint (hover for why)` +
-    (estimates ? `; ${estimates} energy figures are estimates (computed, not measured)` : "")));
+    (prerun ? `; ${prerun} are pre-run estimates, not measured (hover for why)` : "") +
+    (computed ? `; ${computed} energy figures are estimates (computed, not metered)` : "")));
+  if (focused) $(`[data-focus="${CSS.escape(focused)}"]`, table)?.focus();
 }
 
 function renderAlternatives() {
@@ -451,8 +533,9 @@ function drawCharts() {
     legend: {orientation: "h", y: -0.25}, font: {size: 12}});
   Plotly.react("pareto", [
     {x: pts.map((p) => p.x), y: pts.map((p) => p.y), mode: "markers", type: "scatter", name: "options",
-     text: pts.map((p) => `${optionName(p.o)}<br>${num(p.o.latency_ms)} ms`), hoverinfo: "text+x+y",
+     text: pts.map((p) => `${optionName(p.o)}<br>${num(p.o.latency_ms)} ms, ${basisOf(p.o).title}`), hoverinfo: "text+x+y",
      marker: {size: 11, color: pts.map((p) => p.o.latency_ms), colorscale: "Viridis", showscale: true,
+              symbol: pts.map((p) => estimated(p.o) ? "diamond" : "circle"),
               colorbar: {title: {text: "ms"}, thickness: 12}, line: {width: 1, color: "#333"}}},
     {x: front.map((p) => p.x), y: front.map((p) => p.y), mode: "lines+markers", type: "scatter", name: "Pareto front",
      line: {color: "#1f7a4d", width: 2}, marker: {size: 15, symbol: "circle-open", color: "#1f7a4d", line: {width: 2}},
@@ -570,9 +653,9 @@ async function loadHistory() {
     const box = el("input", {type: "checkbox", value: r.task, "aria-label": `Compare ${r.task}`, onchange: updateCompare});
     body.append(el("tr", {},
       el("td", {}, box),
-      el("th", {scope: "row"}, el("button", {type: "button", class: "link", onclick: () => { state.previous = null; state.problem = null; openResult(r.task); showPage("results"); }}, r.task)),
+      el("th", {scope: "row"}, el("button", {type: "button", class: "link", onclick: () => { state.previous = null; state.problem = null; loadResult(r.task); showPage("results"); }}, r.task)),
       el("td", {}, when(r.submitted_unix_s)),
-      el("td", {title: r.error}, r.status + (r.error ? `: ${r.error.slice(0, 60)}` : "")),
+      el("td", {title: r.error}, r.status + (r.final === false && r.revision ? ` · revision ${r.revision}` : "") + (r.error ? `: ${r.error.slice(0, 60)}` : "")),
       el("td", {}, r.task_type),
       el("td", {class: "num"}, r.options),
       el("td", {}, r.best ? optionName(r.best) : "–"),
