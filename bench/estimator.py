@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import statistics
 import sys
 import time
@@ -314,7 +315,7 @@ def main() -> int:
         return 2
     results: list[Result] = []
     observations: list[Observation] = []
-    print(f"\nmeasuring {len(entries)} models (progress per model):", flush=True)
+    print(f"\nmeasuring {len(entries)} models (progress per model); load average {_load()}:", flush=True)
     for index, entry in enumerate(entries, 1):
         began = time.perf_counter()
         batch = args.batch or DEFAULT_BATCH.get(entry.modality, 1)
@@ -348,8 +349,14 @@ def main() -> int:
     short = [r.entry.name for r in results if r.measured is not None and r.plan.train_batch == 0]
     print(f"\n{len(rows)} comparisons of {len(results)} models in {time.perf_counter() - started:.0f} s"
           + (f"; inference only: {', '.join(short)}" if short else "")
-          + (f"; not measured: {', '.join(failed)}" if failed else ""))
+          + (f"; not measured: {', '.join(failed)}" if failed else "")
+          + f"; load average at the end {_load()}")
     return 0
+
+
+def _load() -> str:
+    """The 1-minute load average over the logical cores: other processes' load inflates single passes."""
+    return f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
 
 
 if __name__ == "__main__":

@@ -150,12 +150,12 @@ class Orchestrator(Node):
                 self._bound_history(message.task_id)
 
     def _bound_history(self, task_id: msg.TaskId) -> None:
-        """Transient-local writers keep every instance; forget the oldest finished tasks."""
+        """Transient-local writers keep every instance; forget the oldest finished tasks. A task counts
+        once however many revisions of its result were published."""
+        self._published = [t for t in self._published if task_key(t) != task_key(task_id)]
         self._published.append(task_id)
         while len(self._published) > self.params.keep_published:
             old = self._published.pop(0)
-            if any(task_key(t) == task_key(old) for t in self._published):
-                continue
             self.pub_result.unregister(msg.TaskResult(task_id=old))
             self.pub_status.unregister(msg.TaskStatus(task_id=old))
 
