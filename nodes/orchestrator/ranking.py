@@ -430,22 +430,22 @@ def explain(encoded: msg.EncodedTask, options: list[msg.TaskOption]) -> str:
     pool = "meeting the constraints" if met else "evaluated"
     sentences.extend(_trade_offs(best, [o for o in on_front if o is not best], label, encoded.metric, pool))
 
-    prerun = [o for o in ranked if o.basis == ESTIMATED]
-    if prerun:
-        whose = "Its figures are" if best.basis == ESTIMATED else "Some figures are"
-        sentences.append(
-            f"{whose} pre-run estimates ({len(prerun)} of {len(ranked)} options): latency and energy computed "
-            "from the model's operations and this device's calibration, corrected by its earlier measurements, "
-            "not measured."
-        )
-    estimated = [o for o in ranked if o.energy_method == ENERGY_ESTIMATE]
-    if estimated:
-        whose = "Its energy figures are" if best.energy_method == ENERGY_ESTIMATE else "Some energy figures are"
-        sentences.append(
-            f"{whose} labelled estimate ({len(estimated)} of {len(ranked)} options): they are computed from "
-            "assumptions, not measurements."
-        )
+    sentences += _share_sentence(ranked, best, lambda o: o.basis == ESTIMATED, "figures are",
+                                 "pre-run estimates", "latency and energy computed from the model's operations and "
+                                 "this device's calibration, corrected by its earlier measurements, not measured")
+    sentences += _share_sentence(ranked, best, lambda o: o.energy_method == ENERGY_ESTIMATE, "energy figures are",
+                                 "labelled estimate", "they are computed from assumptions, not measurements")
     return " ".join(sentences)
+
+
+def _share_sentence(ranked: list[msg.TaskOption], best: msg.TaskOption, which: Callable[[msg.TaskOption], bool],
+                    what: str, label: str, why: str) -> list[str]:
+    """"Its/Some {what} {label} (n of N options): {why}." for the options ``which`` picks, if any."""
+    picked = [o for o in ranked if which(o)]
+    if not picked:
+        return []
+    whose = "Its" if which(best) else "Some"
+    return [f"{whose} {what} {label} ({len(picked)} of {len(ranked)} options): {why}."]
 
 
 def unmeetable_constraints(assessed: Sequence[AssessedOption]) -> list[msg.Finding]:
