@@ -1,6 +1,6 @@
 """How far is the pre-run estimate from the measurement, before and after learning? Every catalogue model on one device.
 
-    .venv/bin/python bench/estimator.py                    # CPU, about 4 min on 2 cores
+    .venv/bin/python bench/estimator.py                    # CPU, about 3–4 min on 2 cores
     .venv/bin/python bench/estimator.py --device cuda:0 --window 1
     .venv/bin/python bench/estimator.py --models resnet18 bert_tiny ridge_regression
 
@@ -40,7 +40,6 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sustainml.exceptions import MeasurementError
@@ -104,7 +103,7 @@ class Row:
     batch: int
     latency_ms: tuple[float, float, float]  # (measured, raw, corrected), per batch or step
     energy_j: tuple[float, float, float]  # (measured, raw, corrected), active, per sample
-    level: str  # where the correction came from: "family", "library" or "none"
+    level: str  # where the correction came from: "family", "kind", "library" or "none"
     observations: int  # how many other models' observations it was drawn from
 
     @staticmethod
@@ -122,17 +121,6 @@ def median_measurement(runs: list[Measurement]) -> Measurement:
     """Each compared figure's median over repeated measurements: a shared machine's stalls hit single runs."""
     figures = ("latency_ms_p50", "energy_j_per_inference", "train_step_ms", "energy_j_per_train_sample")
     return dataclasses.replace(runs[0], **{f: statistics.median(getattr(r, f) for r in runs) for f in figures})
-
-
-def correction_level(observations: Iterable[Observation], *, model: str, family: str, library: str, phase: str) -> str:
-    """Which level of ``learning.correction_for``'s hierarchy a leave-one-out correction of ``model`` is
-    drawn from. (``Correction`` says it only in the words of its ``basis``.)"""
-    pool = [o for o in observations if o.phase == phase and o.model != model]
-    if family and any(o.family == family for o in pool):
-        return "family"
-    if any(o.library == library for o in pool):
-        return "library"
-    return "none"
 
 
 def plan_measuring(entry: CatalogueEntry, job: JobEstimate, *, batch: int, train_batch: int, target_s: float,
@@ -197,12 +185,11 @@ def rows_of(results: list[Result], observations: list[Observation]) -> list[Row]
                 continue
             correction: Correction = correction_for(observations, model=m.model, family=job.family,
                                                     library=job.library, phase=phase, exclude_model=True)
-            level = correction_level(observations, model=m.model, family=job.family, library=job.library, phase=phase)
             rows.append(Row(
                 m.model, result.entry.task_type, phase, batch,
                 (latency_ms, raw.latency_ms, raw.latency_ms * correction.latency_factor),
                 (energy_j, raw.energy_j_per_sample, raw.energy_j_per_sample * correction.energy_factor),
-                level, correction.observations,
+                correction.level, correction.observations,
             ))
     return rows
 
@@ -262,9 +249,10 @@ def print_summary(rows: list[Row]) -> None:
     print("\nper task type, both phases: median |error| before → after (latency; energy):")
     for task_type in dict.fromkeys(r.task_type for r in rows):
         chosen = [r for r in rows if r.task_type == task_type]
-        figures = [tuple(_median_and_worst(chosen, f, which)[0] for which in (0, 1)) for f in ("latency_ms", "energy_j")]
-        print(f"  {task_type:25} {len(chosen):>2} rows   latency {figures[0][0]:>6.0%} → {figures[0][1]:>5.0%}   "
-              f"energy {figures[1][0]:>6.0%} → {figures[1][1]:>5.0%}")
+        (lb, la), (eb, ea) = ((_median_and_worst(chosen, f, 0)[0], _median_and_worst(chosen, f, 1)[0])
+                              for f in ("latency_ms", "energy_j"))
+        print(f"  {task_type:25} {len(chosen):>2} rows   latency {lb:>6.0%} → {la:>5.0%}   "
+              f"energy {eb:>6.0%} → {ea:>5.0%}")
 
 
 def calibrate_device(args: argparse.Namespace, source: EnergySource) -> DeviceCalibration:
@@ -322,7 +310,7 @@ def main() -> int:
         train_batch = (ESTIMATOR_TRAIN_SAMPLES if entry.library == "sklearn"
                        else args.train_batch or DEFAULT_TRAIN_BATCH.get(entry.task_type, 2))
         job = estimator.estimate(to_candidate(entry, "bench"), args.device, c.device_name, batch_size=batch,
-                                 train_batch_size=train_batch)
+                                 train_batch_size=train_batch, modality=entry.modality)
         plan = plan_measuring(entry, job, batch=batch, train_batch=train_batch, target_s=target_s,
                               max_phase_s=args.max_phase_s)
         result = Result(entry, job, plan, None)

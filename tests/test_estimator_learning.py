@@ -12,6 +12,8 @@ from sustainml_nodes.hw_constraints.learning import (
     UNLEARNED_RELATIVE_UNCERTAINTY,
     Observation,
     correction_for,
+    family_key,
+    kind_key,
 )
 
 
@@ -88,3 +90,17 @@ def test_an_observation_out_of_range_is_refused(field: str, value: object) -> No
               "energy_ratio": 1.0, field: value}
     with pytest.raises(ValueError):
         Observation(**fields)
+
+
+def test_one_family_name_for_two_kinds_of_data_is_two_families() -> None:
+    image, tabular = family_key("ResNet", "image"), family_key("ResNet", "tabular")
+    observed = [Observation("tabular_resnet", tabular, kind_key("torch", "tabular"), "inference", 0.2, 0.2),
+                Observation("mobilenet_v2", family_key("MobileNet", "image"), kind_key("torch", "image"),
+                            "inference", 3.0, 3.0)]
+    got = correction_for(observed, model="resnet18", family=image, library=kind_key("torch", "image"),
+                         phase="inference")
+    # Not the tabular ResNet's ratio: the image models' of the same library.
+    assert (got.level, got.latency_factor) == ("kind", pytest.approx(3.0))
+    other = correction_for(observed, model="bert_tiny", family=family_key("BERT", "text"),
+                           library=kind_key("torch", "text"), phase="inference")
+    assert other.level == "library" and other.observations == 2

@@ -201,7 +201,8 @@ class TaskMeasuring:
         info = self._device(job.device)
         train_batch = 0 if job.variant else (ESTIMATOR_TRAIN_SAMPLES if job.sklearn else self.settings.train_batch_size)
         return self.estimator.estimate(job.candidate, job.device, info.name, batch_size=self.batch,
-                                       train_batch_size=train_batch, variant=job.variant)
+                                       train_batch_size=train_batch, variant=job.variant,
+                                       modality=self.task.modality)
 
     def _measure_in_order(self, to_measure: list[Job]) -> None:
         """Measure the most valuable job that fits the budget left, learn from it, re-estimate the rest
@@ -320,13 +321,14 @@ class TaskMeasuring:
     def _run_measure(self, job: Job, estimate: JobEstimate, *, train: bool, check: Callable[[], None]) -> msg.Measurement:
         shape = tuple(job.candidate.input_shape) or None
         window_s = self.settings.window_s
-        if job.sklearn:
+        m = estimate.measurement
+        target_s = self._target_s(job.device)
+        if job.sklearn:  # a slow fit is metered fewer times
+            warmup, repetitions = repetitions_for(m.train_step_ms / MS_PER_S, target_s, self.settings.min_repetitions)
             return measure_estimator(zoo.build_estimator(job.candidate.name, input_shape=shape), job.device,
                                      model_name=job.candidate.name, host=self.host, batch_size=self.batch,
-                                     window_s=window_s, check=check)
-        m = estimate.measurement
+                                     window_s=window_s, check=check, warmup=min(warmup, 1), min_repetitions=repetitions)
         passes = [m.latency_ms_p50 / MS_PER_S] + ([m.train_step_ms / MS_PER_S] if train and m.train_step_ms else [])
-        target_s = self._target_s(job.device)
         warmup, repetitions = min(repetitions_for(p, target_s, self.settings.min_repetitions) for p in passes)
         return measure(zoo.build(job.candidate.name, input_shape=shape), job.device, model_name=job.candidate.name,
                        host=self.host, batch_size=self.batch,

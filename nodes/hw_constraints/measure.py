@@ -627,6 +627,7 @@ def measure_estimator(
     source: EnergySource | None = None,
     progress: Progress | None = None,
     check: Check | None = None,
+    min_repetitions: int = MIN_REPETITIONS,
 ) -> Measurement:
     """Measure a scikit-learn estimator with its own library, on the CPU, through the same meter.
 
@@ -636,6 +637,7 @@ def measure_estimator(
     assumptions). Inference: ``predict`` on one batch of ``batch_size`` rows of a fitted model.
     ``train_batch_size`` in the result is ``train_samples`` (one "step" is one fit), so a training-time
     estimate of steps × step time holds for one pass over the data (``default_epochs`` 1).
+    ``min_repetitions`` lets a slow fit be metered fewer times (its uncertainty widened as ``measure``'s).
     """
     _check_arguments(batch_size, train_samples, window_s, warmup, idle_s)
     started_s = time.perf_counter()
@@ -667,7 +669,8 @@ def measure_estimator(
             _checked(check)
             fit()
         training = _metered_loop(fit, name="training", meter=meter, device=dev, target_s=target_s,
-                                 memory=(train_memory := _PeakMemory(dev)), check=check)
+                                 memory=(train_memory := _PeakMemory(dev)), check=check,
+                                 min_repetitions=min_repetitions)
     per_train = _per_sample(training, idle, source, training.repetitions * train_samples)
     report(55.0, f"{what}: inference (predict, batch {batch_size})")
     with errors("inference"):

@@ -38,7 +38,7 @@ from .estimate import (
     estimate_profile,
     profile_model,
 )
-from .learning import Correction, Observation, correction_for
+from .learning import Correction, Observation, correction_for, family_key, kind_key
 
 __all__ = ["SKLEARN_PRIOR", "RawFigures", "JobEstimate", "PreRunEstimator"]
 
@@ -68,8 +68,8 @@ class JobEstimate:
     measurement: msg.Measurement
     raw_inference: RawFigures
     raw_training: RawFigures | None
-    family: str
-    library: str
+    family: str  # learning.family_key
+    library: str  # learning.kind_key
     relative_uncertainty: float
 
 
@@ -141,26 +141,27 @@ class PreRunEstimator:
     # ------------------------------------------------------------------ estimating
     def estimate(
         self, candidate: msg.ModelCandidate, device: str, device_name: str, *, batch_size: int, train_batch_size: int,
-        variant: str = "",
+        variant: str = "", modality: str = "",
     ) -> JobEstimate:
-        """The job's figures before it runs, as a Measurement with basis "estimated".
+        """The job's figures before it runs, as a Measurement with basis "estimated". ``modality`` (the
+        task's: image, text, tabular, time_series) groups what the estimator learned.
 
         Raises MeasurementError when the model cannot even be profiled."""
         calibration = self.calibration(device)
-        library = candidate.library or "torch"
+        library = kind_key(candidate.library or "torch", modality)
         name = variant_model_name(candidate.name, variant) if variant else candidate.name
-        family = f"{candidate.family}+{variant}" if variant else candidate.family
+        family = family_key(candidate.family, modality, variant)
         try:
             raw_inference, raw_training = (
-                self._sklearn_prior(calibration, batch_size, train_batch_size) if library == "sklearn"
+                self._sklearn_prior(calibration, batch_size, train_batch_size) if candidate.library == "sklearn"
                 else self._roofline(candidate, calibration, batch_size, train_batch_size)
             )
         except (RuntimeError, NotImplementedError, ValueError) as e:
             raise MeasurementError(f"{name} on {device}: cannot estimate it: {e}") from e
         observations = self.cache.observations(self.calibration_key(device, device_name))
         infer = correction_for(observations, model=name, family=family, library=library, phase="inference")
-        train = correction_for(observations, model=candidate.name, family=candidate.family, library=library,
-                               phase="training")
+        train = correction_for(observations, model=candidate.name, family=family_key(candidate.family, modality),
+                               library=library, phase="training")
         relative = math.hypot(max(infer.relative_uncertainty, train.relative_uncertainty),
                               calibration.relative_uncertainty)
         measurement = self._measurement(name, device, batch_size, raw_inference, raw_training, infer, train,
@@ -237,6 +238,7 @@ class PreRunEstimator:
         found: list[Observation] = []
         phases = [("inference", estimate.raw_inference, measured.latency_ms_p50, measured.energy_j_per_inference,
                    measured.model, estimate.family)]
+        # A variant trains like its model (its training figures are its model's): only its inference teaches.
         if estimate.raw_training is not None and measured.train_step_ms > 0 and "+" not in measured.model:
             phases.append(("training", estimate.raw_training, measured.train_step_ms,
                            measured.energy_j_per_train_sample, measured.model, estimate.family))
