@@ -313,9 +313,9 @@ class TaskMeasuring:
         self.state.estimates.pop(job.key, None)
         self.state.reasons.pop(job.key, None)
         self.state.measured.append(job.label)
-        changed = set(self._reestimate()) | set(self._merge_variants())
-        self._publish_message([measured] + [self.state.figures[k] for k in sorted(changed) if k != job.key],
-                              plan_done=False)
+        changed = set(self._reestimate()) | set(self._merge_variants()) | {job.key}
+        # The job's figures as kept (a variant with its model's training figures), and what they changed.
+        self._publish_message([self.state.figures[k] for k in sorted(changed)], plan_done=False)
         return True
 
     def _run_measure(self, job: Job, estimate: JobEstimate, *, train: bool, check: Callable[[], None]) -> msg.Measurement:

@@ -376,7 +376,14 @@ class TaskBook:
     def _fail(self, task: Task, error: str, node: str,
               state: msg.TaskState = msg.TaskState.TASK_FAILED) -> list[Action]:
         self.log.warning("task %s %s: %s (%s)", task.label, state.name[5:].lower(), error, node)
-        result = self._result(task, state, error=error, failed_node=node)
+        if task.revision and task.stage in (HARDWARE, CARBON) and self._answered(task):
+            # Ranked answers were published: the result keeps the last figures, said to be unrefined.
+            result = self._ranked(task, state)
+            result.error, result.failed_node = error, node
+            result.explanation = (f"Refinement stopped ({error}): the figures are those measured and estimated "
+                                  "until then. " + result.explanation)
+        else:
+            result = self._result(task, state, error=error, failed_node=node)
         return self._close(task, result, error)
 
     def _close(self, task: Task, result: msg.TaskResult, message: str) -> list[Action]:
