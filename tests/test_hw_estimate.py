@@ -115,7 +115,9 @@ def test_a_real_calibration_of_this_cpu_is_cached(tmp_path: Path) -> None:
     assert measured.energy_method == "estimate" and "estimate" in measured.assumptions
     assert measured.flop_per_s > 1e8 and measured.memory_bytes_per_s > 1e8
     assert measured.j_per_flop > 0 and measured.active_power_w > 0 and measured.idle_power_w > 0
-    assert measured.j_per_flop == pytest.approx(measured.active_power_w / measured.flop_per_s, rel=1e-6)
+    # flop_per_s is the pace of the fast products (a busy moment does not count), the power the window's
+    # mean: the fast pace is at least the mean one.
+    assert measured.j_per_flop * measured.flop_per_s >= measured.active_power_w * (1 - 1e-6)
     assert 0 < measured.call_overhead_s < measured.train_call_overhead_s < 1e-2
     assert measured.relative_uncertainty >= source.relative_uncertainty
 

@@ -8,12 +8,14 @@ iteration, another user's task or a restarted node asking for the same configura
 One runs on every machine that should contribute devices; each is named ``hw_constraints@HOST``."""
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from sustainml import msg, topics
 from sustainml.exceptions import ConfigError, MeasurementError
 from sustainml.node import Input, TaskContext, TaskNode, run_node
+from sustainml_nodes.model_provider.catalogue import default_catalogue
 
 from .answer import Budget, MeasuringSettings, TaskMeasuring
 from .cache import CACHE_FILE, MeasurementCache
@@ -75,6 +77,8 @@ class HardwareNode(TaskNode):
                 self.estimator.calibration(device.id)
             except MeasurementError as e:
                 self.log.warning("%s cannot be calibrated, so its jobs cannot be estimated: %s", device.id, e)
+        threading.Thread(target=self.estimator.profile_catalogue, args=(default_catalogue(), self._stop),
+                         name=f"{self.name}-profiles", daemon=True).start()
 
     def on_shutdown(self) -> None:
         self.cache.close()

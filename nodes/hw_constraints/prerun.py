@@ -16,6 +16,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +26,7 @@ from sustainml.exceptions import MeasurementError
 from sustainml.units import MS_PER_S
 from sustainml.variants import variant_model_name
 from sustainml_nodes.model_provider import zoo
+from sustainml_nodes.model_provider.catalogue import CatalogueEntry
 
 from .cache import CalibrationKey, MeasurementCache
 from .energy import make_energy_source
@@ -127,16 +129,41 @@ class PreRunEstimator:
 
     def profile(self, candidate: msg.ModelCandidate) -> ModelProfile:
         shape = tuple(int(d) for d in candidate.input_shape) or tuple(zoo.architecture(candidate.name).default_input_shape)
-        key = (candidate.name, shape)
+        return self.profile_of(candidate.name, shape)
+
+    def profile_of(self, model: str, shape: tuple[int, ...]) -> ModelProfile:
+        """What one forward pass of ``model`` on a sample of ``shape`` computes and moves: from memory, the
+        store, or profiled now on the meta device (seconds for a generative model) and kept."""
+        key = (model, shape)
         with self._lock:
             found = self._profiles.get(key) or self.cache.get_profile(*key)
-            if found is None:
-                with torch.device("meta"):
-                    module = zoo.build(candidate.name, input_shape=shape).module
-                found = profile_model(module, shape)
-                self.cache.put_profile(candidate.name, shape, found)
+            if found is not None:
+                self._profiles[key] = found
+                return found
+        with torch.device("meta"):   # outside the lock: estimates of other models need not wait for it
+            module = zoo.build(model, input_shape=shape).module
+        found = profile_model(module, shape)
+        with self._lock:
+            self.cache.put_profile(model, shape, found)
             self._profiles[key] = found
-            return found
+        return found
+
+    def profile_catalogue(self, entries: Iterable[CatalogueEntry], stop: threading.Event) -> None:
+        """Profile every torch model of the catalogue at its own input shape ahead of the first task that
+        proposes it (kept in the store: once per store and torch version), so that first answers do not
+        wait for it. Stops early when ``stop`` is set."""
+        started, count = time.perf_counter(), 0
+        for entry in entries:
+            if stop.is_set():
+                return
+            if entry.library != "torch":
+                continue
+            try:
+                self.profile_of(entry.name, tuple(int(d) for d in entry.input_shape))
+                count += 1
+            except Exception as e:  # noqa: BLE001 - a model that cannot be profiled is estimated when asked
+                log.warning("cannot profile %s ahead of time: %s", entry.name, e)
+        log.info("%d catalogue models profiled in %.1f s", count, time.perf_counter() - started)
 
     # ------------------------------------------------------------------ estimating
     def estimate(
