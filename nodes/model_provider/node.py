@@ -1,11 +1,12 @@
 """Model provider node: an encoded task in, candidate models out (logic in ``catalogue.py``)."""
 
+import threading
 from dataclasses import dataclass
 
 from sustainml import msg, topics
 from sustainml.node import Input, TaskContext, TaskNode, run_node
 
-from .catalogue import load_catalogue, propose, to_candidate
+from .catalogue import flops_per_sample, load_catalogue, propose, to_candidate
 from .onnx_export import export_onnx
 
 
@@ -25,6 +26,20 @@ class ModelProvider(TaskNode):
         self.create_service(topics.CATALOGUE, self._catalogue)
         # One export at a time, and few replies remembered: a reply holds a whole model.
         self.create_service(topics.EXPORT_ONNX, self._export_onnx, workers=1, remember=4)
+
+    def on_activate(self) -> None:
+        # Count every entry's FLOPs now, in the background (seconds for a generative model), so that the
+        # first task of each type gets its candidates at once.
+        threading.Thread(target=self._count_flops, name="model_provider-flops", daemon=True).start()
+
+    def _count_flops(self) -> None:
+        for entry in self.entries:
+            if self.stopping:
+                return
+            try:
+                flops_per_sample(entry)
+            except Exception as e:  # noqa: BLE001 - counted (and reported) again when a task asks
+                self.log.warning("cannot count the FLOPs of %s ahead of time: %s", entry.name, e)
 
     def process(self, ctx: TaskContext, task: msg.EncodedTask) -> msg.ModelCandidates:
         return propose(task, self.entries)
