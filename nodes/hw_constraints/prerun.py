@@ -61,6 +61,9 @@ class RawFigures:
 #: ``predict`` on one batch in about a millisecond, ``fit`` on the 2048 synthetic rows in about a
 #: tenth of a second, at the calibration's active power. A guess (±UNLEARNED), not a figure.
 SKLEARN_PRIOR = {"inference_ms": 1.0, "fit_ms": 100.0}
+#: Its standard uncertainty in log space until corrected: scikit-learn models span three orders of
+#: magnitude (a naive Bayes fit in milliseconds, a forest in seconds), so two of these are a factor of 20.
+SKLEARN_PRIOR_UNCERTAINTY = 1.5
 
 
 @dataclass
@@ -191,6 +194,8 @@ class PreRunEstimator:
                                library=library, phase="training")
         relative = math.hypot(max(infer.relative_uncertainty, train.relative_uncertainty),
                               calibration.relative_uncertainty)
+        if candidate.library == "sklearn" and "none" in (infer.level, train.level):
+            relative = max(relative, SKLEARN_PRIOR_UNCERTAINTY)
         measurement = self._measurement(name, device, batch_size, raw_inference, raw_training, infer, train,
                                         calibration, variant, relative,
                                         train_batch_size if raw_training is not None else 0)
