@@ -273,7 +273,12 @@ def test_evidence_and_notes_through_the_client(pipeline):
     assert {r.task_type for r in evidence.records} == {"tabular_regression"}
     measured = {(r.measurement.model, r.measurement.device, r.measurement.host): r.measurement
                 for r in evidence.records}
+    # Every figure measured is evidence; a pre-run estimate is not.
+    assert any(option.basis == "measured" for option in result.options)
     for option in result.options:
+        if option.basis == "estimated":
+            assert (option.model, option.device, option.host) not in measured
+            continue
         measurement = measured[(option.model, option.device, option.host)]
         assert measurement.energy_method == option.energy_method != ""
         assert measurement.energy_j_per_inference == option.energy_j_per_inference > 0

@@ -12,7 +12,10 @@ CPU's declared estimate, as on CI."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -20,11 +23,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sustainml import Client, msg
 from sustainml.bus import Gone
 
-from conftest import RunningPipeline, fast_pipeline
+from conftest import ROOT, RunningPipeline, fast_pipeline
+
+SUSTAINML = [sys.executable, "-m", "sustainml.cli"]
 
 SLOW_CATALOGUE = textwrap.dedent("""\
     models:
@@ -173,3 +179,28 @@ def test_an_iteration_changing_only_the_region_measures_nothing_new(client: Clie
     assert {o.region for o in second.options} >= {"FRA"}
     # The problem kept is the one submitted, so that a third iteration can measure again.
     assert not second.problem.reuse_only
+
+
+def test_the_cli_shows_the_first_answer_then_each_refinement_then_the_final_one(
+        client: Client, tmp_path: Path) -> None:
+    path = tmp_path / "problem.yaml"
+    path.write_text(yaml.safe_dump(problem(16)))
+    first = subprocess.run([*SUSTAINML, "submit", str(path), "--first", "--json", "--budget", "20"],
+                           capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert first.returncode == 0, first.stderr
+    answer = json.loads(first.stdout)
+    assert (answer["status"], answer["final"], answer["revision"]) == ("running", False, 1)
+    assert {o["basis"] for o in answer["options"]} == {"estimated"}
+    assert answer["problem"]["measurement_budget_s"] == 20
+    # The task goes on refining in the pipeline: its final result comes without the CLI.
+    final = client.wait_result(msg.TaskId(**answer["task_id"]), timeout_s=120)
+    assert final.state == msg.TaskState.TASK_DONE and final.revision > 1
+
+    path.write_text(yaml.safe_dump(problem(17, models=["tabular_mlp"])))
+    shown = subprocess.run([*SUSTAINML, "submit", str(path)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert shown.returncode == 0, shown.stderr
+    assert "first answer (revision 1)" in shown.stdout and "final answer" in shown.stdout
+
+    bad = subprocess.run([*SUSTAINML, "submit", str(path), "--budget", "-3"], capture_output=True, text=True,
+                         timeout=60, cwd=ROOT)
+    assert bad.returncode == 2 and bad.stderr.startswith("sustainml: --budget -3: give a positive number")

@@ -159,6 +159,7 @@ class TaskMeasuring:
         self._progress = progress
         self._check = check
         self._sequence = 0
+        self._explored = False   # measured a job on an untaught device although it seemed not to fit
         self.state = _State(excluded=list(excluded))
         self.batch = int(task.usage.batch_size) or 1
         self.jobs = [job for c in candidates.candidates for d in devices for job in self._jobs(c, d)]
@@ -236,7 +237,12 @@ class TaskMeasuring:
 
     def _first_that_fits(self, order: list[Job]) -> tuple[Job, bool] | None:
         """The first job of ``order`` whose measurement fits the budget left (``train`` False: only its
-        inference fits); the ones that do not fit say so."""
+        inference fits); the ones that do not fit say so.
+
+        On a device nothing was measured on yet, the estimates have nothing to stand on (a calibration
+        made while the machine was busy can be off a hundredfold): if none seems to fit, the cheapest
+        inference is measured all the same, stopped by the budget if the estimate was right, and what
+        it teaches corrects every other estimate."""
         if self.budget.overrun(0.0, 0.0):
             return None
         left = self.budget.left_s
@@ -248,7 +254,16 @@ class TaskMeasuring:
                 return job, False
             self.state.reasons[job.key] = (f"not measured: it needs about {full_s:.3g} s of device time and "
                                            f"{left:.3g} s of the budget were left")
+        untaught = [job for job in order if not self._learned(job.device)]
+        if untaught and not self._explored:
+            self._explored = True
+            cheapest = min(untaught, key=lambda job: self._costs(job, self.state.estimates[job.key])[1])
+            return cheapest, cheapest.sklearn   # a scikit-learn measurement is always fit and predict
         return None
+
+    def _learned(self, device: str) -> bool:
+        """Whether the estimator has learned anything on ``device`` yet."""
+        return bool(self.cache.observations(self.estimator.calibration_key(device, self._device(device).name)))
 
     def _reestimate(self) -> list[tuple[str, str]]:
         """Estimate again every job still estimated, with what the last measurement taught; the keys
@@ -306,7 +321,7 @@ class TaskMeasuring:
         self.budget.spend(measured.measuring_s, measured.measuring_energy_j)
         self.cache.put(self._key(job, train=train and not job.variant), measured)
         self.estimator.learn(estimate, measured, self._device(job.device).name)
-        if not train:
+        if not train and not job.variant:
             measured = _with_estimated_training(measured, estimate.measurement)
         measured.model, measured.host = job.name, self.host
         self.state.figures[job.key] = measured
