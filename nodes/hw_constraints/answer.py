@@ -184,11 +184,15 @@ class TaskMeasuring:
             try:
                 found = self.cache.get(self._key(job, train=not job.variant))
                 if found is not None:
+                    # Stored under the model's own name (a variant's too), maybe by another host on a
+                    # shared store or an earlier name of this one: it is this job's figure here now.
+                    found.model, found.host = job.name, self.host
                     self.state.figures[job.key] = found
                     continue
                 estimate = self._estimate(job)
                 partial = self.cache.get(self._key(job, train=False)) if not job.variant and not job.sklearn else None
                 if partial is not None:  # inference measured earlier, training still an estimate
+                    partial.model, partial.host = job.name, self.host
                     self.state.figures[job.key] = _with_estimated_training(partial, estimate.measurement)
                 else:
                     self.state.figures[job.key] = estimate.measurement
@@ -305,7 +309,9 @@ class TaskMeasuring:
                                f"measuring {job.label}: {now - started:.0f} s in")
 
         try:
-            measured = self._run_measure(job, estimate, train=train, check=check)
+            with self.estimator.device_lock:
+                started = time.perf_counter()   # a background profile may have held the device a moment
+                measured = self._run_measure(job, estimate, train=train, check=check)
         except BudgetSpent as e:
             elapsed = time.perf_counter() - started
             self.budget.spend(elapsed, elapsed * power_w)

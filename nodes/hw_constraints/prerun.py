@@ -91,6 +91,9 @@ class PreRunEstimator:
         self.precision = precision
         self.window_s = window_s
         self._lock = threading.RLock()
+        #: Held while the device is metered, and while profiling in the background: a measurement must not
+        #: share the process (and its energy meter) with other work.
+        self.device_lock = threading.Lock()
         self._sources: dict[str, EnergySource] = {}
         self._calibrations: dict[str, DeviceCalibration] = {}
         self._profiles: dict[tuple[str, tuple[int, ...]], ModelProfile] = {}
@@ -162,7 +165,8 @@ class PreRunEstimator:
             if entry.library != "torch":
                 continue
             try:
-                self.profile_of(entry.name, tuple(int(d) for d in entry.input_shape))
+                with self.device_lock:
+                    self.profile_of(entry.name, tuple(int(d) for d in entry.input_shape))
                 count += 1
             except Exception as e:  # noqa: BLE001 - a model that cannot be profiled is estimated when asked
                 log.warning("cannot profile %s ahead of time: %s", entry.name, e)
