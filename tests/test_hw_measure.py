@@ -174,3 +174,32 @@ def test_a_gpu_that_is_not_there_is_refused() -> None:
 def test_arguments_are_checked_before_anything_runs(option: str, value: float) -> None:
     with pytest.raises(ValueError, match=option):
         run(source=PowerTraceSource(1.0), **{option: value})
+
+
+class _SlowPass(torch.nn.Module):
+    """A model whose one pass takes longer than the window: a real forward, then a deliberate wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.08)
+        return self.layer(x)
+
+
+def test_a_model_slower_than_the_window_is_measured_with_fewer_passes_and_a_wider_uncertainty() -> None:
+    workload = tiny_workload()
+    workload.module = _SlowPass()
+    checks: list[float] = []
+    few = run(workload, source=EstimateEnergySource(), window_s=0.05, warmup=1, min_repetitions=1,
+              train_batch_size=0, check=lambda: checks.append(time.perf_counter()))
+    assert few.repetitions < MIN_REPETITIONS
+    assert "a slow model: measured with" in few.assumptions
+    assert few.latency_ms_p50_uncertainty > 0 and few.measuring_s >= 0.08 * (1 + few.repetitions)
+    assert len(checks) == 1 + few.repetitions   # before every pass, the warm-up's included: a stop waits one pass
+    usual = run(workload, source=EstimateEnergySource(), window_s=0.05, warmup=1, train_batch_size=0)
+    assert usual.repetitions >= MIN_REPETITIONS and "slow model" not in usual.assumptions
+    # The spread of few passes widens the energy's relative uncertainty beyond the usual window's.
+    assert (few.energy_j_per_inference_uncertainty / few.energy_j_per_inference
+            > usual.energy_j_per_inference_uncertainty / usual.energy_j_per_inference)

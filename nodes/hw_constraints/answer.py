@@ -309,7 +309,7 @@ class TaskMeasuring:
                                f"measuring {job.label}: {now - started:.0f} s in")
 
         try:
-            with self.estimator.device_lock:
+            with self.estimator.metering():
                 started = time.perf_counter()   # a background profile may have held the device a moment
                 measured = self._run_measure(job, estimate, train=train, check=check)
         except BudgetSpent as e:

@@ -16,7 +16,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -91,9 +92,10 @@ class PreRunEstimator:
         self.precision = precision
         self.window_s = window_s
         self._lock = threading.RLock()
-        #: Held while the device is metered, and while profiling in the background: a measurement must not
-        #: share the process (and its energy meter) with other work.
-        self.device_lock = threading.Lock()
+        # Held while the device is metered (``metering``) and while profiling in the background: a
+        # measurement must not share the process (and its energy meter) with other work.
+        self._device_lock = threading.Lock()
+        self._measurements_waiting = 0
         self._sources: dict[str, EnergySource] = {}
         self._calibrations: dict[str, DeviceCalibration] = {}
         self._profiles: dict[tuple[str, tuple[int, ...]], ModelProfile] = {}
@@ -125,6 +127,18 @@ class PreRunEstimator:
                     self._spent_j += (calibration.active_power_w + calibration.idle_power_w) * elapsed
                 self._calibrations[device] = calibration
             return self._calibrations[device]
+
+    @contextmanager
+    def metering(self) -> Iterator[None]:
+        """Hold the device for a measurement: background profiling waits (after the model it is at)."""
+        with self._lock:
+            self._measurements_waiting += 1
+        try:
+            with self._device_lock:
+                yield
+        finally:
+            with self._lock:
+                self._measurements_waiting -= 1
 
     def take_spent(self) -> tuple[float, float]:
         """Device time (s) and energy (J) spent calibrating since the last call."""
@@ -164,8 +178,10 @@ class PreRunEstimator:
                 return
             if entry.library != "torch":
                 continue
+            while self._measurements_waiting and not stop.is_set():
+                time.sleep(0.05)   # a measurement goes first
             try:
-                with self.device_lock:
+                with self._device_lock:
                     self.profile_of(entry.name, tuple(int(d) for d in entry.input_shape))
                 count += 1
             except Exception as e:  # noqa: BLE001 - a model that cannot be profiled is estimated when asked
