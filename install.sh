@@ -2,8 +2,9 @@
 # Installs SustainML and everything its tests use into ./.venv, on a fresh machine.
 #  - torch: the release pinned below (on this project's CPU machines pip takes the CPU build that
 #    lies on disk; elsewhere set TORCH_SPEC, e.g. to a CPU wheel, to avoid gigabytes of CUDA);
-#  - Debian's Cyclone DDS C packages and a C compiler, for the partner-node test (when run as root
-#    with apt; otherwise that test skips and says why);
+#  - Debian's Cyclone DDS C packages, eProsima Fast DDS (libfastrtps-dev, fastddsgen) and C/C++
+#    compilers, for the partner-node tests (when run as root with apt; otherwise those tests
+#    skip and say why);
 #  - iproute2, for the multi-host network-namespace tests;
 #  - Debian's chromium, the browser the web UI's tests drive with Playwright (which cannot download
 #    its own browser here).
@@ -14,7 +15,7 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   missing=()
-  for pkg in cyclonedds-dev cyclonedds-tools gcc iproute2 chromium; do
+  for pkg in cyclonedds-dev cyclonedds-tools gcc g++ fastddsgen libfastrtps-dev iproute2 chromium; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   if [ ${#missing[@]} -gt 0 ]; then

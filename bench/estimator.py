@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass
 
 from sustainml.exceptions import MeasurementError
-from sustainml.msg import Measurement
+from sustainml.msg import JobMeasurement
 from sustainml.units import MS_PER_S
 from sustainml_nodes.hw_constraints.cache import MeasurementCache
 from sustainml_nodes.hw_constraints.energy import make_energy_source
@@ -89,7 +89,7 @@ class Result:
     entry: CatalogueEntry
     job: JobEstimate
     plan: MeasuringPlan
-    measured: Measurement | None
+    measured: JobMeasurement | None
     error: str = ""
 
 
@@ -117,9 +117,9 @@ class Row:
         return Row.error(measured, raw), Row.error(measured, corrected)
 
 
-def median_measurement(runs: list[Measurement]) -> Measurement:
+def median_measurement(runs: list[JobMeasurement]) -> JobMeasurement:
     """Each compared figure's median over repeated measurements: a shared machine's stalls hit single runs."""
-    figures = ("latency_ms_p50", "energy_j_per_inference", "train_step_ms", "energy_j_per_train_sample")
+    figures = ("latency_p50_ms", "energy_per_inference_j", "train_step_ms", "energy_per_train_sample_j")
     return dataclasses.replace(runs[0], **{f: statistics.median(getattr(r, f) for r in runs) for f in figures})
 
 
@@ -138,7 +138,7 @@ def plan_measuring(entry: CatalogueEntry, job: JobEstimate, *, batch: int, train
     def cost_s(pass_s: float, warmup: int, repetitions: int) -> float:
         return warmup * pass_s + max(target_s, repetitions * pass_s)
 
-    inference_s = estimated.latency_ms_p50 / MS_PER_S
+    inference_s = estimated.latency_p50_ms / MS_PER_S
     step_s = estimated.train_step_ms / MS_PER_S
     notes = []
     if train_batch:
@@ -158,7 +158,7 @@ def plan_measuring(entry: CatalogueEntry, job: JobEstimate, *, batch: int, train
 
 
 def measure_model(entry: CatalogueEntry, plan: MeasuringPlan, *, device: str, precision: str, window_s: float,
-                  source: EnergySource) -> Measurement:
+                  source: EnergySource) -> JobMeasurement:
     """One measurement of ``entry`` as planned (torch or scikit-learn)."""
     if entry.library == "sklearn":
         return measure_estimator(zoo.build_estimator(entry.name), device, model_name=entry.name, host="bench",
@@ -177,8 +177,8 @@ def rows_of(results: list[Result], observations: list[Observation]) -> list[Row]
         if m is None:
             continue
         phases: list[tuple[str, RawFigures | None, int, float, float]] = [
-            ("inference", job.raw_inference, result.plan.batch, m.latency_ms_p50, m.energy_j_per_inference),
-            ("training", job.raw_training, result.plan.train_batch, m.train_step_ms, m.energy_j_per_train_sample),
+            ("inference", job.raw_inference, result.plan.batch, m.latency_p50_ms, m.energy_per_inference_j),
+            ("training", job.raw_training, result.plan.train_batch, m.train_step_ms, m.energy_per_train_sample_j),
         ]
         for phase, raw, batch, latency_ms, energy_j in phases:
             if raw is None or latency_ms <= 0:

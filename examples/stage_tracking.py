@@ -133,9 +133,9 @@ def run_pipeline(tracker: Tracker, run: str, model: BaseEstimator, *, epochs: in
         if forecasts:
             early = forecasts[min(2, len(forecasts) - 1)]
             console.print(f"{run} training: after {early.epochs_done} of {early.epochs_planned} epochs the forecast was "
-                          f"{early.predicted_energy_j:.3g} J ({early.predicted_energy_j_low:.3g} to "
-                          f"{early.predicted_energy_j_high:.3g} J at {early.interval_level:.0%}); "
-                          f"{len(training.epochs)} epochs drew {training.energy_j_so_far:.3g} J", soft_wrap=True)
+                          f"{early.predicted_energy_j:.3g} J ({early.predicted_energy_low_j:.3g} to "
+                          f"{early.predicted_energy_high_j:.3g} J at {early.interval_level:.0%}); "
+                          f"{len(training.epochs)} epochs drew {training.energy_so_far_j:.3g} J", soft_wrap=True)
     else:
         with tracker.stage("train", run=run):
             model.fit(x_train, y_train)

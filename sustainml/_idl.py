@@ -1,10 +1,11 @@
 """Reader for the subset of IDL 4 that ``idl/sustainml.idl`` uses, and the Python generator.
 
 Why by hand: cyclonedds 11.0.1's ``idlc -l py`` segfaulted on our file, and no maintained pure-Python
-IDL parser exists on PyPI. The subset is small (one module; enums; structs with @final/@appendable;
-@key members; primitive, string, sequence and nested struct types), so a strict reader that
-rejects everything else is short and safe. ``python -m sustainml._idl`` regenerates
-``sustainml/msg.py``; ``tests/test_idl.py`` fails when the two differ.
+IDL parser exists on PyPI. The subset is small (one module; integer constants; enums; @final structs; @key members; primitive,
+string, sequence and nested struct types), so a strict reader that rejects everything else is short
+and safe. It refuses @appendable and @mutable: the IDL's header says why every type is @final.
+``python sustainml/_idl.py`` regenerates ``sustainml/msg.py`` (as a script, so that it runs even
+while msg.py is out of date); ``tests/test_idl.py`` fails when the two differ.
 """
 
 from __future__ import annotations
@@ -59,12 +60,13 @@ class Enum:
 @dataclass
 class IdlModule:
     name: str
+    constants: dict[str, int] = field(default_factory=dict)
     enums: dict[str, Enum] = field(default_factory=dict)
     structs: dict[str, Struct] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
 
 
-_TOKEN = re.compile(r"@\w+|\w+|<|>|[{};,]")
+_TOKEN = re.compile(r"@\w+|\w+|<|>|[{};,=]")
 
 
 def parse(text: str) -> IdlModule:
@@ -97,7 +99,17 @@ def parse(text: str) -> IdlModule:
         while peek().startswith("@"):
             annotations.append(take()[1:])
         kind = take()
-        if kind == "enum":
+        if kind == "const":
+            if take() not in ("uint32", "int32"):
+                raise IdlSyntaxError("only integer constants (const uint32 NAME = N;) are supported")
+            name = take()
+            take("=")
+            value = take()
+            if not value.isdigit():
+                raise IdlSyntaxError(f"const {name}: {value!r} is not a non-negative integer")
+            take(";")
+            module.constants[name] = int(value)
+        elif kind == "enum":
             enum = Enum(take())
             take("{")
             while True:
@@ -109,8 +121,9 @@ def parse(text: str) -> IdlModule:
             module.order.append(enum.name)
         elif kind == "struct":
             ext = [a for a in annotations if a in ("final", "appendable", "mutable")]
-            if len(ext) != 1 or ext[0] == "mutable":
-                raise IdlSyntaxError(f"struct after {annotations}: give exactly one of @final or @appendable")
+            if ext != ["final"]:
+                raise IdlSyntaxError(f"struct after {annotations}: every struct is @final (the IDL's header "
+                                     "says why: Fast DDS 2.x reads XCDR1 only)")
             struct = Struct(take(), ext[0])
             take("{")
             while peek() != "}":
@@ -176,10 +189,12 @@ def generate(module: IdlModule) -> str:
         "from dataclasses import dataclass, field",
         "",
         "from cyclonedds.idl import IdlEnum, IdlStruct, types",
-        "from cyclonedds.idl.annotations import appendable, final, key",
+        "from cyclonedds.idl.annotations import final, key",
         "",
-        f"__all__ = {sorted(module.order)!r}",
+        f"__all__ = {sorted([*module.constants, *module.order])!r}",
     ]
+    for name, value in module.constants.items():
+        out += ["", f"{name} = {value}"]
     for name in module.order:
         out += ["", ""]
         if name in module.enums:

@@ -9,7 +9,7 @@
             print(result.revision, result.state, sum(o.basis != "estimated" for o in result.options))
         result = task.result(timeout_s=600)
         for option in result.options:
-            print(option.rank, option.model, option.device, option.co2_g_total)
+            print(option.rank, option.model, option.device, option.total_co2_g)
 
 A client is a DDS participant like the nodes (it joins the domain of ``SUSTAINML_DOMAIN_ID``), but
 publishes no status: it is not a node.

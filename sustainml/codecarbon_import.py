@@ -342,14 +342,14 @@ def _record(file: Path, row: _Row, task_id: msg.TaskId, run: str, superseded: in
         started_unix_s=row.end_unix_s - row.duration_s,
         duration_s=row.duration_s,
         energy_j=energy_j,
-        energy_j_uncertainty=energy_j * RELATIVE_UNCERTAINTY,
+        energy_uncertainty_j=energy_j * RELATIVE_UNCERTAINTY,
         energy_method=ENERGY_METHOD,
         assumptions=_assumptions(file, row, intensity, superseded),
         region=_region(row),
         intensity_g_per_kwh=intensity,
         pue=row.pue,
         co2_g=co2_g,
-        co2_g_uncertainty=co2_g * RELATIVE_UNCERTAINTY,
+        co2_uncertainty_g=co2_g * RELATIVE_UNCERTAINTY,
     )
 
 

@@ -7,9 +7,11 @@ differ. Field comments and units are in the IDL.
 from dataclasses import dataclass, field
 
 from cyclonedds.idl import IdlEnum, IdlStruct, types
-from cyclonedds.idl.annotations import appendable, final, key
+from cyclonedds.idl.annotations import final, key
 
-__all__ = ['Alternative', 'CarbonFootprint', 'CatalogueReply', 'CatalogueRequest', 'ClassCount', 'ColumnProfile', 'Constraints', 'ControlCommand', 'DatasetInfo', 'DatasetProfile', 'Device', 'EncodeReply', 'EncodeRequest', 'EncodedTask', 'Equivalent', 'EvidenceRecord', 'EvidenceReply', 'EvidenceRequest', 'Finding', 'Footprint', 'GreenerVariant', 'HardwareInventory', 'HardwareMeasurement', 'InventoryReply', 'InventoryRequest', 'Measurement', 'ModelCandidate', 'ModelCandidates', 'NodeControl', 'NodeState', 'NodeStatus', 'NoteReply', 'NoteRequest', 'OnnxReply', 'OnnxRequest', 'OptionNote', 'Quality', 'RegionFigure', 'ResultReply', 'ResultRequest', 'StageRecord', 'SubmitReply', 'SubmitRequest', 'TaskId', 'TaskOption', 'TaskReading', 'TaskResult', 'TaskState', 'TaskStatus', 'TrainingForecast', 'Usage', 'UserInput']
+__all__ = ['Alternative', 'BuilderSetting', 'CarbonFootprint', 'CatalogueReply', 'CatalogueRequest', 'ClassCount', 'ColumnProfile', 'ControlCommand', 'DatasetInfo', 'DatasetProfile', 'DeviceInfo', 'EncodeReply', 'EncodeRequest', 'EncodedTask', 'Equivalent', 'EvidenceRecord', 'EvidenceReply', 'EvidenceRequest', 'Finding', 'FootprintDetail', 'GreenerVariant', 'HardwareInventory', 'HardwareMeasurement', 'InventoryReply', 'InventoryRequest', 'JobMeasurement', 'ModelBuilder', 'ModelCandidate', 'ModelCandidates', 'NodeControl', 'NodeState', 'NodeStatus', 'NoteReply', 'NoteRequest', 'OnnxReply', 'OnnxRequest', 'OptionNote', 'QualityFigure', 'RegionFigure', 'ResultReply', 'ResultRequest', 'StageRecord', 'SubmitReply', 'SubmitRequest', 'TaskConstraints', 'TaskId', 'TaskOption', 'TaskReading', 'TaskResult', 'TaskState', 'TaskStatus', 'TrainingForecast', 'UsageProfile', 'UserInput', 'VERSION']
+
+VERSION = 2
 
 
 @dataclass
@@ -40,8 +42,8 @@ class ControlCommand(IdlEnum, typename="sustainml::ControlCommand"):
 
 
 @dataclass
-@appendable
-class Constraints(IdlStruct, typename="sustainml::Constraints"):
+@final
+class TaskConstraints(IdlStruct, typename="sustainml::TaskConstraints"):
     quality_target: float = 0.0
     max_latency_ms: float = 0.0
     max_train_hours: float = 0.0
@@ -51,15 +53,15 @@ class Constraints(IdlStruct, typename="sustainml::Constraints"):
 
 
 @dataclass
-@appendable
-class Usage(IdlStruct, typename="sustainml::Usage"):
+@final
+class UsageProfile(IdlStruct, typename="sustainml::UsageProfile"):
     requests_per_day: float = 0.0
     horizon_days: float = 0.0
     batch_size: types.uint32 = 0
 
 
 @dataclass
-@appendable
+@final
 class DatasetInfo(IdlStruct, typename="sustainml::DatasetInfo"):
     path: str = ""
     description: str = ""
@@ -71,7 +73,7 @@ class DatasetInfo(IdlStruct, typename="sustainml::DatasetInfo"):
 
 
 @dataclass
-@appendable
+@final
 class ColumnProfile(IdlStruct, typename="sustainml::ColumnProfile"):
     name: str = ""
     dtype: str = ""
@@ -80,14 +82,14 @@ class ColumnProfile(IdlStruct, typename="sustainml::ColumnProfile"):
 
 
 @dataclass
-@appendable
+@final
 class ClassCount(IdlStruct, typename="sustainml::ClassCount"):
     label: str = ""
     count: types.uint64 = 0
 
 
 @dataclass
-@appendable
+@final
 class DatasetProfile(IdlStruct, typename="sustainml::DatasetProfile"):
     path: str = ""
     format: str = ""
@@ -103,7 +105,7 @@ class DatasetProfile(IdlStruct, typename="sustainml::DatasetProfile"):
 
 
 @dataclass
-@appendable
+@final
 class Finding(IdlStruct, typename="sustainml::Finding"):
     field: str = ""
     kind: str = ""
@@ -111,7 +113,7 @@ class Finding(IdlStruct, typename="sustainml::Finding"):
 
 
 @dataclass
-@appendable
+@final
 class TaskReading(IdlStruct, typename="sustainml::TaskReading"):
     task_type: str = ""
     modality: str = ""
@@ -121,7 +123,7 @@ class TaskReading(IdlStruct, typename="sustainml::TaskReading"):
 
 
 @dataclass
-@appendable
+@final
 class RegionFigure(IdlStruct, typename="sustainml::RegionFigure"):
     region: str = ""
     intensity_g_per_kwh: float = 0.0
@@ -129,15 +131,15 @@ class RegionFigure(IdlStruct, typename="sustainml::RegionFigure"):
 
 
 @dataclass
-@appendable
+@final
 class UserInput(IdlStruct, typename="sustainml::UserInput"):
     task_id: TaskId = field(default_factory=TaskId)
     text: str = ""
     task_type_hint: str = ""
     modality_hint: str = ""
     dataset: DatasetInfo = field(default_factory=DatasetInfo)
-    constraints: Constraints = field(default_factory=Constraints)
-    usage: Usage = field(default_factory=Usage)
+    constraints: TaskConstraints = field(default_factory=TaskConstraints)
+    usage: UsageProfile = field(default_factory=UsageProfile)
     epochs: types.uint32 = 0
     train_region: str = ""
     inference_region: str = ""
@@ -154,7 +156,7 @@ class UserInput(IdlStruct, typename="sustainml::UserInput"):
 
 
 @dataclass
-@appendable
+@final
 class EncodedTask(IdlStruct, typename="sustainml::EncodedTask"):
     task_id: TaskId = field(default_factory=TaskId)
     task_type: str = ""
@@ -165,8 +167,8 @@ class EncodedTask(IdlStruct, typename="sustainml::EncodedTask"):
     explanation: str = ""
     warnings: types.sequence[str] = field(default_factory=list)
     dataset: DatasetInfo = field(default_factory=DatasetInfo)
-    constraints: Constraints = field(default_factory=Constraints)
-    usage: Usage = field(default_factory=Usage)
+    constraints: TaskConstraints = field(default_factory=TaskConstraints)
+    usage: UsageProfile = field(default_factory=UsageProfile)
     epochs: types.uint32 = 0
     train_region: str = ""
     inference_region: str = ""
@@ -186,7 +188,7 @@ class EncodedTask(IdlStruct, typename="sustainml::EncodedTask"):
 
 
 @dataclass
-@appendable
+@final
 class GreenerVariant(IdlStruct, typename="sustainml::GreenerVariant"):
     kind: str = ""
     name: str = ""
@@ -199,7 +201,27 @@ class GreenerVariant(IdlStruct, typename="sustainml::GreenerVariant"):
 
 
 @dataclass
-@appendable
+@final
+class BuilderSetting(IdlStruct, typename="sustainml::BuilderSetting"):
+    name: str = ""
+    is_list: bool = False
+    booleans: types.sequence[bool] = field(default_factory=list)
+    integers: types.sequence[types.int64] = field(default_factory=list)
+    numbers: types.sequence[float] = field(default_factory=list)
+    strings: types.sequence[str] = field(default_factory=list)
+
+
+@dataclass
+@final
+class ModelBuilder(IdlStruct, typename="sustainml::ModelBuilder"):
+    kind: str = ""
+    name: str = ""
+    settings: types.sequence[BuilderSetting] = field(default_factory=list)
+    num_outputs: types.uint32 = 0
+
+
+@dataclass
+@final
 class ModelCandidate(IdlStruct, typename="sustainml::ModelCandidate"):
     name: str = ""
     family: str = ""
@@ -218,11 +240,12 @@ class ModelCandidate(IdlStruct, typename="sustainml::ModelCandidate"):
     display_name: str = ""
     licence: str = ""
     library: str = ""
+    builder: ModelBuilder = field(default_factory=ModelBuilder)
     variants: types.sequence[GreenerVariant] = field(default_factory=list)
 
 
 @dataclass
-@appendable
+@final
 class ModelCandidates(IdlStruct, typename="sustainml::ModelCandidates"):
     task_id: TaskId = field(default_factory=TaskId)
     candidates: types.sequence[ModelCandidate] = field(default_factory=list)
@@ -230,8 +253,8 @@ class ModelCandidates(IdlStruct, typename="sustainml::ModelCandidates"):
 
 
 @dataclass
-@appendable
-class Device(IdlStruct, typename="sustainml::Device"):
+@final
+class DeviceInfo(IdlStruct, typename="sustainml::DeviceInfo"):
     id: str = ""
     name: str = ""
     cores: types.uint32 = 0
@@ -241,35 +264,35 @@ class Device(IdlStruct, typename="sustainml::Device"):
 
 
 @dataclass
-@appendable
+@final
 class HardwareInventory(IdlStruct, typename="sustainml::HardwareInventory"):
     host: str = ""
     key("host")
     cpu_model: str = ""
     cpu_cores: types.uint32 = 0
     ram_mb: float = 0.0
-    devices: types.sequence[Device] = field(default_factory=list)
+    devices: types.sequence[DeviceInfo] = field(default_factory=list)
     software: str = ""
 
 
 @dataclass
-@appendable
-class Measurement(IdlStruct, typename="sustainml::Measurement"):
+@final
+class JobMeasurement(IdlStruct, typename="sustainml::JobMeasurement"):
     model: str = ""
     device: str = ""
     host: str = ""
     precision: str = ""
     batch_size: types.uint32 = 0
-    latency_ms_p50: float = 0.0
-    latency_ms_p95: float = 0.0
+    latency_p50_ms: float = 0.0
+    latency_p95_ms: float = 0.0
     throughput_per_s: float = 0.0
-    energy_j_per_inference: float = 0.0
-    energy_j_per_inference_uncertainty: float = 0.0
-    total_energy_j_per_inference: float = 0.0
+    energy_per_inference_j: float = 0.0
+    energy_per_inference_uncertainty_j: float = 0.0
+    total_energy_per_inference_j: float = 0.0
     train_batch_size: types.uint32 = 0
     train_step_ms: float = 0.0
-    energy_j_per_train_sample: float = 0.0
-    energy_j_per_train_sample_uncertainty: float = 0.0
+    energy_per_train_sample_j: float = 0.0
+    energy_per_train_sample_uncertainty_j: float = 0.0
     peak_memory_mb: float = 0.0
     active_power_w: float = 0.0
     idle_power_w: float = 0.0
@@ -279,18 +302,18 @@ class Measurement(IdlStruct, typename="sustainml::Measurement"):
     assumptions: str = ""
     cached: bool = False
     basis: str = ""
-    latency_ms_p50_uncertainty: float = 0.0
+    latency_p50_uncertainty_ms: float = 0.0
     not_measured_reason: str = ""
     measuring_s: float = 0.0
     measuring_energy_j: float = 0.0
 
 
 @dataclass
-@appendable
+@final
 class HardwareMeasurement(IdlStruct, typename="sustainml::HardwareMeasurement"):
     task_id: TaskId = field(default_factory=TaskId)
     host: str = ""
-    measurements: types.sequence[Measurement] = field(default_factory=list)
+    measurements: types.sequence[JobMeasurement] = field(default_factory=list)
     excluded: types.sequence[str] = field(default_factory=list)
     message_index: types.uint32 = 0
     plan_done: bool = False
@@ -301,21 +324,21 @@ class HardwareMeasurement(IdlStruct, typename="sustainml::HardwareMeasurement"):
 
 
 @dataclass
-@appendable
+@final
 class Alternative(IdlStruct, typename="sustainml::Alternative"):
     kind: str = ""
     region: str = ""
     device: str = ""
     host: str = ""
     intensity_g_per_kwh: float = 0.0
-    co2_g_total: float = 0.0
+    total_co2_g: float = 0.0
     saving_g: float = 0.0
     latency_change_ms: float = 0.0
     note: str = ""
 
 
 @dataclass
-@appendable
+@final
 class Equivalent(IdlStruct, typename="sustainml::Equivalent"):
     amount: float = 0.0
     unit: str = ""
@@ -323,8 +346,8 @@ class Equivalent(IdlStruct, typename="sustainml::Equivalent"):
 
 
 @dataclass
-@appendable
-class Footprint(IdlStruct, typename="sustainml::Footprint"):
+@final
+class FootprintDetail(IdlStruct, typename="sustainml::FootprintDetail"):
     model: str = ""
     device: str = ""
     host: str = ""
@@ -336,40 +359,40 @@ class Footprint(IdlStruct, typename="sustainml::Footprint"):
     pue: float = 0.0
     train_energy_kwh: float = 0.0
     inference_energy_kwh: float = 0.0
-    co2_g_training: float = 0.0
-    co2_g_inference: float = 0.0
-    co2_g_total: float = 0.0
+    training_co2_g: float = 0.0
+    inference_co2_g: float = 0.0
+    total_co2_g: float = 0.0
     sci_g_per_request: float = 0.0
     experiment_runs: types.uint32 = 0
     experimentation_energy_kwh: float = 0.0
-    co2_g_experimentation: float = 0.0
+    experimentation_co2_g: float = 0.0
     train_steps: types.uint64 = 0
-    embodied_kg_device: float = 0.0
+    device_embodied_kg: float = 0.0
     device_lifetime_years: float = 0.0
     embodied_g_per_request: float = 0.0
-    co2_g_embodied: float = 0.0
+    embodied_co2_g: float = 0.0
     embodied_source: str = ""
     pue_source: str = ""
     intensity_year: types.int32 = 0
-    co2_g_total_uncertainty: float = 0.0
-    sci_g_per_request_uncertainty: float = 0.0
+    total_co2_uncertainty_g: float = 0.0
+    sci_uncertainty_g_per_request: float = 0.0
     greener_regions: types.sequence[Alternative] = field(default_factory=list)
     equivalents: types.sequence[Equivalent] = field(default_factory=list)
 
 
 @dataclass
-@appendable
+@final
 class CarbonFootprint(IdlStruct, typename="sustainml::CarbonFootprint"):
     task_id: TaskId = field(default_factory=TaskId)
     host: str = ""
-    footprints: types.sequence[Footprint] = field(default_factory=list)
+    footprints: types.sequence[FootprintDetail] = field(default_factory=list)
     message_index: types.uint32 = 0
     measuring_energy_j: float = 0.0
-    co2_g_measuring: float = 0.0
+    measuring_co2_g: float = 0.0
 
 
 @dataclass
-@appendable
+@final
 class StageRecord(IdlStruct, typename="sustainml::StageRecord"):
     task_id: TaskId = field(default_factory=TaskId)
     key("task_id")
@@ -382,19 +405,19 @@ class StageRecord(IdlStruct, typename="sustainml::StageRecord"):
     started_unix_s: float = 0.0
     duration_s: float = 0.0
     energy_j: float = 0.0
-    energy_j_uncertainty: float = 0.0
+    energy_uncertainty_j: float = 0.0
     energy_method: str = ""
     assumptions: str = ""
     region: str = ""
     intensity_g_per_kwh: float = 0.0
     pue: float = 0.0
     co2_g: float = 0.0
-    co2_g_uncertainty: float = 0.0
+    co2_uncertainty_g: float = 0.0
     error: str = ""
 
 
 @dataclass
-@appendable
+@final
 class TrainingForecast(IdlStruct, typename="sustainml::TrainingForecast"):
     task_id: TaskId = field(default_factory=TaskId)
     key("task_id")
@@ -403,14 +426,14 @@ class TrainingForecast(IdlStruct, typename="sustainml::TrainingForecast"):
     host: str = ""
     epochs_done: types.uint32 = 0
     epochs_planned: types.uint32 = 0
-    energy_j_so_far: float = 0.0
+    energy_so_far_j: float = 0.0
     predicted_energy_j: float = 0.0
-    predicted_energy_j_low: float = 0.0
-    predicted_energy_j_high: float = 0.0
+    predicted_energy_low_j: float = 0.0
+    predicted_energy_high_j: float = 0.0
     interval_level: float = 0.0
     predicted_co2_g: float = 0.0
-    predicted_co2_g_low: float = 0.0
-    predicted_co2_g_high: float = 0.0
+    predicted_co2_low_g: float = 0.0
+    predicted_co2_high_g: float = 0.0
     budget_co2_g: float = 0.0
     exceeds_budget: bool = False
     energy_method: str = ""
@@ -419,44 +442,44 @@ class TrainingForecast(IdlStruct, typename="sustainml::TrainingForecast"):
 
 
 @dataclass
-@appendable
-class Quality(IdlStruct, typename="sustainml::Quality"):
+@final
+class QualityFigure(IdlStruct, typename="sustainml::QualityFigure"):
     metric: str = ""
     value: float = 0.0
     higher_is_better: bool = False
 
 
 @dataclass
-@appendable
+@final
 class TaskOption(IdlStruct, typename="sustainml::TaskOption"):
     model: str = ""
     device: str = ""
     host: str = ""
     region: str = ""
-    quality: Quality = field(default_factory=Quality)
+    quality: QualityFigure = field(default_factory=QualityFigure)
     latency_ms: float = 0.0
-    energy_j_per_inference: float = 0.0
-    energy_j_per_inference_uncertainty: float = 0.0
+    energy_per_inference_j: float = 0.0
+    energy_per_inference_uncertainty_j: float = 0.0
     train_energy_kwh: float = 0.0
     energy_method: str = ""
     intensity_g_per_kwh: float = 0.0
     pue: float = 0.0
-    co2_g_training: float = 0.0
-    co2_g_inference: float = 0.0
-    co2_g_total: float = 0.0
+    training_co2_g: float = 0.0
+    inference_co2_g: float = 0.0
+    total_co2_g: float = 0.0
     sci_g_per_request: float = 0.0
     meets_constraints: bool = False
     pareto: bool = False
     rank: types.uint32 = 0
     note: str = ""
-    footprint: Footprint = field(default_factory=Footprint)
+    footprint: FootprintDetail = field(default_factory=FootprintDetail)
     alternatives: types.sequence[Alternative] = field(default_factory=list)
     basis: str = ""
-    latency_ms_uncertainty: float = 0.0
+    latency_uncertainty_ms: float = 0.0
 
 
 @dataclass
-@appendable
+@final
 class TaskResult(IdlStruct, typename="sustainml::TaskResult"):
     task_id: TaskId = field(default_factory=TaskId)
     key("task_id")
@@ -483,12 +506,12 @@ class TaskResult(IdlStruct, typename="sustainml::TaskResult"):
     revision: types.uint32 = 0
     measuring_s: float = 0.0
     measuring_energy_j: float = 0.0
-    co2_g_measuring: float = 0.0
+    measuring_co2_g: float = 0.0
     measuring_note: str = ""
 
 
 @dataclass
-@appendable
+@final
 class TaskStatus(IdlStruct, typename="sustainml::TaskStatus"):
     task_id: TaskId = field(default_factory=TaskId)
     key("task_id")
@@ -500,7 +523,7 @@ class TaskStatus(IdlStruct, typename="sustainml::TaskStatus"):
 
 
 @dataclass
-@appendable
+@final
 class NodeStatus(IdlStruct, typename="sustainml::NodeStatus"):
     node: str = ""
     key("node")
@@ -516,7 +539,7 @@ class NodeStatus(IdlStruct, typename="sustainml::NodeStatus"):
 
 
 @dataclass
-@appendable
+@final
 class NodeControl(IdlStruct, typename="sustainml::NodeControl"):
     target_node: str = ""
     command: ControlCommand = ControlCommand.CONTROL_CANCEL_TASK
@@ -525,14 +548,14 @@ class NodeControl(IdlStruct, typename="sustainml::NodeControl"):
 
 
 @dataclass
-@appendable
+@final
 class SubmitRequest(IdlStruct, typename="sustainml::SubmitRequest"):
     request_id: str = ""
     problem: UserInput = field(default_factory=UserInput)
 
 
 @dataclass
-@appendable
+@final
 class SubmitReply(IdlStruct, typename="sustainml::SubmitReply"):
     request_id: str = ""
     accepted: bool = False
@@ -541,14 +564,14 @@ class SubmitReply(IdlStruct, typename="sustainml::SubmitReply"):
 
 
 @dataclass
-@appendable
+@final
 class CatalogueRequest(IdlStruct, typename="sustainml::CatalogueRequest"):
     request_id: str = ""
     task_type: str = ""
 
 
 @dataclass
-@appendable
+@final
 class CatalogueReply(IdlStruct, typename="sustainml::CatalogueReply"):
     request_id: str = ""
     models: types.sequence[ModelCandidate] = field(default_factory=list)
@@ -556,13 +579,13 @@ class CatalogueReply(IdlStruct, typename="sustainml::CatalogueReply"):
 
 
 @dataclass
-@appendable
+@final
 class InventoryRequest(IdlStruct, typename="sustainml::InventoryRequest"):
     request_id: str = ""
 
 
 @dataclass
-@appendable
+@final
 class InventoryReply(IdlStruct, typename="sustainml::InventoryReply"):
     request_id: str = ""
     inventory: HardwareInventory = field(default_factory=HardwareInventory)
@@ -570,14 +593,14 @@ class InventoryReply(IdlStruct, typename="sustainml::InventoryReply"):
 
 
 @dataclass
-@appendable
+@final
 class EncodeRequest(IdlStruct, typename="sustainml::EncodeRequest"):
     request_id: str = ""
     problem: UserInput = field(default_factory=UserInput)
 
 
 @dataclass
-@appendable
+@final
 class EncodeReply(IdlStruct, typename="sustainml::EncodeReply"):
     request_id: str = ""
     task: EncodedTask = field(default_factory=EncodedTask)
@@ -585,7 +608,7 @@ class EncodeReply(IdlStruct, typename="sustainml::EncodeReply"):
 
 
 @dataclass
-@appendable
+@final
 class OnnxRequest(IdlStruct, typename="sustainml::OnnxRequest"):
     request_id: str = ""
     model: str = ""
@@ -594,7 +617,7 @@ class OnnxRequest(IdlStruct, typename="sustainml::OnnxRequest"):
 
 
 @dataclass
-@appendable
+@final
 class OnnxReply(IdlStruct, typename="sustainml::OnnxReply"):
     request_id: str = ""
     model: str = ""
@@ -606,7 +629,7 @@ class OnnxReply(IdlStruct, typename="sustainml::OnnxReply"):
 
 
 @dataclass
-@appendable
+@final
 class ResultRequest(IdlStruct, typename="sustainml::ResultRequest"):
     request_id: str = ""
     problem_id: str = ""
@@ -615,7 +638,7 @@ class ResultRequest(IdlStruct, typename="sustainml::ResultRequest"):
 
 
 @dataclass
-@appendable
+@final
 class ResultReply(IdlStruct, typename="sustainml::ResultReply"):
     request_id: str = ""
     results: types.sequence[TaskResult] = field(default_factory=list)
@@ -623,16 +646,16 @@ class ResultReply(IdlStruct, typename="sustainml::ResultReply"):
 
 
 @dataclass
-@appendable
+@final
 class EvidenceRecord(IdlStruct, typename="sustainml::EvidenceRecord"):
     task_id: TaskId = field(default_factory=TaskId)
     task_type: str = ""
     received_unix_s: float = 0.0
-    measurement: Measurement = field(default_factory=Measurement)
+    measurement: JobMeasurement = field(default_factory=JobMeasurement)
 
 
 @dataclass
-@appendable
+@final
 class OptionNote(IdlStruct, typename="sustainml::OptionNote"):
     note_id: types.uint32 = 0
     task_id: TaskId = field(default_factory=TaskId)
@@ -646,7 +669,7 @@ class OptionNote(IdlStruct, typename="sustainml::OptionNote"):
 
 
 @dataclass
-@appendable
+@final
 class EvidenceRequest(IdlStruct, typename="sustainml::EvidenceRequest"):
     request_id: str = ""
     task_type: str = ""
@@ -659,7 +682,7 @@ class EvidenceRequest(IdlStruct, typename="sustainml::EvidenceRequest"):
 
 
 @dataclass
-@appendable
+@final
 class EvidenceReply(IdlStruct, typename="sustainml::EvidenceReply"):
     request_id: str = ""
     records: types.sequence[EvidenceRecord] = field(default_factory=list)
@@ -668,14 +691,14 @@ class EvidenceReply(IdlStruct, typename="sustainml::EvidenceReply"):
 
 
 @dataclass
-@appendable
+@final
 class NoteRequest(IdlStruct, typename="sustainml::NoteRequest"):
     request_id: str = ""
     note: OptionNote = field(default_factory=OptionNote)
 
 
 @dataclass
-@appendable
+@final
 class NoteReply(IdlStruct, typename="sustainml::NoteReply"):
     request_id: str = ""
     accepted: bool = False

@@ -15,7 +15,7 @@ __all__ = ["load_problem", "problem_from_dict", "problem_to_dict", "parse_task_i
 # file key -> UserInput field (short names for the fields people write most)
 _ALIASES = {"task_type": "task_type_hint", "modality": "modality_hint",
             "hardware": "allowed_hardware", "models": "candidate_models"}
-_NESTED = {"dataset": msg.DatasetInfo, "constraints": msg.Constraints, "usage": msg.Usage}
+_NESTED = {"dataset": msg.DatasetInfo, "constraints": msg.TaskConstraints, "usage": msg.UsageProfile}
 _STRUCT_LISTS = {"intensity_overrides": msg.RegionFigure}
 _SKIP = {"task_id"}
 _INT_LISTS = {"dataset.input_shape"}

@@ -37,20 +37,20 @@ def _option_to_dict(o: msg.TaskOption) -> dict[str, Any]:
         "quality": {"metric": o.quality.metric, "value": _known(o.quality.value),
                     "higher_is_better": o.quality.higher_is_better},
         "latency_ms": o.latency_ms,
-        "latency_ms_uncertainty": o.latency_ms_uncertainty,
+        "latency_uncertainty_ms": o.latency_uncertainty_ms,
         "basis": o.basis,
-        "energy_j_per_inference": o.energy_j_per_inference,
-        "energy_j_per_inference_uncertainty": o.energy_j_per_inference_uncertainty,
+        "energy_per_inference_j": o.energy_per_inference_j,
+        "energy_per_inference_uncertainty_j": o.energy_per_inference_uncertainty_j,
         "train_energy_kwh": o.train_energy_kwh,
         "energy_method": o.energy_method,
         "intensity_g_per_kwh": o.intensity_g_per_kwh,
         "pue": o.pue,
-        "co2_g": {"experimentation": f.co2_g_experimentation, "training": o.co2_g_training,
-                  "inference": o.co2_g_inference, "embodied": f.co2_g_embodied, "total": o.co2_g_total,
-                  "total_uncertainty": f.co2_g_total_uncertainty},
+        "co2_g": {"experimentation": f.experimentation_co2_g, "training": o.training_co2_g,
+                  "inference": o.inference_co2_g, "embodied": f.embodied_co2_g, "total": o.total_co2_g,
+                  "total_uncertainty": f.total_co2_uncertainty_g},
         "shares": phase_shares(f),
         "sci_g_per_request": o.sci_g_per_request,
-        "sci_g_per_request_uncertainty": f.sci_g_per_request_uncertainty,
+        "sci_uncertainty_g_per_request": f.sci_uncertainty_g_per_request,
         "embodied_g_per_request": f.embodied_g_per_request,
         "pue_source": f.pue_source,
         "intensity_source": f.intensity_source,
@@ -70,7 +70,7 @@ def result_to_dict(result: msg.TaskResult) -> dict[str, Any]:
         "revision": int(result.revision),
         "final": result.state in (msg.TaskState.TASK_DONE, msg.TaskState.TASK_FAILED, msg.TaskState.TASK_CANCELLED),
         "measuring": {"device_s": result.measuring_s, "energy_j": result.measuring_energy_j,
-                      "co2_g": result.co2_g_measuring, "note": result.measuring_note},
+                      "co2_g": result.measuring_co2_g, "note": result.measuring_note},
         "error": result.error,
         "failed_node": result.failed_node,
         "explanation": result.explanation,
@@ -96,9 +96,9 @@ def result_to_dict(result: msg.TaskResult) -> dict[str, Any]:
 PHASES = ("experimentation", "training", "inference", "embodied")
 
 
-def phase_shares(f: msg.Footprint) -> dict[str, float]:
+def phase_shares(f: msg.FootprintDetail) -> dict[str, float]:
     """Each phase's share of the lifetime gCO2e, 0..1 (all 0 when the total is 0)."""
-    values = dict(zip(PHASES, (f.co2_g_experimentation, f.co2_g_training, f.co2_g_inference, f.co2_g_embodied)))
+    values = dict(zip(PHASES, (f.experimentation_co2_g, f.training_co2_g, f.inference_co2_g, f.embodied_co2_g)))
     total = sum(values.values())
     return {name: (value / total if total > 0 else 0.0) for name, value in values.items()}
 
@@ -204,8 +204,8 @@ def result_table(result: msg.TaskResult, *, wide: bool = True) -> Table:
         quality = "?" if math.isnan(o.quality.value) else f"{o.quality.value:.3g}"
         guess = "~" if o.basis == "estimated" else ""
         row = [f"{o.rank}{flag}", o.model, device, o.region, quality,
-               f"{guess}{o.latency_ms:.3g}", guess + _j(o.energy_j_per_inference)]
-        row += [_g(o.co2_g_training), _g(o.co2_g_inference), _g(o.co2_g_total)] if wide else [_g(o.co2_g_total)]
+               f"{guess}{o.latency_ms:.3g}", guess + _j(o.energy_per_inference_j)]
+        row += [_g(o.training_co2_g), _g(o.inference_co2_g), _g(o.total_co2_g)] if wide else [_g(o.total_co2_g)]
         table.add_row(*row)
     return table
 
@@ -244,7 +244,7 @@ def measuring_line(result: msg.TaskResult) -> str:
     measured = sum(1 for o in result.options if o.basis != "estimated")
     return (f"This answer (revision {result.revision}): {measured} of {len(result.options)} options from measurements; "
             f"producing it took {result.measuring_s:.3g} s of device time, {_j(result.measuring_energy_j)}, "
-            f"{_g(result.co2_g_measuring)} CO2e" + (f" ({escape(result.measuring_note)})" if result.measuring_note else ""))
+            f"{_g(result.measuring_co2_g)} CO2e" + (f" ({escape(result.measuring_note)})" if result.measuring_note else ""))
 
 
 def revision_line(result: msg.TaskResult, previous: msg.TaskResult | None) -> str:
@@ -263,7 +263,7 @@ def revision_line(result: msg.TaskResult, previous: msg.TaskResult | None) -> st
     head = f"revision {result.revision}: {measured}/{len(result.options)} options measured"
     parts = [head, *landed.values()]
     if best is not None:
-        parts.append(f"#1 {best.model} on {best.device} in {best.region}, {_g(best.co2_g_total)} CO2e")
+        parts.append(f"#1 {best.model} on {best.device} in {best.region}, {_g(best.total_co2_g)} CO2e")
     return escape("; ".join(parts))
 
 
@@ -274,15 +274,15 @@ def print_lifetime(o: msg.TaskOption, console: Console) -> None:
     shares = phase_shares(f)
     where = f"{o.model} on {o.device}" + (f" at {o.host}" if o.host else "") + f", served in {o.region}"
     console.print(f"[bold]lifetime of #{o.rank} {escape(where)}[/]: "
-                  f"{with_uncertainty(o.co2_g_total, f.co2_g_total_uncertainty)} CO2e")
-    amounts = (f.co2_g_experimentation, o.co2_g_training, o.co2_g_inference, f.co2_g_embodied)
+                  f"{with_uncertainty(o.total_co2_g, f.total_co2_uncertainty_g)} CO2e")
+    amounts = (f.experimentation_co2_g, o.training_co2_g, o.inference_co2_g, f.embodied_co2_g)
     parts = [f"{name} {_g(amount)} ({100 * shares[name]:.0f}%)" for name, amount in zip(PHASES, amounts)
              if amount > 0 or name in ("training", "inference")]
     runs = f"; {f.experiment_runs} experiment runs before the final one" if f.experiment_runs else ""
     steps = f"; {f.train_steps:,} training steps" if f.train_steps else ""
     console.print("  " + ", ".join(parts) + runs + steps)
-    console.print(f"  SCI {with_uncertainty(o.sci_g_per_request, f.sci_g_per_request_uncertainty)} CO2e per request "
-                  f"(embodied M {_g(f.embodied_g_per_request)}: {f.embodied_kg_device:g} kg over "
+    console.print(f"  SCI {with_uncertainty(o.sci_g_per_request, f.sci_uncertainty_g_per_request)} CO2e per request "
+                  f"(embodied M {_g(f.embodied_g_per_request)}: {f.device_embodied_kg:g} kg over "
                   f"{f.device_lifetime_years:g} years, {escape(_brief(f.embodied_source))})")
     year = f", {f.intensity_year}" if f.intensity_year else ""
     console.print(f"  grid {o.intensity_g_per_kwh:.0f} g/kWh ({escape(_brief(f.intensity_source))}{year}); "
@@ -290,12 +290,12 @@ def print_lifetime(o: msg.TaskOption, console: Console) -> None:
     for a in o.alternatives:
         if a.kind == "region":
             console.print(f"  [green]greener region[/] {escape(a.region)} ({a.intensity_g_per_kwh:.0f} g/kWh): "
-                          f"{_g(a.co2_g_total)}, saves {_g(a.saving_g)} ({100 * a.saving_g / o.co2_g_total:.0f}%)")
+                          f"{_g(a.total_co2_g)}, saves {_g(a.saving_g)} ({100 * a.saving_g / o.total_co2_g:.0f}%)")
         else:
             latency = (f", {a.latency_change_ms:+.3g} ms per request" if math.isfinite(a.latency_change_ms)
                        else ", latency unknown")
             console.print(f"  [green]greener device[/] {escape(a.device)}" + (f"@{escape(a.host)}" if a.host else "")
-                          + f": {_g(a.co2_g_total)}, saves {_g(a.saving_g)}{latency}")
+                          + f": {_g(a.total_co2_g)}, saves {_g(a.saving_g)}{latency}")
     if f.equivalents:
         console.print("  that is " + "; ".join(f"{e.amount:.2g} {escape(e.unit)}" for e in f.equivalents)
                       + " (" + "; ".join(escape(_brief(e.source, 30)) for e in f.equivalents) + ")")
@@ -305,14 +305,14 @@ def print_lifetime(o: msg.TaskOption, console: Console) -> None:
 class RunSummary:
     """One tracked run's stages in gCO2e (PUE and intensity applied), in the order they first appear.
 
-    ``co2_g_uncertainty`` adds the stages' uncertainties linearly: stages metered by the same
+    ``co2_uncertainty_g`` adds the stages' uncertainties linearly: stages metered by the same
     source share its calibration error, the larger part of each, so they are not independent.
     """
 
     run: str
     co2_g_by_stage: dict[str, float]
-    co2_g_total: float
-    co2_g_uncertainty: float
+    total_co2_g: float
+    co2_uncertainty_g: float
     energy_j_total: float
     dominant_stage: str
     dominant_share: float
@@ -335,8 +335,8 @@ def summarise_stages(records: Sequence[msg.StageRecord]) -> list[RunSummary]:
         summaries.append(RunSummary(
             run=run,
             co2_g_by_stage=by_stage,
-            co2_g_total=total_g,
-            co2_g_uncertainty=math.fsum(r.co2_g_uncertainty for r in run_records),
+            total_co2_g=total_g,
+            co2_uncertainty_g=math.fsum(r.co2_uncertainty_g for r in run_records),
             energy_j_total=math.fsum(r.energy_j for r in run_records),
             dominant_stage=dominant,
             dominant_share=by_stage[dominant] / total_g if total_g > 0 else 0.0,
@@ -349,7 +349,7 @@ def summarise_stages(records: Sequence[msg.StageRecord]) -> list[RunSummary]:
 def describe_dominance(records: Sequence[msg.StageRecord]) -> str:
     """Which stage dominates each run, in words (the text of ``TaskResult.stages_summary``)."""
     return "; ".join(
-        f"{s.run or 'run'}: {s.dominant_stage} dominates ({s.dominant_share:.0%} of {_g(s.co2_g_total)} CO2e)"
+        f"{s.run or 'run'}: {s.dominant_stage} dominates ({s.dominant_share:.0%} of {_g(s.total_co2_g)} CO2e)"
         for s in summarise_stages(records))
 
 
@@ -380,7 +380,7 @@ def stages_table(records: Sequence[msg.StageRecord], *, extra_columns: Mapping[s
         for stage in stages:
             value = s.co2_g_by_stage.get(stage)
             cells.append("" if value is None else _g(value) + ("!" if stage in s.failed_stages else ""))
-        cells.append(with_uncertainty(s.co2_g_total, s.co2_g_uncertainty))
+        cells.append(with_uncertainty(s.total_co2_g, s.co2_uncertainty_g))
         cells.append(f"{s.dominant_stage} {s.dominant_share:.0%}")
         cells += [str(column.get(s.run, "")) for column in extra.values()]
         table.add_row(*cells)
@@ -394,7 +394,7 @@ def forecast_line(f: msg.TrainingForecast) -> str:
         budget = (f"; [bold red]will exceed the {_g(f.budget_co2_g)} budget[/]" if f.exceeds_budget
                   else f"; budget {_g(f.budget_co2_g)}")
     return (f"training {escape(f.run or '-')}: {f.epochs_done}/{f.epochs_planned} epochs, predicted total "
-            f"{_g(f.predicted_co2_g)} CO2e ({_g(f.predicted_co2_g_low)} to {_g(f.predicted_co2_g_high)}, "
+            f"{_g(f.predicted_co2_g)} CO2e ({_g(f.predicted_co2_low_g)} to {_g(f.predicted_co2_high_g)}, "
             f"{100 * f.interval_level:.0f}% interval; energy {f.energy_method}){budget}")
 
 

@@ -1,7 +1,8 @@
 """Every topic of the pipeline, listed in one place: name, message type and QoS profile.
 
 Partners writing a node in another language read this table (README has it too): the type names
-are those of ``idl/sustainml.idl``, module ``sustainml``.
+are those of ``idl/sustainml.idl``, module ``sustainml``; every name starts with ``sustainml/v2/``,
+the IDL's interface version.
 """
 
 from dataclasses import dataclass
@@ -15,7 +16,9 @@ T = TypeVar("T")
 ReqT = TypeVar("ReqT")
 RepT = TypeVar("RepT")
 
-PREFIX = "sustainml/"
+#: Every topic name starts with the interface version of ``idl/sustainml.idl`` (its ``VERSION``):
+#: nodes built from different versions of the IDL never match one another.
+PREFIX = f"sustainml/v{msg.VERSION}/"
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class TopicSpec(Generic[T]):
 
 @dataclass(frozen=True)
 class ServiceSpec(Generic[ReqT, RepT]):
-    """A request/reply service: two topics, ``sustainml/rpc/NAME/request`` and ``.../reply``."""
+    """A request/reply service: two topics, ``sustainml/v2/rpc/NAME/request`` and ``.../reply``."""
 
     name: str
     request_type: type[ReqT]
@@ -87,9 +90,9 @@ ALL_SERVICES: tuple[ServiceSpec, ...] = (SUBMIT, RESULTS, CATALOGUE, INVENTORY, 
 
 
 def by_name(name: str) -> TopicSpec:
-    """The topic called ``name`` (with or without the ``sustainml/`` prefix), request/reply included."""
+    """The topic called ``name`` (with or without the ``sustainml/v2/`` prefix), request/reply included."""
     every = list(ALL_TOPICS) + [t for s in ALL_SERVICES for t in (s.request_topic, s.reply_topic)]
-    wanted = name if name.startswith(PREFIX) else PREFIX + name
+    wanted = name if name.startswith(PREFIX) else PREFIX + name.removeprefix("sustainml/")
     for spec in every:
         if spec.name == wanted:
             return spec

@@ -134,7 +134,7 @@ def make_task(**changes) -> msg.EncodedTask:
         task_id=msg.TaskId("p1", 2),
         task_type="image_classification",
         dataset=msg.DatasetInfo(num_samples=50_000),
-        usage=msg.Usage(requests_per_day=1_000, horizon_days=365),
+        usage=msg.UsageProfile(requests_per_day=1_000, horizon_days=365),
         train_region="FRA",
         alternative_regions=["gcp:europe-west1", "France"],  # France = FRA: counted once
     )
@@ -152,16 +152,16 @@ CANDIDATES = msg.ModelCandidates(
 )
 
 
-def measurement(*ms: msg.Measurement) -> msg.HardwareMeasurement:
+def measurement(*ms: msg.JobMeasurement) -> msg.HardwareMeasurement:
     return msg.HardwareMeasurement(task_id=msg.TaskId("p1", 2), host="gpu-box", measurements=list(ms))
 
 
-RESNET_ON_GPU = msg.Measurement(
+RESNET_ON_GPU = msg.JobMeasurement(
     model="resnet18",
     device="cuda:0",
     host="gpu-box",
-    energy_j_per_inference=0.5,
-    energy_j_per_train_sample=2.0,
+    energy_per_inference_j=0.5,
+    energy_per_train_sample_j=2.0,
 )
 
 
@@ -191,20 +191,20 @@ def test_footprints_by_hand_with_pue():
         assert f.train_intensity_g_per_kwh == fra
         assert f.train_energy_kwh == pytest.approx(train_kwh)
         assert f.inference_energy_kwh == pytest.approx(inference_kwh)
-        assert f.co2_g_training == pytest.approx(train_kwh * fra)
-        assert f.co2_g_total == pytest.approx(f.co2_g_training + f.co2_g_inference)
+        assert f.training_co2_g == pytest.approx(train_kwh * fra)
+        assert f.total_co2_g == pytest.approx(f.training_co2_g + f.inference_co2_g)
 
     assert served_in_france.intensity_g_per_kwh == fra
-    assert served_in_france.co2_g_inference == pytest.approx(inference_kwh * fra)
+    assert served_in_france.inference_co2_g == pytest.approx(inference_kwh * fra)
     assert served_in_france.sci_g_per_request == pytest.approx(request_kwh * fra)
     assert (
         served_in_france.intensity_source == "codecarbon bundled data (Our World in Data / Ember, CC BY 4.0)"
     )
 
     assert served_in_belgium.intensity_g_per_kwh == belgium_gcp
-    assert served_in_belgium.co2_g_inference == pytest.approx(inference_kwh * belgium_gcp)
+    assert served_in_belgium.inference_co2_g == pytest.approx(inference_kwh * belgium_gcp)
     assert served_in_belgium.sci_g_per_request == pytest.approx(request_kwh * belgium_gcp)
-    assert served_in_belgium.co2_g_total == pytest.approx(train_kwh * fra + inference_kwh * belgium_gcp)
+    assert served_in_belgium.total_co2_g == pytest.approx(train_kwh * fra + inference_kwh * belgium_gcp)
     assert (
         "serving:" in served_in_belgium.intensity_source and "training:" in served_in_belgium.intensity_source
     )
@@ -216,18 +216,18 @@ def test_a_worked_example_in_plain_numbers():
     task = make_task(
         epochs=100,
         dataset=msg.DatasetInfo(num_samples=36_000),
-        usage=msg.Usage(requests_per_day=10_000, horizon_days=100),
+        usage=msg.UsageProfile(requests_per_day=10_000, horizon_days=100),
         train_region="DEU",
         alternative_regions=[],
     )
-    m = msg.Measurement(
-        model="resnet18", device="cpu", energy_j_per_inference=3.6, energy_j_per_train_sample=1.0
+    m = msg.JobMeasurement(
+        model="resnet18", device="cpu", energy_per_inference_j=3.6, energy_per_train_sample_j=1.0
     )
     (f,) = compute_footprints(task, CANDIDATES, measurement(m), settings=CarbonSettings(pue=1.0)).footprints
     deu = country_row("DEU")["carbon_intensity"]
     assert f.train_energy_kwh == pytest.approx(1.0)
     assert f.inference_energy_kwh == pytest.approx(1.0)
-    assert f.co2_g_total == pytest.approx(2 * deu)
+    assert f.total_co2_g == pytest.approx(2 * deu)
     assert f.sci_g_per_request == pytest.approx(3.6 / J_PER_KWH * deu)  # 1e-6 kWh x intensity
     assert f.host == "gpu-box"  # the measurement left it empty: the hardware message's host
 
@@ -251,8 +251,8 @@ def test_without_train_region_each_option_trains_where_it_is_served():
 
 
 def test_one_footprint_per_measurement_and_region():
-    tiny = msg.Measurement(
-        model="tiny", device="cpu", energy_j_per_inference=0.01, energy_j_per_train_sample=0.1
+    tiny = msg.JobMeasurement(
+        model="tiny", device="cpu", energy_per_inference_j=0.01, energy_per_train_sample_j=0.1
     )
     result = compute_footprints(make_task(), CANDIDATES, measurement(RESNET_ON_GPU, tiny), settings=CarbonSettings(pue=1.0))
     assert [(f.model, f.region) for f in result.footprints] == [
@@ -273,13 +273,13 @@ def test_unknown_num_samples_gives_zero_training_and_says_so(caplog):
     task = make_task(dataset=msg.DatasetInfo(num_samples=0))
     with caplog.at_level(logging.WARNING):
         f = compute_footprints(task, CANDIDATES, measurement(RESNET_ON_GPU)).footprints[0]
-    assert f.train_energy_kwh == 0 and f.co2_g_training == 0
-    assert f.co2_g_inference > 0
+    assert f.train_energy_kwh == 0 and f.training_co2_g == 0
+    assert f.inference_co2_g > 0
     assert "dataset.num_samples is 0" in caplog.text
 
 
 def test_a_model_without_epochs_gives_zero_training_and_says_so(caplog):
-    stranger = msg.Measurement(model="not-proposed", device="cpu", energy_j_per_train_sample=1.0)
+    stranger = msg.JobMeasurement(model="not-proposed", device="cpu", energy_per_train_sample_j=1.0)
     with caplog.at_level(logging.WARNING):
         f = compute_footprints(make_task(), CANDIDATES, measurement(stranger)).footprints[0]
     assert f.train_energy_kwh == 0
@@ -296,10 +296,10 @@ def test_serving_regions_dedupe_spellings_of_one_region():
 @pytest.mark.parametrize(
     ("changes", "pue", "expected"),
     [
-        ({"usage": msg.Usage(requests_per_day=-5, horizon_days=10)}, 1.0, "usage.requests_per_day is -5"),
-        ({"usage": msg.Usage(requests_per_day=5, horizon_days=-1)}, 1.0, "usage.horizon_days is -1"),
+        ({"usage": msg.UsageProfile(requests_per_day=-5, horizon_days=10)}, 1.0, "usage.requests_per_day is -5"),
+        ({"usage": msg.UsageProfile(requests_per_day=5, horizon_days=-1)}, 1.0, "usage.horizon_days is -1"),
         (
-            {"usage": msg.Usage(requests_per_day=math.nan, horizon_days=1)},
+            {"usage": msg.UsageProfile(requests_per_day=math.nan, horizon_days=1)},
             1.0,
             "usage.requests_per_day is nan",
         ),
@@ -321,8 +321,8 @@ def test_pue_message_says_what_is_right():
 
 
 def test_a_negative_measured_energy_is_invalid():
-    bad = msg.Measurement(model="resnet18", device="cuda:0", energy_j_per_inference=-1.0)
-    with pytest.raises(InvalidProblem, match=r"resnet18 on cuda:0: energy_j_per_inference is -1\.0"):
+    bad = msg.JobMeasurement(model="resnet18", device="cuda:0", energy_per_inference_j=-1.0)
+    with pytest.raises(InvalidProblem, match=r"resnet18 on cuda:0: energy_per_inference_j is -1\.0"):
         compute_footprints(make_task(), CANDIDATES, measurement(bad))
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from sustainml.msg import Constraints, EncodedTask
+from sustainml.msg import TaskConstraints, EncodedTask
 from sustainml_nodes.model_provider import zoo
 from sustainml_nodes.model_provider.catalogue import (
     DEFAULT_CATALOGUE_PATH,
@@ -98,7 +98,7 @@ def test_a_users_extra_file_adds_models_that_the_zoo_builds(user_file: Path):
 
 def test_user_models_are_proposed_with_the_bundled_ones(user_file: Path):
     entries = load_catalogue(extra=[user_file])
-    task = EncodedTask(task_type="text_classification", metric="accuracy", constraints=Constraints())
+    task = EncodedTask(task_type="text_classification", metric="accuracy", constraints=TaskConstraints())
     proposal = propose(task, entries)
     bert_mini = next(c for c in proposal.candidates if c.name == "bert_mini")
     assert "params (as built; none published)" in bert_mini.reason

@@ -100,8 +100,8 @@ def test_a_real_codecarbon_file_becomes_one_consistent_record(real_run: tuple[Pa
     assert before - 1.0 <= record.started_unix_s + record.duration_s <= after + 1.0
     assert record.energy_method == "codecarbon"
     assert record.devices.startswith("cpu") and record.devices.endswith("+ram")
-    assert record.energy_j_uncertainty == pytest.approx(RELATIVE_UNCERTAINTY * record.energy_j)
-    assert record.co2_g_uncertainty == pytest.approx(RELATIVE_UNCERTAINTY * record.co2_g)
+    assert record.energy_uncertainty_j == pytest.approx(RELATIVE_UNCERTAINTY * record.energy_j)
+    assert record.co2_uncertainty_g == pytest.approx(RELATIVE_UNCERTAINTY * record.co2_g)
     for words in (f"CodeCarbon {codecarbon.__version__}", f"tracking mode {row['tracking_mode']}", "split CPU",
                   "TDP", "20%", "gives none"):
         assert words in record.assumptions

@@ -46,8 +46,8 @@ def problem(**changes) -> msg.UserInput:
         task_id=msg.TaskId("seabed", 1),
         text="classify photos of seabed organisms",
         dataset=msg.DatasetInfo(description="30k labelled photos", num_samples=30_000, num_classes=12),
-        constraints=msg.Constraints(quality_target=0.8, max_latency_ms=50),
-        usage=msg.Usage(requests_per_day=2_000, horizon_days=365, batch_size=1),
+        constraints=msg.TaskConstraints(quality_target=0.8, max_latency_ms=50),
+        usage=msg.UsageProfile(requests_per_day=2_000, horizon_days=365, batch_size=1),
         epochs=20,
         train_region="DEU",
         inference_region="FRA",
@@ -114,7 +114,7 @@ def test_the_encoded_task_does_not_share_state_with_the_input():
 
 def test_tabular_regression_by_hint_uses_rmse_lower_is_better():
     task = encode(
-        problem(task_type_hint="tabular_regression", constraints=msg.Constraints(quality_target=2.5))
+        problem(task_type_hint="tabular_regression", constraints=msg.TaskConstraints(quality_target=2.5))
     )
     assert (task.modality, task.metric, task.higher_is_better) == ("tabular", "rmse", False)
     assert task.constraints.quality_target == 2.5  # an RMSE ceiling in target units, not a fraction
@@ -429,7 +429,7 @@ def test_a_request_rate_without_a_period_assumes_a_year_and_says_so():
 def test_windows_horizons_and_where_photos_were_taken_are_not_constraints(text):
     task = encode(text_only(text))
     assert findings(task, "inferred") == []
-    assert task.constraints == msg.Constraints()
+    assert task.constraints == msg.TaskConstraints()
 
 
 def test_a_given_value_wins_over_the_words_and_the_contradiction_is_said():
@@ -480,7 +480,7 @@ def test_a_deploy_target_implies_a_memory_budget_and_the_cpu():
 def test_a_deploy_target_the_allowed_hardware_cannot_stand_for_is_a_contradiction():
     task = encode(
         problem(
-            constraints=msg.Constraints(deploy_target="raspberry_pi", max_memory_mb=4096),
+            constraints=msg.TaskConstraints(deploy_target="raspberry_pi", max_memory_mb=4096),
             allowed_hardware=["cuda"],
         )
     )
@@ -492,7 +492,7 @@ def test_a_deploy_target_the_allowed_hardware_cannot_stand_for_is_a_contradictio
 
 
 def test_an_unknown_deploy_target_is_kept_with_an_assumption():
-    task = encode(problem(constraints=msg.Constraints(deploy_target="toaster")))
+    task = encode(problem(constraints=msg.TaskConstraints(deploy_target="toaster")))
     assert task.constraints.deploy_target == "toaster" and task.constraints.max_memory_mb == 0
     assert any("deploy_target 'toaster' is not a device class" in w for w in task.warnings)
 
@@ -550,13 +550,13 @@ def test_the_pipeline_needs_a_training_region():
 # ---------------------------------------------------------------- validation errors
 
 NEGATIVE_FIELDS = [
-    ("constraints.quality_target", {"constraints": msg.Constraints(quality_target=-0.5)}, -0.5),
-    ("constraints.max_latency_ms", {"constraints": msg.Constraints(max_latency_ms=-1)}, -1),
-    ("constraints.max_train_hours", {"constraints": msg.Constraints(max_train_hours=-2)}, -2),
-    ("constraints.max_train_co2_g", {"constraints": msg.Constraints(max_train_co2_g=-3)}, -3),
-    ("constraints.max_memory_mb", {"constraints": msg.Constraints(max_memory_mb=-4)}, -4),
-    ("usage.requests_per_day", {"usage": msg.Usage(requests_per_day=-10, horizon_days=5)}, -10),
-    ("usage.horizon_days", {"usage": msg.Usage(requests_per_day=10, horizon_days=-5)}, -5),
+    ("constraints.quality_target", {"constraints": msg.TaskConstraints(quality_target=-0.5)}, -0.5),
+    ("constraints.max_latency_ms", {"constraints": msg.TaskConstraints(max_latency_ms=-1)}, -1),
+    ("constraints.max_train_hours", {"constraints": msg.TaskConstraints(max_train_hours=-2)}, -2),
+    ("constraints.max_train_co2_g", {"constraints": msg.TaskConstraints(max_train_co2_g=-3)}, -3),
+    ("constraints.max_memory_mb", {"constraints": msg.TaskConstraints(max_memory_mb=-4)}, -4),
+    ("usage.requests_per_day", {"usage": msg.UsageProfile(requests_per_day=-10, horizon_days=5)}, -10),
+    ("usage.horizon_days", {"usage": msg.UsageProfile(requests_per_day=10, horizon_days=-5)}, -5),
 ]
 
 
@@ -570,14 +570,14 @@ def test_negative_numbers_are_rejected(field, changes, value):
 
 
 def test_a_number_that_is_not_finite_is_rejected():
-    assert invalid(problem(constraints=msg.Constraints(max_train_hours=math.inf))) == (
+    assert invalid(problem(constraints=msg.TaskConstraints(max_train_hours=math.inf))) == (
         "constraints.max_train_hours is inf: give a finite number (0 = no limit / not given)"
     )
 
 
 @pytest.mark.parametrize(("target", "example"), [(90, "0.9"), (99.5, "0.995"), (250, "0.9")])
 def test_a_percentage_for_a_fraction_metric_is_rejected(target, example):
-    assert invalid(problem(constraints=msg.Constraints(quality_target=target))) == (
+    assert invalid(problem(constraints=msg.TaskConstraints(quality_target=target))) == (
         f"constraints.quality_target is {target:g}, but top1_accuracy is a fraction in (0, 1]: "
         f"give a fraction such as {example}"
     )
@@ -586,27 +586,27 @@ def test_a_percentage_for_a_fraction_metric_is_rejected(target, example):
 @pytest.mark.parametrize("target", [0, 0.9, 1.0])
 def test_fractions_and_no_target_are_accepted(target):
     assert (
-        encode(problem(constraints=msg.Constraints(quality_target=target))).constraints.quality_target
+        encode(problem(constraints=msg.TaskConstraints(quality_target=target))).constraints.quality_target
         == target
     )
 
 
 def test_requests_without_a_horizon_are_rejected():
-    assert invalid(problem(usage=msg.Usage(requests_per_day=500, horizon_days=0))) == (
+    assert invalid(problem(usage=msg.UsageProfile(requests_per_day=500, horizon_days=0))) == (
         "usage.requests_per_day is 500 but usage.horizon_days is 0: set horizon_days to how many days "
         "the model will be served, or requests_per_day to 0 for no serving"
     )
 
 
 def test_a_horizon_without_requests_is_rejected():
-    assert invalid(problem(usage=msg.Usage(requests_per_day=0, horizon_days=30))) == (
+    assert invalid(problem(usage=msg.UsageProfile(requests_per_day=0, horizon_days=30))) == (
         "usage.horizon_days is 30 but usage.requests_per_day is 0: set requests_per_day to the requests "
         "expected per day, or horizon_days to 0 for no serving"
     )
 
 
 def test_a_latency_limit_below_a_microsecond_is_rejected():
-    assert invalid(problem(constraints=msg.Constraints(max_latency_ms=0.0005))) == (
+    assert invalid(problem(constraints=msg.TaskConstraints(max_latency_ms=0.0005))) == (
         "constraints.max_latency_ms is 0.0005, below 0.001 ms, which no model can meet: "
         "give the limit in milliseconds (e.g. 50 for 50 ms), or 0 for no limit"
     )
@@ -614,7 +614,7 @@ def test_a_latency_limit_below_a_microsecond_is_rejected():
 
 def test_a_latency_limit_of_a_microsecond_is_accepted():
     assert (
-        encode(problem(constraints=msg.Constraints(max_latency_ms=0.001))).constraints.max_latency_ms == 0.001
+        encode(problem(constraints=msg.TaskConstraints(max_latency_ms=0.001))).constraints.max_latency_ms == 0.001
     )
 
 

@@ -30,8 +30,8 @@ def hardware(task_id: msg.TaskId, host: str, *runs: tuple[str, str], method: str
              plan_done: bool = True) -> msg.HardwareMeasurement:
     """One hardware node's message: a measurement per (model, device); by default its whole answer."""
     return msg.HardwareMeasurement(task_id=task_id, host=host, message_index=index, plan_done=plan_done, measurements=[
-        msg.Measurement(model=model, device=device, host=host, energy_j_per_inference=0.5,
-                        energy_j_per_inference_uncertainty=0.05, energy_method=method, cached=cached, basis=basis)
+        msg.JobMeasurement(model=model, device=device, host=host, energy_per_inference_j=0.5,
+                        energy_per_inference_uncertainty_j=0.05, energy_method=method, cached=cached, basis=basis)
         for model, device in runs])
 
 
@@ -70,7 +70,7 @@ def test_every_measurement_comes_back_newest_answer_first_with_its_task(store, f
         (images.problem_id, "image_classification"), (tabular.problem_id, "tabular_regression")}
     laptop = next(r for r in records if r.measurement.host == "laptop")
     assert laptop.measurement.energy_method == "rapl" and laptop.measurement.cached
-    assert laptop.measurement.energy_j_per_inference_uncertainty == 0.05
+    assert laptop.measurement.energy_per_inference_uncertainty_j == 0.05
     assert records[0].received_unix_s >= records[-1].received_unix_s > 0
 
 
@@ -281,7 +281,7 @@ def test_evidence_and_notes_through_the_client(pipeline):
             continue
         measurement = measured[(option.model, option.device, option.host)]
         assert measurement.energy_method == option.energy_method != ""
-        assert measurement.energy_j_per_inference == option.energy_j_per_inference > 0
+        assert measurement.energy_per_inference_j == option.energy_per_inference_j > 0
 
     assert kept.note_id == 1 and kept.author == "ana" and kept.created_unix_s > 0
     assert with_note.notes == [kept]

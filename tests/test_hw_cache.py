@@ -60,7 +60,7 @@ def key(**changes: object) -> MeasurementKey:
     return MeasurementKey.here(**values)  # type: ignore[arg-type]
 
 
-def measure_for(k: MeasurementKey) -> msg.Measurement:
+def measure_for(k: MeasurementKey) -> msg.JobMeasurement:
     return measure(counted_workload(), k.device, model_name=k.model, host="test-host", batch_size=k.batch_size,
                    train_batch_size=k.train_batch_size, precision=k.precision, window_s=k.window_s,
                    source=EstimateEnergySource())
@@ -121,7 +121,7 @@ def test_a_new_cache_on_the_same_file_still_hits(tmp_path: Path) -> None:
     with MeasurementCache(tmp_path / CACHE_FILE) as reopened:
         again = reopened.get_or_measure(k, lambda: measure_for(k))
     assert CountedMLP.calls == calls
-    assert again.cached and again.latency_ms_p50 == first.latency_ms_p50
+    assert again.cached and again.latency_p50_ms == first.latency_p50_ms
 
 
 def test_threads_share_one_cache(tmp_path: Path) -> None:
@@ -140,7 +140,7 @@ def test_threads_share_one_cache(tmp_path: Path) -> None:
 def _tabular_task(iteration: int) -> tuple[msg.EncodedTask, msg.ModelCandidates]:
     task_id = msg.TaskId(problem_id="cache-test", iteration=iteration)
     task = msg.EncodedTask(task_id=task_id, task_type="tabular_regression", allowed_hardware=["cpu"],
-                           usage=msg.Usage(batch_size=1))
+                           usage=msg.UsageProfile(batch_size=1))
     candidate = to_candidate(find(load_catalogue(), "tabular_mlp"), "test")
     return task, msg.ModelCandidates(task_id=task_id, candidates=[candidate])
 

@@ -18,7 +18,7 @@ import pynvml
 import pytest
 
 from sustainml.exceptions import MeasurementError
-from sustainml.msg import Device, HardwareInventory
+from sustainml.msg import DeviceInfo, HardwareInventory
 from sustainml_nodes.hw_constraints import energy_nvml
 from sustainml_nodes.hw_constraints.energy import make_energy_source, parse_device
 from sustainml_nodes.hw_constraints.energy_estimate import (
@@ -594,9 +594,9 @@ def gpu_server() -> HardwareInventory:
     return HardwareInventory(
         host="gpu-server",
         devices=[
-            Device(id="cpu", energy_method="estimate"),
-            Device(id="cuda:0", energy_method="nvml"),
-            Device(id="cuda:1", energy_method=""),  # e.g. a pre-Volta board
+            DeviceInfo(id="cpu", energy_method="estimate"),
+            DeviceInfo(id="cuda:0", energy_method="nvml"),
+            DeviceInfo(id="cuda:1", energy_method=""),  # e.g. a pre-Volta board
         ],
     )
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sustainml.exceptions import MeasurementError, TaskCancelled
-from sustainml.msg import Measurement
+from sustainml.msg import JobMeasurement
 from sustainml_nodes.hw_constraints.energy_estimate import EstimateEnergySource
 from sustainml_nodes.hw_constraints.energy_fake import PowerTraceSource
 from sustainml_nodes.hw_constraints.measure import MIN_REPETITIONS, measure
@@ -30,7 +30,7 @@ def tiny_workload(in_features: int = 32, classes: int = 10) -> Workload:
     )
 
 
-def run(workload: Workload | None = None, **kwargs: object) -> Measurement:
+def run(workload: Workload | None = None, **kwargs: object) -> JobMeasurement:
     options: dict[str, object] = {"model_name": "tiny-mlp", "host": "test-host", "window_s": 0.3}
     options.update(kwargs)
     return measure(workload or tiny_workload(), "cpu", **options)  # type: ignore[arg-type]
@@ -58,15 +58,15 @@ def test_a_tiny_model_on_the_cpu_with_the_declared_estimate() -> None:
     assert (result.model, result.device, result.host, result.precision) == ("tiny-mlp", "cpu", "test-host", "fp32")
     assert result.energy_method == "estimate"
     assert result.assumptions and "estimate" in result.assumptions
-    assert result.energy_j_per_inference > 0
-    assert result.total_energy_j_per_inference >= result.energy_j_per_inference
-    assert result.energy_j_per_inference_uncertainty > 0
-    assert result.latency_ms_p95 >= result.latency_ms_p50 > 0
+    assert result.energy_per_inference_j > 0
+    assert result.total_energy_per_inference_j >= result.energy_per_inference_j
+    assert result.energy_per_inference_uncertainty_j > 0
+    assert result.latency_p95_ms >= result.latency_p50_ms > 0
     assert result.window_s >= 0.3
     assert result.repetitions >= MIN_REPETITIONS
     assert result.throughput_per_s == pytest.approx(result.repetitions * 4 / result.window_s)
     assert result.train_batch_size == 8 and result.train_step_ms > 0
-    assert result.energy_j_per_train_sample > 0 and result.energy_j_per_train_sample_uncertainty > 0
+    assert result.energy_per_train_sample_j > 0 and result.energy_per_train_sample_uncertainty_j > 0
     assert result.idle_power_w > 0 and result.active_power_w > 0
     assert result.peak_memory_mb > 0
     assert not result.cached
@@ -79,12 +79,12 @@ def test_a_50_watt_counter_gives_power_times_window_per_sample() -> None:
     assert result.window_s >= 1.0
     # A window's edges are uncertain by one update: at most 50 W × 0.1 s over the window.
     one_update_j = 50.0 * 0.1 * 1.01
-    assert result.total_energy_j_per_inference * samples == pytest.approx(50.0 * result.window_s, abs=one_update_j)
+    assert result.total_energy_per_inference_j * samples == pytest.approx(50.0 * result.window_s, abs=one_update_j)
     assert result.idle_power_w == pytest.approx(50.0, abs=one_update_j / 0.5)  # idle window ≥ 5 updates
     # Constant power: the workload adds nothing above idle, within the stated uncertainty.
-    assert result.energy_j_per_inference <= 3 * result.energy_j_per_inference_uncertainty
+    assert result.energy_per_inference_j <= 3 * result.energy_per_inference_uncertainty_j
     assert result.energy_method == "fake" and result.assumptions == ""
-    assert result.train_step_ms == 0 and result.energy_j_per_train_sample == 0
+    assert result.train_step_ms == 0 and result.energy_per_train_sample_j == 0
 
 
 def test_idle_and_active_energy_are_attributed_separately() -> None:
@@ -99,10 +99,10 @@ def test_idle_and_active_energy_are_attributed_separately() -> None:
     samples = result.repetitions
     assert result.idle_power_w == pytest.approx(20.0, rel=0.02)
     assert result.active_power_w == pytest.approx(30.0, rel=0.02)
-    assert result.energy_j_per_inference == pytest.approx(30.0 * result.window_s / samples, rel=0.03)
-    assert result.total_energy_j_per_inference == pytest.approx(50.0 * result.window_s / samples, rel=0.03)
+    assert result.energy_per_inference_j == pytest.approx(30.0 * result.window_s / samples, rel=0.03)
+    assert result.total_energy_per_inference_j == pytest.approx(50.0 * result.window_s / samples, rel=0.03)
     # Training: 30 W over steps of train_step_ms (the mean step time) for 4 samples each.
-    assert result.energy_j_per_train_sample == pytest.approx(30.0 * result.train_step_ms / 1000.0 / 4, rel=0.03)
+    assert result.energy_per_train_sample_j == pytest.approx(30.0 * result.train_step_ms / 1000.0 / 4, rel=0.03)
 
 
 def test_a_stalling_counter_shows_up_as_uncertainty_not_as_a_wrong_mean() -> None:
@@ -115,8 +115,8 @@ def test_a_stalling_counter_shows_up_as_uncertainty_not_as_a_wrong_mean() -> Non
         progress=lambda pct, message: stalling.stall() if "inference window" in message else None,
     )
     for result in (steady, stalled):
-        assert result.total_energy_j_per_inference == pytest.approx(50.0 * result.window_s / result.repetitions, rel=0.03)
-    assert stalled.energy_j_per_inference_uncertainty > 5 * steady.energy_j_per_inference_uncertainty
+        assert result.total_energy_per_inference_j == pytest.approx(50.0 * result.window_s / result.repetitions, rel=0.03)
+    assert stalled.energy_per_inference_uncertainty_j > 5 * steady.energy_per_inference_uncertainty_j
 
 
 def test_progress_is_reported_between_phases_and_can_cancel() -> None:
@@ -196,10 +196,10 @@ def test_a_model_slower_than_the_window_is_measured_with_fewer_passes_and_a_wide
               train_batch_size=0, check=lambda: checks.append(time.perf_counter()))
     assert few.repetitions < MIN_REPETITIONS
     assert "a slow model: measured with" in few.assumptions
-    assert few.latency_ms_p50_uncertainty > 0 and few.measuring_s >= 0.08 * (1 + few.repetitions)
+    assert few.latency_p50_uncertainty_ms > 0 and few.measuring_s >= 0.08 * (1 + few.repetitions)
     assert len(checks) == 1 + few.repetitions   # before every pass, the warm-up's included: a stop waits one pass
     usual = run(workload, source=EstimateEnergySource(), window_s=0.05, warmup=1, train_batch_size=0)
     assert usual.repetitions >= MIN_REPETITIONS and "slow model" not in usual.assumptions
     # The spread of few passes widens the energy's relative uncertainty beyond the usual window's.
-    assert (few.energy_j_per_inference_uncertainty / few.energy_j_per_inference
-            > usual.energy_j_per_inference_uncertainty / usual.energy_j_per_inference)
+    assert (few.energy_per_inference_uncertainty_j / few.energy_per_inference_j
+            > usual.energy_per_inference_uncertainty_j / usual.energy_per_inference_j)

@@ -50,9 +50,9 @@ def test_an_int8_dynamic_measurement_runs_the_quantised_model_and_trains_in_fp32
     assert m.precision == INT8_DYNAMIC
     assert m.energy_method == "fake" and m.repetitions >= 5
     assert "training measured in fp32" in m.assumptions
-    assert m.energy_j_per_train_sample > 0 and m.train_step_ms > 0
+    assert m.energy_per_train_sample_j > 0 and m.train_step_ms > 0
     # A constant 20 W counter: total energy per inference is 20 W x the time per sample.
-    assert m.total_energy_j_per_inference == pytest.approx(POWER_W * m.window_s / (m.repetitions * m.batch_size),
+    assert m.total_energy_per_inference_j == pytest.approx(POWER_W * m.window_s / (m.repetitions * m.batch_size),
                                                            rel=0.02)
 
 
@@ -85,10 +85,10 @@ def test_a_scikit_learn_estimator_is_fitted_and_predicts_under_the_meter(estimat
     m = measure_estimator(workload, "cpu", model_name="est", host="h", batch_size=16, train_samples=512,
                           window_s=0.3, source=source, progress=progress)
     assert (m.batch_size, m.train_batch_size, m.precision, m.energy_method) == (16, 512, "fp32", "fake")
-    assert m.latency_ms_p50 > 0 and m.train_step_ms > 0 and m.repetitions >= 5
+    assert m.latency_p50_ms > 0 and m.train_step_ms > 0 and m.repetitions >= 5
     # Per training row: the 15 W above idle x the mean fit time / the rows of one fit.
     active_w = POWER_W - IDLE_W
-    assert m.energy_j_per_train_sample == pytest.approx(active_w * m.train_step_ms / 1000 / 512, rel=0.02)
+    assert m.energy_per_train_sample_j == pytest.approx(active_w * m.train_step_ms / 1000 / 512, rel=0.02)
     assert m.idle_power_w == pytest.approx(IDLE_W, rel=0.01)
     assert "scikit-learn fit timed on 512 synthetic rows" in m.assumptions
     assert not hasattr(estimator, "n_features_in_"), "the caller's estimator must stay unfitted"
@@ -105,11 +105,11 @@ def test_a_variant_takes_its_models_training_figures_instead_of_measuring_them_a
     base = measure(tiny_workload(), "cpu", model_name="tiny-mlp", host="h", window_s=0.3, source=source)
     variant = measure(tiny_workload(), "cpu", model_name="tiny-mlp", host="h", window_s=0.3, source=source,
                       variant=INT8_DYNAMIC, train_batch_size=0)
-    assert variant.energy_j_per_train_sample == 0 and variant.train_step_ms == 0   # not measured twice
+    assert variant.energy_per_train_sample_j == 0 and variant.train_step_ms == 0   # not measured twice
     merged = with_training_of(variant, base)
-    assert (merged.train_batch_size, merged.train_step_ms, merged.energy_j_per_train_sample) == (
-        base.train_batch_size, base.train_step_ms, base.energy_j_per_train_sample)
-    assert merged.energy_j_per_inference == variant.energy_j_per_inference
+    assert (merged.train_batch_size, merged.train_step_ms, merged.energy_per_train_sample_j) == (
+        base.train_batch_size, base.train_step_ms, base.energy_per_train_sample_j)
+    assert merged.energy_per_inference_j == variant.energy_per_inference_j
     assert "the fp32 measurement's training figures" in merged.assumptions
 
 

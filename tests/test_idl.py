@@ -62,7 +62,7 @@ def test_msg_defines_exactly_the_idl_types() -> None:
                if isinstance(obj, type) and issubclass(obj, (IdlStruct, IdlEnum))
                and obj not in (IdlStruct, IdlEnum)}
     assert defined == set(IDL.order)
-    assert sorted(msg.__all__) == sorted(IDL.order)
+    assert sorted(msg.__all__) == sorted([*IDL.constants, *IDL.order])
 
 
 @pytest.mark.parametrize("struct", STRUCTS, ids=lambda s: s.name)
@@ -138,20 +138,22 @@ def test_cdr_round_trip(struct: _idl.Struct) -> None:
 # ---------------------------------------------------------------- the parser stays strict
 
 def regenerate(idl_text: str) -> str:
-    """What ``python -m sustainml._idl`` does with a file: parse, then generate."""
+    """What ``python sustainml/_idl.py`` does with a file: parse, then generate."""
     return _idl.generate(_idl.parse(idl_text))
 
 
 @pytest.mark.parametrize("idl_text, complaint", [
-    ("module m { struct A { double x; }; };", "@final or @appendable"),
-    ("module m { @mutable struct A { double x; }; };", "@final or @appendable"),
-    ("module m { @final @appendable struct A { double x; }; };", "@final or @appendable"),
+    ("module m { struct A { double x; }; };", "every struct is @final"),
+    ("module m { @mutable struct A { double x; }; };", "every struct is @final"),
+    ("module m { @final @appendable struct A { double x; }; };", "every struct is @final"),
+    ("module m { @appendable struct A { double x; }; };", "every struct is @final"),
+    ("module m { const double X = 1.5; };", "integer constants"),
     ("module m { @final struct A { float80 x; }; };", "unknown type"),
     ("module m { @final struct A { sequence<float80> x; }; };", "unknown type"),
     ("module m { union U switch (int32) { case 1: double a; }; };", "union"),
     ("module m { typedef double Seconds; };", "typedef"),
     ("module m { @final struct A { @optional double x; }; };", "@optional"),
-], ids=["no-extensibility", "mutable", "two-extensibilities", "unknown-type", "unknown-sequence-element",
+], ids=["no-extensibility", "mutable", "two-extensibilities", "appendable", "float-constant", "unknown-type", "unknown-sequence-element",
         "union", "typedef", "optional-member"])
 def test_unsupported_idl_is_rejected(idl_text: str, complaint: str) -> None:
     with pytest.raises(IdlSyntaxError, match=re.escape(complaint)):

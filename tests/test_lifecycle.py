@@ -32,7 +32,7 @@ def task(**changes) -> msg.EncodedTask:
     t = msg.EncodedTask(
         task_id=msg.TaskId("life", 1),
         dataset=msg.DatasetInfo(num_samples=1_000),
-        usage=msg.Usage(requests_per_day=1_000, horizon_days=100),
+        usage=msg.UsageProfile(requests_per_day=1_000, horizon_days=100),
         epochs=10,
         train_region="DEU",
         experiment_runs=4,
@@ -47,16 +47,16 @@ def task(**changes) -> msg.EncodedTask:
 # 360 J per training sample x batch 10 = 3,600 J per step; 1,000 samples / 10 = 100 steps per epoch,
 # x 10 epochs = 1,000 steps = 3.6e6 J = 1 kWh per run. 100 ms per step: 100 s of device time per run.
 # 36 J per request x 1,000 requests/day x 100 days = 3.6e6 J = 1 kWh; 100 requests/s: 0.01 s each.
-MEASURED = msg.Measurement(
-    model="m", device="cuda:0", host="box", batch_size=1, latency_ms_p50=10.0, throughput_per_s=100.0,
-    energy_j_per_inference=36.0, energy_j_per_inference_uncertainty=3.6,
+MEASURED = msg.JobMeasurement(
+    model="m", device="cuda:0", host="box", batch_size=1, latency_p50_ms=10.0, throughput_per_s=100.0,
+    energy_per_inference_j=36.0, energy_per_inference_uncertainty_j=3.6,
     train_batch_size=10, train_step_ms=100.0,
-    energy_j_per_train_sample=360.0, energy_j_per_train_sample_uncertainty=36.0,
+    energy_per_train_sample_j=360.0, energy_per_train_sample_uncertainty_j=36.0,
 )
 CANDIDATES = msg.ModelCandidates(candidates=[msg.ModelCandidate(name="m", default_epochs=3)])
 
 
-def footprints(t: msg.EncodedTask, *ms: msg.Measurement, settings: CarbonSettings = SETTINGS) -> list[msg.Footprint]:
+def footprints(t: msg.EncodedTask, *ms: msg.JobMeasurement, settings: CarbonSettings = SETTINGS) -> list[msg.FootprintDetail]:
     hw = msg.HardwareMeasurement(task_id=t.task_id, host="box", measurements=list(ms or [MEASURED]))
     return compute_footprints(t, CANDIDATES, hw, settings=settings).footprints
 
@@ -67,24 +67,24 @@ def test_every_phase_by_hand():
     assert f.train_steps == 1_000
     assert f.train_energy_kwh == pytest.approx(1.5)
     assert f.experimentation_energy_kwh == pytest.approx(6.0)          # 4 runs
-    assert f.co2_g_training == pytest.approx(150.0)
-    assert f.co2_g_experimentation == pytest.approx(600.0)
+    assert f.training_co2_g == pytest.approx(150.0)
+    assert f.experimentation_co2_g == pytest.approx(600.0)
     assert f.inference_energy_kwh == pytest.approx(1.5)
-    assert f.co2_g_inference == pytest.approx(150.0)
+    assert f.inference_co2_g == pytest.approx(150.0)
     # Device time: 5 runs x 100 s + 100,000 requests x 0.01 s = 1,500 s; x 0.0079220 g/s = 11.883 g.
-    assert f.co2_g_embodied == pytest.approx(1_500 * G_PER_S)
-    assert f.co2_g_embodied == pytest.approx(11.883, abs=1e-3)
-    assert f.co2_g_total == pytest.approx(150 + 600 + 150 + 11.883, abs=1e-3)
+    assert f.embodied_co2_g == pytest.approx(1_500 * G_PER_S)
+    assert f.embodied_co2_g == pytest.approx(11.883, abs=1e-3)
+    assert f.total_co2_g == pytest.approx(150 + 600 + 150 + 11.883, abs=1e-3)
     # SCI = (E x I + M) / R, R = 1 request: 1e-5 kWh x 1.5 x 100 = 1.5e-3 g, + 0.01 s x 0.0079220 g/s.
     assert f.embodied_g_per_request == pytest.approx(0.01 * G_PER_S)
     assert f.sci_g_per_request == pytest.approx(1.5e-3 + 7.9220e-5, rel=1e-4)
     # Uncertainty: 10% of each energy; the 5 runs share one measurement (add up): 5 x 15 g = 75 g,
     # serving 15 g, in quadrature: sqrt(75^2 + 15^2) = 76.49 g. One request: 10% of 1.5e-3 g.
-    assert f.co2_g_total_uncertainty == pytest.approx(math.hypot(75, 15))
-    assert f.sci_g_per_request_uncertainty == pytest.approx(1.5e-4)
+    assert f.total_co2_uncertainty_g == pytest.approx(math.hypot(75, 15))
+    assert f.sci_uncertainty_g_per_request == pytest.approx(1.5e-4)
     assert (f.pue, f.pue_source) == (1.5, "PUE 1.5: given by the user")
     assert f.intensity_source == "given by the user: supplier contract"
-    assert (f.embodied_kg_device, f.device_lifetime_years, f.embodied_source) == (1_000.0, 4.0, "test figure")
+    assert (f.device_embodied_kg, f.device_lifetime_years, f.embodied_source) == (1_000.0, 4.0, "test figure")
 
 
 def test_phase_shares_add_up_to_one():
@@ -98,16 +98,16 @@ def test_phase_shares_add_up_to_one():
 def test_a_partial_last_batch_costs_a_whole_step():
     (f,) = footprints(task(dataset=msg.DatasetInfo(num_samples=1_001), experiment_runs=0))
     assert f.train_steps == 101 * 10
-    assert f.co2_g_training == pytest.approx(150.0 * 1.01)
+    assert f.training_co2_g == pytest.approx(150.0 * 1.01)
 
 
 def test_no_experiment_runs_and_no_device_time_gives_the_operational_figures_only():
-    m = msg.Measurement(model="m", device="cpu", energy_j_per_inference=36.0, energy_j_per_train_sample=360.0)
+    m = msg.JobMeasurement(model="m", device="cpu", energy_per_inference_j=36.0, energy_per_train_sample_j=360.0)
     (f,) = footprints(task(experiment_runs=0), m)
-    assert f.co2_g_experimentation == 0 and f.co2_g_embodied == 0
+    assert f.experimentation_co2_g == 0 and f.embodied_co2_g == 0
     # No train batch size: per sample, 360 J x 1,000 samples x 10 epochs = 1 kWh, as before.
-    assert f.train_steps == 0 and f.co2_g_training == pytest.approx(150.0)
-    assert f.co2_g_total == pytest.approx(300.0)
+    assert f.train_steps == 0 and f.training_co2_g == pytest.approx(150.0)
+    assert f.total_co2_g == pytest.approx(300.0)
 
 
 def test_the_country_data_applies_without_a_user_figure():
@@ -116,7 +116,7 @@ def test_the_country_data_applies_without_a_user_figure():
     assert f.intensity_g_per_kwh == deu.intensity_g_per_kwh
     assert f.intensity_year == deu.year and f.intensity_year > 2000
     assert "CC BY 4.0" in f.intensity_source
-    assert f.co2_g_inference == pytest.approx(1.5 * deu.intensity_g_per_kwh)
+    assert f.inference_co2_g == pytest.approx(1.5 * deu.intensity_g_per_kwh)
 
 
 def test_pue_comes_from_the_user_then_the_operator_then_the_published_figure():
@@ -155,8 +155,8 @@ def test_the_three_greenest_allowed_regions_with_their_saving():
     assert [a.region for a in f.greener_regions] == [c for _, c in expected]
     for alt, (co2, _) in zip(f.greener_regions, expected):
         assert alt.kind == "region"
-        assert alt.co2_g_total == pytest.approx(co2)
-        assert alt.saving_g == pytest.approx(f.co2_g_total - co2)
+        assert alt.total_co2_g == pytest.approx(co2)
+        assert alt.saving_g == pytest.approx(f.total_co2_g - co2)
         assert alt.latency_change_ms == 0 and "network latency" in alt.note
 
 
@@ -164,7 +164,7 @@ def test_a_cloud_region_is_compared_with_its_own_provider_only():
     (f,) = footprints(task(train_region="gcp:europe-west3", intensity_overrides=[]))
     assert len(f.greener_regions) == 3
     assert all(a.region.startswith("gcp:") for a in f.greener_regions)
-    assert [a.co2_g_total for a in f.greener_regions] == sorted(a.co2_g_total for a in f.greener_regions)
+    assert [a.total_co2_g for a in f.greener_regions] == sorted(a.total_co2_g for a in f.greener_regions)
 
 
 def test_a_country_is_compared_with_rentable_cloud_regions():
@@ -190,10 +190,10 @@ def test_equivalents_convert_the_total_with_their_source():
     assert f.equivalents
     for e in f.equivalents:
         assert e.source and e.unit
-    for e, direct in zip(f.equivalents, equivalents_of(f.co2_g_total)):
+    for e, direct in zip(f.equivalents, equivalents_of(f.total_co2_g)):
         assert e.amount == pytest.approx(direct.amount)
     car = next(e for e in f.equivalents if "km" in e.unit)
-    assert 50 < f.co2_g_total / car.amount < 400     # g CO2e per km of a car
+    assert 50 < f.total_co2_g / car.amount < 400     # g CO2e per km of a car
 
 
 def test_embodied_table_has_a_figure_per_kind_and_prefers_the_named_device():
@@ -212,8 +212,8 @@ def test_a_host_that_sees_part_of_a_shared_server_is_charged_its_share():
 
 
 def test_zero_horizon_serves_nothing_but_sci_is_still_per_request():
-    (f,) = footprints(task(usage=msg.Usage(requests_per_day=1_000, horizon_days=0)))
-    assert f.co2_g_inference == 0 and f.inference_energy_kwh == 0
+    (f,) = footprints(task(usage=msg.UsageProfile(requests_per_day=1_000, horizon_days=0)))
+    assert f.inference_co2_g == 0 and f.inference_energy_kwh == 0
     assert f.sci_g_per_request == pytest.approx(1.5e-3 + 0.01 * G_PER_S)
     assert phase_shares(f)["inference"] == 0
 
@@ -221,8 +221,8 @@ def test_zero_horizon_serves_nothing_but_sci_is_still_per_request():
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"usage": msg.Usage(requests_per_day=-5, horizon_days=10)}, "usage.requests_per_day is -5"),
-        ({"usage": msg.Usage(requests_per_day=5, horizon_days=math.inf)}, "usage.horizon_days is inf"),
+        ({"usage": msg.UsageProfile(requests_per_day=-5, horizon_days=10)}, "usage.requests_per_day is -5"),
+        ({"usage": msg.UsageProfile(requests_per_day=5, horizon_days=math.inf)}, "usage.horizon_days is inf"),
         ({"pue": 0.7}, "pue is 0.7"),
         ({"experiment_runs": 10_000_000}, "experiment_runs is 10000000"),
         ({"intensity_overrides": [msg.RegionFigure(region="DEU", intensity_g_per_kwh=-3.0)]}, "-3.0 g CO2e/kWh"),
@@ -240,7 +240,7 @@ def test_absurd_inputs_are_refused_with_what_is_right(changes, expected):
 
 
 def test_a_negative_measured_step_time_is_refused():
-    bad = msg.Measurement(model="m", device="cpu", train_step_ms=-1.0)
+    bad = msg.JobMeasurement(model="m", device="cpu", train_step_ms=-1.0)
     with pytest.raises(InvalidProblem, match="train_step_ms is -1.0"):
         footprints(task(), bad)
 
@@ -248,31 +248,31 @@ def test_a_negative_measured_step_time_is_refused():
 # ---------------------------------------------------------------- the orchestrator's view
 
 
-def _carbon(t: msg.EncodedTask, *ms: msg.Measurement) -> msg.CarbonFootprint:
+def _carbon(t: msg.EncodedTask, *ms: msg.JobMeasurement) -> msg.CarbonFootprint:
     hw = msg.HardwareMeasurement(task_id=t.task_id, host="box", measurements=list(ms))
     return compute_footprints(t, CANDIDATES, hw, settings=SETTINGS)
 
 
 def test_options_carry_the_footprint_and_the_greener_device_with_its_latency_cost():
     t = task(allowed_regions=["DEU"])
-    cpu = msg.Measurement(model="m", device="cpu", host="box", batch_size=1, latency_ms_p50=40.0,
-                          throughput_per_s=25.0, energy_j_per_inference=3.6, train_batch_size=10,
-                          train_step_ms=400.0, energy_j_per_train_sample=36.0)
+    cpu = msg.JobMeasurement(model="m", device="cpu", host="box", batch_size=1, latency_p50_ms=40.0,
+                          throughput_per_s=25.0, energy_per_inference_j=3.6, train_batch_size=10,
+                          train_step_ms=400.0, energy_per_train_sample_j=36.0)
     hw = msg.HardwareMeasurement(task_id=t.task_id, host="box", measurements=[MEASURED, cpu])
     options = ranking.build_options(t, CANDIDATES, [hw], [_carbon(t, MEASURED, cpu)])
     gpu_option = next(o for o in options if o.device == "cuda:0")
     cpu_option = next(o for o in options if o.device == "cpu")
-    assert gpu_option.footprint.co2_g_embodied > 0
-    assert gpu_option.co2_g_total > cpu_option.co2_g_total
+    assert gpu_option.footprint.embodied_co2_g > 0
+    assert gpu_option.total_co2_g > cpu_option.total_co2_g
     (alt,) = [a for a in gpu_option.alternatives if a.kind == "device"]
     assert (alt.device, alt.host) == ("cpu", "box")
-    assert alt.saving_g == pytest.approx(gpu_option.co2_g_total - cpu_option.co2_g_total)
+    assert alt.saving_g == pytest.approx(gpu_option.total_co2_g - cpu_option.total_co2_g)
     assert alt.latency_change_ms == pytest.approx(30.0)
     assert not [a for a in cpu_option.alternatives if a.kind == "device"]
 
 
 def test_the_training_co2_limit_counts_the_experiment_runs():
-    t = task(constraints=msg.Constraints(max_train_co2_g=500.0))  # final run 150 g, with 4 more: 750 g
+    t = task(constraints=msg.TaskConstraints(max_train_co2_g=500.0))  # final run 150 g, with 4 more: 750 g
     hw = msg.HardwareMeasurement(task_id=t.task_id, host="box", measurements=[MEASURED])
     (option,) = ranking.build_options(t, CANDIDATES, [hw], [_carbon(t, MEASURED)])
     assert not option.meets_constraints
@@ -327,7 +327,7 @@ def test_the_printed_result_shows_the_lifetime_split_sci_greener_regions_and_tra
     print_result(result, console)
     text = console.export_text()
     (o,) = options
-    assert f"lifetime of #1 m on cuda:0 at box, served in DEU: {with_uncertainty(o.co2_g_total, o.footprint.co2_g_total_uncertainty)}" in text
+    assert f"lifetime of #1 m on cuda:0 at box, served in DEU: {with_uncertainty(o.total_co2_g, o.footprint.total_co2_uncertainty_g)}" in text
     assert "experimentation" in text and "(66%)" in text           # 4 of 5 equal runs dominate here
     assert "SCI " in text and "embodied M" in text
     assert text.count("greener region") == 3 and "saves" in text

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from sustainml.exceptions import MeasurementError
-from sustainml.msg import Measurement
+from sustainml.msg import JobMeasurement
 from sustainml_nodes.hw_constraints.energy_estimate import EstimateEnergySource
 from sustainml_nodes.hw_constraints.measure import measure
 from sustainml_nodes.model_provider.workload import Workload
@@ -45,20 +45,20 @@ def test_measure_prints_the_measurement_as_json(store: Path) -> None:
     done = sustainml("measure", "tabular_mlp", "--json", "--window", "0.2", "--batch", "4", "--train")
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout)
-    assert set(figures) == {f for f in Measurement.__dataclass_fields__}
+    assert set(figures) == {f for f in JobMeasurement.__dataclass_fields__}
     assert (figures["model"], figures["device"], figures["precision"]) == ("tabular_mlp", "cpu", "fp32")
     assert figures["batch_size"] == 4 and figures["train_batch_size"] == 4
     assert figures["energy_method"] == "estimate" and "estimate" in figures["assumptions"]
-    assert figures["energy_j_per_inference"] > 0 and figures["energy_j_per_inference_uncertainty"] > 0
-    assert figures["energy_j_per_train_sample"] > 0 and figures["energy_j_per_train_sample_uncertainty"] > 0
-    assert figures["latency_ms_p95"] >= figures["latency_ms_p50"] > 0
+    assert figures["energy_per_inference_j"] > 0 and figures["energy_per_inference_uncertainty_j"] > 0
+    assert figures["energy_per_train_sample_j"] > 0 and figures["energy_per_train_sample_uncertainty_j"] > 0
+    assert figures["latency_p95_ms"] >= figures["latency_p50_ms"] > 0
     assert not figures["cached"]
     assert (store / "measurements.sqlite3").is_file()
 
     again = sustainml("measure", "tabular_mlp", "--json", "--window", "0.2", "--batch", "4", "--train")
     assert again.returncode == 0, again.stderr
     cached = json.loads(again.stdout)
-    assert cached["cached"] and cached["latency_ms_p50"] == figures["latency_ms_p50"]
+    assert cached["cached"] and cached["latency_p50_ms"] == figures["latency_p50_ms"]
 
 
 def test_estimate_only_gives_the_pre_run_estimate_and_a_training_run(store: Path) -> None:
@@ -138,7 +138,7 @@ def test_the_precision_is_applied_to_a_copy_of_the_weights_and_to_the_inputs() -
     module.register_forward_pre_hook(lambda m, args: seen.append((args[0].dtype, m[0].weight.dtype)))
     result = measure(workload, "cpu", model_name="mlp", host="h", precision="bf16", window_s=0.1,
                      train_batch_size=2, source=EstimateEnergySource())
-    assert result.precision == "bf16" and result.energy_j_per_inference > 0 and result.train_step_ms > 0
+    assert result.precision == "bf16" and result.energy_per_inference_j > 0 and result.train_step_ms > 0
     assert set(seen) == {(torch.bfloat16, torch.bfloat16)}  # inputs and weights, inference and training
     assert module[0].weight.dtype == torch.float32  # the caller's module is untouched
 

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from sustainml.exceptions import InvalidProblem, NoCandidates, SustainMLError
-from sustainml.msg import Constraints, EncodedTask, ModelCandidate, TaskId
+from sustainml.msg import TaskConstraints, EncodedTask, ModelCandidate, TaskId
 from sustainml_nodes.model_provider import tabular_models, zoo
 from sustainml_nodes.model_provider.catalogue import (
     DEFAULT_CATALOGUE_PATH,
@@ -57,7 +57,7 @@ def image_task(quality_target: float = 0.0, candidate_models: list[str] | None =
         modality="image",
         metric="top1_accuracy",
         higher_is_better=True,
-        constraints=Constraints(quality_target=quality_target),
+        constraints=TaskConstraints(quality_target=quality_target),
         candidate_models=candidate_models or [],
     )
 
@@ -67,7 +67,7 @@ def regression_task(quality_target: float = 0.0, candidate_models: list[str] | N
         task_type="tabular_regression",
         modality="tabular",
         metric="rmse",
-        constraints=Constraints(quality_target=quality_target),
+        constraints=TaskConstraints(quality_target=quality_target),
         candidate_models=candidate_models or [],
     )
 
@@ -306,7 +306,7 @@ def text_task(quality_target: float = 0.0, max_memory_mb: float = 0.0, deploy_ta
         modality="text",
         metric="accuracy",
         higher_is_better=True,
-        constraints=Constraints(
+        constraints=TaskConstraints(
             quality_target=quality_target, max_memory_mb=max_memory_mb, deploy_target=deploy_target
         ),
     )

@@ -185,7 +185,7 @@ def test_one_task_returns_measurements_from_every_host(lab):
     assert seen == {(m, h) for m in TABULAR["models"] for h in HARDWARE_HOSTS}, seen
     for option in result["options"]:
         assert option["device"] == "cpu" or option["device"].startswith("cuda")
-        assert option["energy_j_per_inference"] > 0 and option["latency_ms"] > 0
+        assert option["energy_per_inference_j"] > 0 and option["latency_ms"] > 0
     assert "missing" not in result["explanation"], result["explanation"]
 
 

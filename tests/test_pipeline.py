@@ -36,10 +36,10 @@ def test_tabular_problem_gives_ranked_options(pipeline):
     assert any(o.pareto for o in result.options)
     assert sorted(o.rank for o in result.options) == list(range(1, len(result.options) + 1))
     for o in result.options:
-        assert o.energy_j_per_inference > 0
+        assert o.energy_per_inference_j > 0
         assert o.energy_method == "estimate"   # no RAPL, no GPU on this machine
-        kwh = o.energy_j_per_inference * 1000 * 30 / 3.6e6 * o.pue
-        assert o.co2_g_inference == pytest.approx(kwh * o.intensity_g_per_kwh, rel=1e-6)
+        kwh = o.energy_per_inference_j * 1000 * 30 / 3.6e6 * o.pue
+        assert o.inference_co2_g == pytest.approx(kwh * o.intensity_g_per_kwh, rel=1e-6)
 
 
 def test_services_answer_direct_queries(pipeline):
@@ -82,7 +82,7 @@ def test_submit_json_against_the_launched_pipeline(pipeline, tmp_path):
     assert data["task_id"]["iteration"] == 1
     assert any(o["pareto"] for o in data["options"])
     for o in data["options"]:
-        assert o["energy_j_per_inference"] > 0 and o["energy_method"] == "estimate"
+        assert o["energy_per_inference_j"] > 0 and o["energy_method"] == "estimate"
         co2 = o["co2_g"]
         assert co2["total"] == pytest.approx(co2["experimentation"] + co2["training"] + co2["inference"]
                                              + co2["embodied"])
@@ -91,7 +91,7 @@ def test_submit_json_against_the_launched_pipeline(pipeline, tmp_path):
         greener = [a for a in o["alternatives"] if a["kind"] == "region"]
         assert len(greener) == 3 if o["region"] == "DEU" else len(greener) <= 3
         assert all(a["saving_g"] > 0 for a in greener)
-        assert [a["co2_g_total"] for a in greener] == sorted(a["co2_g_total"] for a in greener)
+        assert [a["total_co2_g"] for a in greener] == sorted(a["total_co2_g"] for a in greener)
         assert o["pue_source"] and o["intensity_year"] and o["equivalents"]
-        inference_kwh = o["energy_j_per_inference"] * 100000 * 730 / 3.6e6 * o["pue"]
+        inference_kwh = o["energy_per_inference_j"] * 100000 * 730 / 3.6e6 * o["pue"]
         assert o["co2_g"]["inference"] == pytest.approx(inference_kwh * o["intensity_g_per_kwh"], rel=1e-6)

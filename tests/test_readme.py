@@ -44,12 +44,12 @@ def test_documented_json_keys_are_printed():
     documented = set(re.findall(r"^\| `\.?([a-z_0-9]+)(?:\[\])?`", README, flags=re.M))
     for key in ("task_id", "status", "error", "explanation", "options"):
         assert key in data and key in documented
-    for key in ("model", "device", "host", "region", "quality", "latency_ms", "energy_j_per_inference",
+    for key in ("model", "device", "host", "region", "quality", "latency_ms", "energy_per_inference_j",
                 "train_energy_kwh", "energy_method", "intensity_g_per_kwh", "pue", "co2_g", "pareto", "rank"):
         assert key in data["options"][0]
     assert set(data["options"][0]["co2_g"]) == {"experimentation", "training", "inference", "embodied", "total",
                                                 "total_uncertainty"}
-    for key in ("shares", "sci_g_per_request", "sci_g_per_request_uncertainty", "embodied_g_per_request",
+    for key in ("shares", "sci_g_per_request", "sci_uncertainty_g_per_request", "embodied_g_per_request",
                 "pue_source", "intensity_source", "intensity_year", "alternatives", "equivalents"):
         assert key in data["options"][0] and re.search(rf"`\.{key}(\[\])?`", README), key
     for key in ("stages", "stages_summary", "forecasts"):

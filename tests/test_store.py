@@ -27,8 +27,8 @@ def problem(text: str = "classify seabed photos", problem_id: str = "") -> msg.U
     return msg.UserInput(
         task_id=msg.TaskId(problem_id=problem_id),
         text=text,
-        constraints=msg.Constraints(quality_target=0.8, max_latency_ms=20.0),
-        usage=msg.Usage(requests_per_day=1000.0, horizon_days=365.0),
+        constraints=msg.TaskConstraints(quality_target=0.8, max_latency_ms=20.0),
+        usage=msg.UsageProfile(requests_per_day=1000.0, horizon_days=365.0),
         allowed_hardware=["cpu"],
     )
 
@@ -39,7 +39,7 @@ def done(task_id: msg.TaskId, model: str = "resnet18") -> msg.TaskResult:
         state=msg.TaskState.TASK_DONE,
         explanation=f"Recommended: {model}.",
         metric="top1_accuracy",
-        options=[msg.TaskOption(model=model, device="cpu", region="FRA", co2_g_total=1.5, rank=1)],
+        options=[msg.TaskOption(model=model, device="cpu", region="FRA", total_co2_g=1.5, rank=1)],
         finished_unix_s=123.0,
     )
 

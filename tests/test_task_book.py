@@ -27,11 +27,11 @@ def problem():
 
 def outputs(task_id, host):
     candidate = msg.ModelCandidate(name="tabular_mlp", quality_metric="rmse", quality_value=0.5)
-    measurement = msg.HardwareMeasurement(task_id=task_id, host=host, measurements=[msg.Measurement(
-        model="tabular_mlp", device="cpu", host=host, latency_ms_p50=1.0, energy_j_per_inference=0.01,
+    measurement = msg.HardwareMeasurement(task_id=task_id, host=host, measurements=[msg.JobMeasurement(
+        model="tabular_mlp", device="cpu", host=host, latency_p50_ms=1.0, energy_per_inference_j=0.01,
         energy_method="estimate")], plan_done=True)
-    footprint = msg.CarbonFootprint(task_id=task_id, host=host, footprints=[msg.Footprint(
-        model="tabular_mlp", device="cpu", host=host, region="DEU", co2_g_total=1.0)])
+    footprint = msg.CarbonFootprint(task_id=task_id, host=host, footprints=[msg.FootprintDetail(
+        model="tabular_mlp", device="cpu", host=host, region="DEU", total_co2_g=1.0)])
     encoded = msg.EncodedTask(task_id=task_id, task_type="tabular_regression", metric="rmse")
     return encoded, msg.ModelCandidates(task_id=task_id, candidates=[candidate]), measurement, footprint
 

@@ -62,15 +62,15 @@ def test_a_stage_on_this_machines_real_cpu_source(run_store):
     assert (record.run, record.stage, record.devices, record.host) == ("RF", "featurize", "cpu", socket.gethostname())
     assert before <= record.started_unix_s <= before + 0.1 and record.duration_s >= 0.3
     assert record.energy_method in ("rapl", "estimate")
-    assert record.energy_j > 0 and record.energy_j_uncertainty > 0
+    assert record.energy_j > 0 and record.energy_uncertainty_j > 0
     if record.energy_method == "estimate":   # no RAPL here: the declared estimate, ±30 % and said so
         assert "not a measurement" in record.assumptions
-        assert record.energy_j_uncertainty >= 0.3 * record.energy_j
+        assert record.energy_uncertainty_j >= 0.3 * record.energy_j
     germany = resolve_region("DEU")
     assert (record.region, record.intensity_g_per_kwh, record.pue) == ("DEU", germany.intensity_g_per_kwh, 1.2)
     assert record.co2_g == pytest.approx(record.energy_j / J_PER_KWH * 1.2 * germany.intensity_g_per_kwh)
-    assert record.co2_g_uncertainty == pytest.approx(
-        record.energy_j_uncertainty / J_PER_KWH * 1.2 * germany.intensity_g_per_kwh)
+    assert record.co2_uncertainty_g == pytest.approx(
+        record.energy_uncertainty_j / J_PER_KWH * 1.2 * germany.intensity_g_per_kwh)
     tracker.close()
     assert RunStore(run_store).stages(run="RF") == [record]
 
@@ -85,7 +85,7 @@ def test_a_stage_far_shorter_than_the_counter_update_is_still_recorded(run_store
     power_w = tracker._meters[0].mean_power_w() or r.energy_j / r.duration_s
     one_update_j = power_w * source.counter_resolution_s
     assert r.duration_s < source.counter_resolution_s and one_update_j > r.energy_j
-    assert r.energy_j_uncertainty == pytest.approx(math.hypot(source.relative_uncertainty * r.energy_j, one_update_j))
+    assert r.energy_uncertainty_j == pytest.approx(math.hypot(source.relative_uncertainty * r.energy_j, one_update_j))
     assert "shorter than" in r.assumptions
 
 
@@ -106,10 +106,10 @@ def test_two_devices_add_up_and_co2_is_energy_times_pue_times_intensity():
     intensity = resolve_region("FRA").intensity_g_per_kwh
     assert record.devices == "cpu+cuda:0" and record.energy_method == "fake-cpu+fake-gpu"
     assert record.energy_j == pytest.approx(2100.0)
-    assert record.energy_j_uncertainty == pytest.approx(100.499, abs=1e-3)
+    assert record.energy_uncertainty_j == pytest.approx(100.499, abs=1e-3)
     assert record.duration_s == pytest.approx(10.0) and record.started_unix_s == 1_700_000_000.0
     assert record.co2_g == pytest.approx(2100.0 / J_PER_KWH * 1.5 * intensity)
-    assert record.co2_g_uncertainty == pytest.approx(100.499 / J_PER_KWH * 1.5 * intensity, rel=1e-5)
+    assert record.co2_uncertainty_g == pytest.approx(100.499 / J_PER_KWH * 1.5 * intensity, rel=1e-5)
 
 
 def test_short_stage_uncertainty_is_one_update_at_the_mean_power():
@@ -124,7 +124,7 @@ def test_short_stage_uncertainty_is_one_update_at_the_mean_power():
     # The counter read 50 J at 1.05 s and still 50 J at 1.07 s: 0 J, but one 0.1 s update may
     # have been missed; at the mean power over the meter's life, 50 J / 1.07 s, that is 4.67 J.
     assert still.record.energy_j == 0.0
-    assert still.record.energy_j_uncertainty == pytest.approx(50 / 1.07 * 0.1)
+    assert still.record.energy_uncertainty_j == pytest.approx(50 / 1.07 * 0.1)
     assert "shorter than the fake counter's update period (100 ms)" in still.record.assumptions
     with tracker.stage("featurize", run="A"):
         clock.now_s = 1.19
@@ -133,7 +133,7 @@ def test_short_stage_uncertainty_is_one_update_at_the_mean_power():
     # 55 J at 1.19 s, 60 J at 1.21 s: one update, 5 J in 20 ms; the counter may have moved once or
     # not at all inside it, so the uncertainty is one update at the mean power: 60 J / 1.21 s x 0.1 s.
     assert moved.record.energy_j == pytest.approx(5.0)
-    assert moved.record.energy_j_uncertainty == pytest.approx(60 / 1.21 * 0.1, rel=1e-6)
+    assert moved.record.energy_uncertainty_j == pytest.approx(60 / 1.21 * 0.1, rel=1e-6)
 
 
 def test_a_failing_stage_raises_and_is_recorded_as_failed():
@@ -216,9 +216,9 @@ def test_run_store_round_trips_and_filters(tmp_path, monkeypatch):
     def record(problem_id: str, run: str, stage: str, started: float) -> msg.StageRecord:
         return msg.StageRecord(task_id=msg.TaskId(problem_id=problem_id, iteration=2), run=run, stage=stage,
                                host="h", devices="cpu", started_unix_s=started, duration_s=1.5, energy_j=12.5,
-                               energy_j_uncertainty=3.75, energy_method="codecarbon", assumptions="imported",
+                               energy_uncertainty_j=3.75, energy_method="codecarbon", assumptions="imported",
                                region="FRA", intensity_g_per_kwh=56.0, pue=1.1, co2_g=0.000214,
-                               co2_g_uncertainty=0.0000642)
+                               co2_uncertainty_g=0.0000642)
 
     records = [record("p1", "RF", "train", 2.0), record("p1", "RF", "clean", 1.0), record("p2", "GB", "train", 3.0)]
     path = tmp_path / "runs.sqlite"

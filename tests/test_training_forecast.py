@@ -40,7 +40,7 @@ def test_prediction_by_hand():
     # 10 planned, 4 done: R = 6. Predicted 53 + 6 x 11 = 119 J.
     # Half-width 2.920 x 1 x sqrt(6 + 36 / 3) = 2.920 x 4.2426 = 12.388 J.
     forecast = predict_total([20.0, 10.0, 12.0, 11.0], planned_epochs=10, level=0.9)
-    assert forecast.energy_j_so_far == pytest.approx(53.0)
+    assert forecast.energy_so_far_j == pytest.approx(53.0)
     assert forecast.per_epoch_energy_j == pytest.approx(11.0)
     assert forecast.per_epoch_spread_j == pytest.approx(1.0)
     assert forecast.epochs_used == 3
@@ -108,21 +108,21 @@ def test_budget_is_exceeded_only_when_the_interval_low_end_is_over_it(caplog):
                     # predicted 3200 + 7700 = 10900 J; half-width 6.314 x 141.4 x sqrt(7 + 49/2) = 5010 J.
                     first = training.forecast
                     assert first.predicted_energy_j == pytest.approx(10900.0)
-                    assert first.predicted_energy_j_low == pytest.approx(10900.0 - 5010.5, abs=1.0)
+                    assert first.predicted_energy_low_j == pytest.approx(10900.0 - 5010.5, abs=1.0)
                     assert first.predicted_co2_g == pytest.approx(10900 / 3.6e6 * intensity)
                     # predicted 1.15 g is over the 1 g budget, the low end 0.62 g is not: not exceeded.
-                    assert first.predicted_co2_g > 1.0 > first.predicted_co2_g_low
+                    assert first.predicted_co2_g > 1.0 > first.predicted_co2_low_g
                     assert not training.exceeds_budget and not caplog.records
     # After 4 epochs (steady 1000, 1200, 1100 J: s = 100 J, 2 d.o.f., R = 6) the low end is
     # 4300 + 6600 - 2.920 x 100 x sqrt(6 + 36/3) = 9661 J = 1.022 g > 1 g: exceeded, warned once.
     assert [f.exceeds_budget for f in seen] == [False, True, True, True]
-    assert seen[1].predicted_energy_j_low == pytest.approx(10900.0 - 1238.8, abs=1.0)
+    assert seen[1].predicted_energy_low_j == pytest.approx(10900.0 - 1238.8, abs=1.0)
     # After 6 epochs: steady 1000, 1200, 1100, 1100, 1100 J: mean 1100, s = 70.7 J, 4 d.o.f., R = 4;
     # predicted 6500 + 4400 = 10900 J, half-width 2.132 x 70.7 x sqrt(4 + 16/5) = 404.5 J.
     last = training.forecast
     assert last.predicted_energy_j == pytest.approx(10900.0)
-    assert last.predicted_energy_j_low == pytest.approx(10900.0 - 404.5, abs=1.0)
-    assert last.predicted_co2_g_low == pytest.approx(_co2_g(10900.0 - 404.5, intensity, 1.0), rel=1e-3)
+    assert last.predicted_energy_low_j == pytest.approx(10900.0 - 404.5, abs=1.0)
+    assert last.predicted_co2_low_g == pytest.approx(_co2_g(10900.0 - 404.5, intensity, 1.0), rel=1e-3)
     assert training.exceeds_budget and last.exceeds_budget and "over budget" in last.note
     assert last.budget_co2_g == 1.0 and last.epochs_done == 6 and last.epochs_planned == 10
     assert [f.epochs_done for f in seen] == [3, 4, 5, 6]
@@ -224,10 +224,10 @@ def test_first_epochs_predict_the_recorded_total(recording, k):
     tracker, forecasts = _replay(recording, k)
     forecast = forecasts[-1]
     assert forecast.epochs_done == k and forecast.epochs_planned == recording["epochs"]
-    assert forecast.energy_j_so_far == pytest.approx((counter_mj[k] - counter_mj[0]) / 1000)
-    assert forecast.predicted_energy_j_low <= real_total_j <= forecast.predicted_energy_j_high, (
+    assert forecast.energy_so_far_j == pytest.approx((counter_mj[k] - counter_mj[0]) / 1000)
+    assert forecast.predicted_energy_low_j <= real_total_j <= forecast.predicted_energy_high_j, (
         f"real total {real_total_j:.2f} J outside the {forecast.interval_level:.0%} interval "
-        f"[{forecast.predicted_energy_j_low:.2f}, {forecast.predicted_energy_j_high:.2f}] J after {k} epochs")
+        f"[{forecast.predicted_energy_low_j:.2f}, {forecast.predicted_energy_high_j:.2f}] J after {k} epochs")
     relative_error = abs(forecast.predicted_energy_j - real_total_j) / real_total_j
     assert relative_error < MAX_RELATIVE_ERROR, (
         f"predicted {forecast.predicted_energy_j:.2f} J vs real {real_total_j:.2f} J after {k} epochs")

@@ -1,14 +1,14 @@
 """Grams of CO2e over the life of each measured option, in each region the task names.
 
-For every measurement (a model on a device) and every serving region, one ``msg.Footprint``:
+For every measurement (a model on a device) and every serving region, one ``msg.FootprintDetail``:
 
-- training (the final run): ``energy_j_per_train_sample`` × ``train_batch_size`` per step ×
+- training (the final run): ``energy_per_train_sample_j`` × ``train_batch_size`` per step ×
   ``ceil(num_samples / train_batch_size)`` steps per epoch × epochs (the task's, else the candidate's
   ``default_epochs``), in kWh, × PUE; its CO2 at the intensity of ``train_region`` (or of the serving
   region when the task names no training region);
 - experimentation: ``experiment_runs`` more training runs before the final one (a hyper-parameter
   search of N trials), each as expensive as the final run, in the training region;
-- inference over the usage horizon: ``energy_j_per_inference`` × ``requests_per_day`` ×
+- inference over the usage horizon: ``energy_per_inference_j`` × ``requests_per_day`` ×
   ``horizon_days``, in kWh, × PUE; its CO2 at the serving region's intensity;
 - embodied: the device's manufacture (``reference.embodied_for``) amortised linearly over its
   lifetime, charged for the device time the option holds: training steps × ``train_step_ms``, and
@@ -16,7 +16,7 @@ For every measurement (a model on a device) and every serving region, one ``msg.
 - SCI per request = (E × I + M) / R with R = one request: the request's energy in kWh × PUE × the
   serving region's intensity, plus its embodied share M.
 
-A request is one inference sample, the unit ``energy_j_per_inference`` is measured in. The energy is
+A request is one inference sample, the unit ``energy_per_inference_j`` is measured in. The energy is
 the measurement's workload (active) share; the device's idle share is not attributed to the option.
 
 PUE: the task's own figure wins, then the operator's (the node's ``pue`` parameter), then the figure
@@ -24,7 +24,7 @@ published for the region or its cloud provider, then a default; ``Footprint.pue_
 Intensity: the user's own figure for a region (``intensity_overrides``) wins, then a live provider
 when the operator configured one, then codecarbon's bundled data.
 
-Uncertainty: ``co2_g_total_uncertainty`` and ``sci_g_per_request_uncertainty`` carry the energy
+Uncertainty: ``total_co2_uncertainty_g`` and ``sci_uncertainty_g_per_request`` carry the energy
 measurements' standard uncertainties (independent, added in quadrature); the intensity, PUE and
 embodied figures are reference values without a stated uncertainty, and their sources and the
 intensity's year travel with the result instead.
@@ -170,7 +170,7 @@ def compute_footprints(
     measurement: msg.HardwareMeasurement,
     *,
     settings: CarbonSettings | None = None,
-    devices: dict[str, msg.Device] | None = None,
+    devices: dict[str, msg.DeviceInfo] | None = None,
 ) -> msg.CarbonFootprint:
     """One footprint per (measurement × serving region), in the order of ``serving_regions``.
 
@@ -197,7 +197,7 @@ def compute_footprints(
     footprints = []
     for m in measurement.measurements:
         phases = _phases(task, m, _epochs(task, m, default_epochs))
-        device = known.get(m.device, msg.Device())
+        device = known.get(m.device, msg.DeviceInfo())
         embodied = settings.embodied(m.device, device.name, int(device.cores))
         for region in regions:
             train = train_region or region
@@ -205,7 +205,7 @@ def compute_footprints(
     return msg.CarbonFootprint(
         task_id=task.task_id, host=measurement.host, footprints=footprints, message_index=measurement.message_index,
         measuring_energy_j=measurement.measuring_energy_j,
-        co2_g_measuring=measuring_co2_g(task, measurement.measuring_energy_j, settings=settings))
+        measuring_co2_g=measuring_co2_g(task, measurement.measuring_energy_j, settings=settings))
 
 
 def measuring_co2_g(task: msg.EncodedTask, energy_j: float, *, settings: CarbonSettings | None = None) -> float:
@@ -224,7 +224,7 @@ def measuring_co2_g(task: msg.EncodedTask, energy_j: float, *, settings: CarbonS
 
 def _footprint(
     task: msg.EncodedTask,
-    m: msg.Measurement,
+    m: msg.JobMeasurement,
     host: str,
     phases: _Phases,
     embodied: EmbodiedFigure,
@@ -232,13 +232,13 @@ def _footprint(
     train: RegionIntensity,
     book: RegionBook,
     allowed: Sequence[RegionIntensity],
-) -> msg.Footprint:
+) -> msg.FootprintDetail:
     serve_pue, train_pue = book.pue(region), book.pue(train)
     here = _cost(task, phases, embodied, serve=region, serve_pue=serve_pue.pue, train=train, train_pue=train_pue.pue)
     runs = int(task.experiment_runs)
     request_embodied_g = phases.request_device_s * embodied.g_per_second
     sci = units.co2_g(phases.request_kwh, region.intensity_g_per_kwh, serve_pue.pue) + request_embodied_g
-    return msg.Footprint(
+    return msg.FootprintDetail(
         model=m.model,
         device=m.device,
         host=m.host or host,
@@ -250,23 +250,23 @@ def _footprint(
         pue=serve_pue.pue,
         train_energy_kwh=phases.run_kwh * train_pue.pue,
         inference_energy_kwh=phases.inference_kwh * serve_pue.pue,
-        co2_g_training=here.training,
-        co2_g_inference=here.inference,
-        co2_g_total=here.total,
+        training_co2_g=here.training,
+        inference_co2_g=here.inference,
+        total_co2_g=here.total,
         sci_g_per_request=sci,
         experiment_runs=runs,
         experimentation_energy_kwh=phases.run_kwh * train_pue.pue * runs,
-        co2_g_experimentation=here.experimentation,
+        experimentation_co2_g=here.experimentation,
         train_steps=phases.steps,
-        embodied_kg_device=embodied.embodied_kg,
+        device_embodied_kg=embodied.embodied_kg,
         device_lifetime_years=embodied.lifetime_years,
         embodied_g_per_request=request_embodied_g,
-        co2_g_embodied=here.embodied,
+        embodied_co2_g=here.embodied,
         embodied_source=embodied.source,
         pue_source=_pue_text(serve_pue, train_pue, region, train),
         intensity_year=region.year or 0,
-        co2_g_total_uncertainty=here.uncertainty,
-        sci_g_per_request_uncertainty=units.co2_g(phases.request_kwh_u, region.intensity_g_per_kwh, serve_pue.pue),
+        total_co2_uncertainty_g=here.uncertainty,
+        sci_uncertainty_g_per_request=units.co2_g(phases.request_kwh_u, region.intensity_g_per_kwh, serve_pue.pue),
         greener_regions=_greener_regions(task, phases, embodied, here.total, region, allowed, book),
         equivalents=equivalents_of(here.total),
     )
@@ -323,7 +323,7 @@ def _greener_regions(
             kind="region",
             region=region.code,
             intensity_g_per_kwh=region.intensity_g_per_kwh,
-            co2_g_total=co2,
+            total_co2_g=co2,
             saving_g=total_g - co2,
             latency_change_ms=0.0,
             note=f"{region.name}: trained and served there, same hardware; network latency to it not included",
@@ -372,7 +372,7 @@ def _expand(text: str) -> list[RegionIntensity]:
     return [resolve_region(text)]
 
 
-def _phases(task: msg.EncodedTask, m: msg.Measurement, epochs: int) -> _Phases:
+def _phases(task: msg.EncodedTask, m: msg.JobMeasurement, epochs: int) -> _Phases:
     samples = int(task.dataset.num_samples)
     batch = int(m.train_batch_size)
     if batch > 0:
@@ -384,28 +384,28 @@ def _phases(task: msg.EncodedTask, m: msg.Measurement, epochs: int) -> _Phases:
     requests = task.usage.requests_per_day * task.usage.horizon_days
     per_request_s = _request_seconds(m)
     return _Phases(
-        run_kwh=units.j_to_kwh(m.energy_j_per_train_sample * trained_samples),
-        run_kwh_u=units.j_to_kwh(m.energy_j_per_train_sample_uncertainty * trained_samples),
-        inference_kwh=units.j_to_kwh(m.energy_j_per_inference * requests),
-        inference_kwh_u=units.j_to_kwh(m.energy_j_per_inference_uncertainty * requests),
-        request_kwh=units.j_to_kwh(m.energy_j_per_inference),
-        request_kwh_u=units.j_to_kwh(m.energy_j_per_inference_uncertainty),
+        run_kwh=units.j_to_kwh(m.energy_per_train_sample_j * trained_samples),
+        run_kwh_u=units.j_to_kwh(m.energy_per_train_sample_uncertainty_j * trained_samples),
+        inference_kwh=units.j_to_kwh(m.energy_per_inference_j * requests),
+        inference_kwh_u=units.j_to_kwh(m.energy_per_inference_uncertainty_j * requests),
+        request_kwh=units.j_to_kwh(m.energy_per_inference_j),
+        request_kwh_u=units.j_to_kwh(m.energy_per_inference_uncertainty_j),
         steps=steps,
         run_device_s=steps * m.train_step_ms / units.MS_PER_S,
         request_device_s=per_request_s,
     )
 
 
-def _request_seconds(m: msg.Measurement) -> float:
+def _request_seconds(m: msg.JobMeasurement) -> float:
     """Device time one request (one sample) holds: the batch latency shared by its samples. Units: s."""
     if m.throughput_per_s > 0:
         return 1.0 / m.throughput_per_s
-    if m.latency_ms_p50 > 0:
-        return m.latency_ms_p50 / units.MS_PER_S / max(int(m.batch_size), 1)
+    if m.latency_p50_ms > 0:
+        return m.latency_p50_ms / units.MS_PER_S / max(int(m.batch_size), 1)
     return 0.0
 
 
-def _epochs(task: msg.EncodedTask, m: msg.Measurement, default_epochs: dict[str, int]) -> int:
+def _epochs(task: msg.EncodedTask, m: msg.JobMeasurement, default_epochs: dict[str, int]) -> int:
     """The task's epochs, else the candidate's recipe; 0 (with a warning) when neither says."""
     if task.epochs:
         return int(task.epochs)
@@ -497,12 +497,12 @@ def _check_inputs(task: msg.EncodedTask, measurement: msg.HardwareMeasurement, p
         raise InvalidProblem(f"epochs is {task.epochs}: give a number of epochs >= 0 (0 = the recipe's)")
     for m in measurement.measurements:
         for name in (
-            "energy_j_per_inference",
-            "energy_j_per_train_sample",
-            "energy_j_per_inference_uncertainty",
-            "energy_j_per_train_sample_uncertainty",
+            "energy_per_inference_j",
+            "energy_per_train_sample_j",
+            "energy_per_inference_uncertainty_j",
+            "energy_per_train_sample_uncertainty_j",
             "train_step_ms",
-            "latency_ms_p50",
+            "latency_p50_ms",
             "throughput_per_s",
         ):
             value = getattr(m, name)

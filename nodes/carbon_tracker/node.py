@@ -44,7 +44,7 @@ class CarbonTracker(TaskNode):
         self.settings = CarbonSettings(
             pue=pue or None, live=LiveIntensityLookup(provider, log=self.log) if provider is not None else None
         )
-        self._devices: dict[str, dict[str, msg.Device]] = {}
+        self._devices: dict[str, dict[str, msg.DeviceInfo]] = {}
         self._names_lock = threading.Lock()
         self.create_subscription(topics.HARDWARE_INVENTORY, self._on_inventory)
 

@@ -119,7 +119,7 @@ class MeasuringSettings:
 class _State:
     """Each job's current figures and, for those not measured here, why."""
 
-    figures: dict[tuple[str, str], msg.Measurement] = field(default_factory=dict)
+    figures: dict[tuple[str, str], msg.JobMeasurement] = field(default_factory=dict)
     estimates: dict[tuple[str, str], JobEstimate] = field(default_factory=dict)
     reasons: dict[tuple[str, str], str] = field(default_factory=dict)
     excluded: list[str] = field(default_factory=list)
@@ -287,7 +287,7 @@ class TaskMeasuring:
                 self.state.figures[job.key] = _with_estimated_training(figures, fresh.measurement)
             else:
                 self.state.figures[job.key] = fresh.measurement
-            if fresh.measurement.latency_ms_p50 != old.measurement.latency_ms_p50:
+            if fresh.measurement.latency_p50_ms != old.measurement.latency_p50_ms:
                 changed.append(job.key)
         return changed
 
@@ -339,7 +339,7 @@ class TaskMeasuring:
         self._publish_message([self.state.figures[k] for k in sorted(changed)], plan_done=False)
         return True
 
-    def _run_measure(self, job: Job, estimate: JobEstimate, *, train: bool, check: Callable[[], None]) -> msg.Measurement:
+    def _run_measure(self, job: Job, estimate: JobEstimate, *, train: bool, check: Callable[[], None]) -> msg.JobMeasurement:
         shape = tuple(job.candidate.input_shape) or None
         window_s = self.settings.window_s
         m = estimate.measurement
@@ -349,7 +349,7 @@ class TaskMeasuring:
             return measure_estimator(zoo.build_estimator(job.candidate.name, input_shape=shape), job.device,
                                      model_name=job.candidate.name, host=self.host, batch_size=self.batch,
                                      window_s=window_s, check=check, warmup=min(warmup, 1), min_repetitions=repetitions)
-        passes = [m.latency_ms_p50 / MS_PER_S] + ([m.train_step_ms / MS_PER_S] if train and m.train_step_ms else [])
+        passes = [m.latency_p50_ms / MS_PER_S] + ([m.train_step_ms / MS_PER_S] if train and m.train_step_ms else [])
         warmup, repetitions = min(repetitions_for(p, target_s, self.settings.min_repetitions) for p in passes)
         return measure(zoo.build(job.candidate.name, input_shape=shape), job.device, model_name=job.candidate.name,
                        host=self.host, batch_size=self.batch,
@@ -398,10 +398,10 @@ class TaskMeasuring:
         return (f"{self.host}: " + ", ".join(parts) + f"; {self.budget.spent_s:.3g} s of the {self.budget.seconds:g} s "
                 "device-time budget used")
 
-    def _publish_message(self, figures: list[msg.Measurement], *, plan_done: bool) -> None:
+    def _publish_message(self, figures: list[msg.JobMeasurement], *, plan_done: bool) -> None:
         self._publish(self._message(figures, plan_done=plan_done, note=""))
 
-    def _message(self, figures: list[msg.Measurement], *, plan_done: bool, note: str) -> msg.HardwareMeasurement:
+    def _message(self, figures: list[msg.JobMeasurement], *, plan_done: bool, note: str) -> msg.HardwareMeasurement:
         self._account_calibration()
         message = msg.HardwareMeasurement(
             task_id=self.task.task_id, host=self.host, measurements=[copy.deepcopy(m) for m in figures],
@@ -425,7 +425,7 @@ class TaskMeasuring:
             jobs.append(Job(candidate, device, INT8_DYNAMIC))
         return jobs
 
-    def _device(self, device: str) -> msg.Device:
+    def _device(self, device: str) -> msg.DeviceInfo:
         return next(d for d in self.inventory.devices if d.id == device)
 
     def _key(self, job: Job, *, train: bool) -> MeasurementKey:
@@ -447,7 +447,7 @@ class TaskMeasuring:
         m = estimate.measurement
         slow = 1.0 + estimate.relative_uncertainty
         target_s, idle_s = self._target_s(job.device), DEFAULT_IDLE_S
-        inference_s = m.latency_ms_p50 / MS_PER_S * slow
+        inference_s = m.latency_p50_ms / MS_PER_S * slow
         train_s = m.train_step_ms / MS_PER_S * slow
         if job.sklearn:  # one fit and one predict window; a fit's step is the whole synthetic set
             return (measuring_cost_s(inference_s, train_s, target_s=target_s, idle_s=idle_s, min_repetitions=MIN_REPETITIONS),
@@ -468,28 +468,28 @@ class TaskMeasuring:
         misses_quality = bool(target) and quality == quality and (
             quality < target if candidate.higher_is_better else quality > target)
         relative = (estimate.relative_uncertainty if estimate is not None
-                    else (m.energy_j_per_inference_uncertainty / m.energy_j_per_inference
-                          if m.energy_j_per_inference > 0 else 0.0))
+                    else (m.energy_per_inference_uncertainty_j / m.energy_per_inference_j
+                          if m.energy_per_inference_j > 0 else 0.0))
         return PlanItem(
-            key=job.key, label=job.label, goodness=goodness, latency_ms=m.latency_ms_p50,
+            key=job.key, label=job.label, goodness=goodness, latency_ms=m.latency_p50_ms,
             lifetime_j=self._lifetime_j(m, candidate), relative_uncertainty=relative,
             cost_s=self._costs(job, estimate)[0] if estimate is not None else 0.0, misses_quality=misses_quality)
 
-    def _lifetime_j(self, m: msg.Measurement, candidate: msg.ModelCandidate) -> float:
+    def _lifetime_j(self, m: msg.JobMeasurement, candidate: msg.ModelCandidate) -> float:
         """Training (every run) and serving energy over the horizon, as the carbon tracker counts them,
         without PUE and intensity (the same for every job of this host); per request if nothing is known."""
         epochs = int(self.task.epochs or candidate.default_epochs)
         runs = 1 + int(self.task.experiment_runs)
-        training = m.energy_j_per_train_sample * int(self.task.dataset.num_samples) * epochs * runs
-        serving = m.energy_j_per_inference * self.task.usage.requests_per_day * self.task.usage.horizon_days
-        return training + serving or m.energy_j_per_inference
+        training = m.energy_per_train_sample_j * int(self.task.dataset.num_samples) * epochs * runs
+        serving = m.energy_per_inference_j * self.task.usage.requests_per_day * self.task.usage.horizon_days
+        return training + serving or m.energy_per_inference_j
 
 
-def _with_estimated_training(measured: msg.Measurement, estimated: msg.Measurement) -> msg.Measurement:
+def _with_estimated_training(measured: msg.JobMeasurement, estimated: msg.JobMeasurement) -> msg.JobMeasurement:
     """An inference-only measurement completed with the estimate's training figures, and saying so."""
     merged = copy.deepcopy(measured)
-    for name in ("train_batch_size", "train_step_ms", "energy_j_per_train_sample",
-                 "energy_j_per_train_sample_uncertainty"):
+    for name in ("train_batch_size", "train_step_ms", "energy_per_train_sample_j",
+                 "energy_per_train_sample_uncertainty_j"):
         setattr(merged, name, getattr(estimated, name))
     merged.basis = BASIS_INFERENCE_ONLY
     merged.assumptions = "; ".join(p for p in (

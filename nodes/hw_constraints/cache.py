@@ -3,7 +3,7 @@
 One SQLite file (stdlib ``sqlite3``, WAL mode), by default ``<store_dir>/measurements.sqlite3``,
 shared by the hardware node, ``sustainml measure`` and the estimator's per-device calibrations
 (``estimate.py``).
-A measurement is stored as its CDR serialisation (``msg.Measurement.serialize()``): the IDL stays
+A measurement is stored as its CDR serialisation (``msg.JobMeasurement.serialize()``): the IDL stays
 the one definition of its fields, and ``@appendable`` types still read back after fields are
 appended. It is keyed by everything that changes the figures (:class:`MeasurementKey`): the model
 and its input, the batch sizes, the precision, the device and its name, the energy method, the
@@ -52,7 +52,7 @@ _MIGRATIONS: dict[int, list[str]] = {
             torch_version     TEXT    NOT NULL,
             python_version    TEXT    NOT NULL,
             window_s          REAL    NOT NULL,  -- the requested metered window, Units: s
-            measurement       BLOB    NOT NULL,  -- msg.Measurement CDR
+            measurement       BLOB    NOT NULL,  -- msg.JobMeasurement CDR
             measured_unix_s   REAL    NOT NULL,
             PRIMARY KEY (model, input_shape, batch_size, train_batch_size, precision, device, device_name,
                          energy_method, torch_version, python_version, window_s)
@@ -243,7 +243,7 @@ class MeasurementCache(SqliteFile):
 
     # ----------------------------------------------------------------------------- measurements
 
-    def get(self, key: MeasurementKey) -> msg.Measurement | None:
+    def get(self, key: MeasurementKey) -> msg.JobMeasurement | None:
         """The stored measurement for ``key`` as a new object with ``cached=True`` and basis "reused"
         (nothing spent producing it this time: ``measuring_s`` 0), or None."""
         with self._lock:
@@ -252,13 +252,13 @@ class MeasurementCache(SqliteFile):
             ).fetchone()
         if row is None:
             return None
-        measurement = msg.Measurement.deserialize(row[0])
+        measurement = msg.JobMeasurement.deserialize(row[0])
         measurement.cached = True
         measurement.basis = "reused"
         measurement.measuring_s = measurement.measuring_energy_j = 0.0  # nothing spent on it this time
         return measurement
 
-    def put(self, key: MeasurementKey, measurement: msg.Measurement) -> None:
+    def put(self, key: MeasurementKey, measurement: msg.JobMeasurement) -> None:
         """Store ``measurement`` under ``key``, replacing what was there. Stored with ``cached=False``."""
         fresh = copy.copy(measurement)
         fresh.cached = False
@@ -269,7 +269,7 @@ class MeasurementCache(SqliteFile):
                 (*key.row(), fresh.serialize(), time.time()),
             )
 
-    def get_or_measure(self, key: MeasurementKey, measure: Callable[[], msg.Measurement]) -> msg.Measurement:
+    def get_or_measure(self, key: MeasurementKey, measure: Callable[[], msg.JobMeasurement]) -> msg.JobMeasurement:
         """The stored measurement for ``key`` (``cached=True``), else ``measure()``'s, stored first.
 
         Two threads asking for the same missing key at once may both measure; the later result wins.

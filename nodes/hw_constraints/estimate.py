@@ -161,7 +161,7 @@ class TrainingRunEstimate:
     duration_s: float
     energy_j: float  # active, Units: J
     total_energy_j: float  # with idle, Units: J
-    energy_j_uncertainty: float  # one standard uncertainty, Units: J (fully correlated across steps)
+    energy_uncertainty_j: float  # one standard uncertainty, Units: J (fully correlated across steps)
     step: Estimate
     method: str
     assumptions: str
@@ -491,7 +491,7 @@ def estimate_training_run(
         duration_s=steps * step.latency_ms / MS_PER_S,
         energy_j=steps * step.energy_j,
         total_energy_j=steps * step.total_energy_j,
-        energy_j_uncertainty=steps * step.energy_j_per_sample_uncertainty * batch_size,
+        energy_uncertainty_j=steps * step.energy_j_per_sample_uncertainty * batch_size,
         step=step,
         method=ESTIMATE_METHOD,
         assumptions=f"{epochs} epochs × ceil({samples} samples / batch {batch_size}) = {steps} steps, each a "

@@ -16,7 +16,7 @@ import psutil
 import torch
 
 from sustainml.exceptions import MeasurementError
-from sustainml.msg import Device, HardwareInventory
+from sustainml.msg import DeviceInfo, HardwareInventory
 from sustainml.units import bytes_to_mb
 
 from .energy import make_energy_source, parse_device
@@ -27,7 +27,7 @@ __all__ = ["read_inventory", "allowed_devices", "NO_ENERGY_METHOD"]
 
 log = logging.getLogger(__name__)
 
-# Device.energy_method of a device whose energy cannot be obtained at all (a GPU without NVML energy).
+# DeviceInfo.energy_method of a device whose energy cannot be obtained at all (a GPU without NVML energy).
 NO_ENERGY_METHOD = ""
 
 
@@ -47,7 +47,7 @@ def _probe(device: str, factory: Callable[[str], EnergySource]) -> tuple[str, En
     return source.method, source
 
 
-def _gpu_devices(factory: Callable[[str], EnergySource]) -> list[Device]:
+def _gpu_devices(factory: Callable[[str], EnergySource]) -> list[DeviceInfo]:
     if not torch.cuda.is_available():
         return []
     devices = []
@@ -55,7 +55,7 @@ def _gpu_devices(factory: Callable[[str], EnergySource]) -> list[Device]:
         props = torch.cuda.get_device_properties(index)
         method, source = _probe(f"cuda:{index}", factory)
         devices.append(
-            Device(
+            DeviceInfo(
                 id=f"cuda:{index}",
                 name=props.name,
                 cores=props.multi_processor_count,  # streaming multiprocessors
@@ -78,7 +78,7 @@ def read_inventory(
     cores = psutil.cpu_count(logical=True) or 1
     ram_mb = bytes_to_mb(psutil.virtual_memory().total)
     cpu_method, _ = _probe("cpu", energy_source_factory)
-    cpu = Device(id="cpu", name=cpu_model, cores=cores, memory_mb=ram_mb, power_limit_w=0.0, energy_method=cpu_method)
+    cpu = DeviceInfo(id="cpu", name=cpu_model, cores=cores, memory_mb=ram_mb, power_limit_w=0.0, energy_method=cpu_method)
     return HardwareInventory(
         host=host or socket.gethostname(),
         cpu_model=cpu_model,

@@ -60,7 +60,7 @@ import psutil
 import torch
 
 from sustainml.exceptions import MeasurementError
-from sustainml.msg import Measurement
+from sustainml.msg import JobMeasurement
 from sustainml.units import MS_PER_S, bytes_to_mb
 from sustainml_nodes.model_provider.workload import EstimatorWorkload, Workload
 
@@ -453,7 +453,7 @@ def measure(
     variant: str = "",
     min_repetitions: int = MIN_REPETITIONS,
     check: Check | None = None,
-) -> Measurement:
+) -> JobMeasurement:
     """Run ``workload`` on ``device`` ("cpu", "cuda:N") and return what was measured.
 
     ``variant`` :data:`INT8_DYNAMIC` measures inference on the int8 dynamically quantised model (CPU
@@ -535,13 +535,13 @@ def measure(
 _INT8_TRAINING = "training measured in fp32; int8 dynamic quantisation is applied to the trained model"
 
 
-def with_training_of(variant: Measurement, base: Measurement) -> Measurement:
+def with_training_of(variant: JobMeasurement, base: JobMeasurement) -> JobMeasurement:
     """``variant`` (an inference-only measurement of a post-training variant, such as int8 dynamic
     quantisation) with the training figures of ``base``, the same model measured as trained: the
     variant trains exactly like its model, so its training is measured once, not twice."""
     merged = copy.deepcopy(variant)
-    for name in ("train_batch_size", "train_step_ms", "energy_j_per_train_sample",
-                 "energy_j_per_train_sample_uncertainty"):
+    for name in ("train_batch_size", "train_step_ms", "energy_per_train_sample_j",
+                 "energy_per_train_sample_uncertainty_j"):
         setattr(merged, name, getattr(base, name))
     merged.peak_memory_mb = max(variant.peak_memory_mb, base.peak_memory_mb)
     merged.assumptions = _join(variant.assumptions, f"{_INT8_TRAINING} (the {base.precision} measurement's "
@@ -554,7 +554,7 @@ def _measurement(
     inference: _Loop, batch_size: int, per_inference: _PerSample,
     training: _Loop | None, train_batch_size: int, per_train: _PerSample,
     peak_memory_mb: float, assumptions: str, started_s: float,
-) -> Measurement:
+) -> JobMeasurement:
     """The message of one measurement, from its metered loops (torch and scikit-learn alike).
 
     ``measuring_s`` is the whole call's wall time since ``started_s`` (building inputs, warm-ups and
@@ -569,23 +569,23 @@ def _measurement(
         assumptions = _join(assumptions, f"a slow model: measured with {inference.repetitions} inference pass(es)"
                             + (f" and {training.repetitions} training step(s)" if training else "")
                             + ", the energy uncertainty widened by the passes' spread")
-    return Measurement(
+    return JobMeasurement(
         model=model_name,
         device=device,
         host=host,
         precision=precision,
         batch_size=batch_size,
-        latency_ms_p50=_percentile(step_ms, 50),
-        latency_ms_p95=_percentile(step_ms, 95),
+        latency_p50_ms=_percentile(step_ms, 50),
+        latency_p95_ms=_percentile(step_ms, 95),
         throughput_per_s=inference.repetitions * batch_size / inference.window.duration_s,
-        energy_j_per_inference=per_inference.active_j,
-        energy_j_per_inference_uncertainty=per_inference.uncertainty_j,
-        total_energy_j_per_inference=per_inference.total_j,
+        energy_per_inference_j=per_inference.active_j,
+        energy_per_inference_uncertainty_j=per_inference.uncertainty_j,
+        total_energy_per_inference_j=per_inference.total_j,
         train_batch_size=train_batch_size,
         # The mean, not the median: a training-time estimate multiplies it by the number of steps.
         train_step_ms=training.window.duration_s / training.repetitions * MS_PER_S if training else 0.0,
-        energy_j_per_train_sample=per_train.active_j,
-        energy_j_per_train_sample_uncertainty=per_train.uncertainty_j,
+        energy_per_train_sample_j=per_train.active_j,
+        energy_per_train_sample_uncertainty_j=per_train.uncertainty_j,
         peak_memory_mb=peak_memory_mb,
         active_power_w=per_inference.active_power_w,
         idle_power_w=idle.power_w,
@@ -595,7 +595,7 @@ def _measurement(
         assumptions=_join(source.assumptions, assumptions),
         cached=False,
         basis="measured",
-        latency_ms_p50_uncertainty=_latency_uncertainty_ms(step_ms),
+        latency_p50_uncertainty_ms=_latency_uncertainty_ms(step_ms),
         measuring_s=measuring_s,
         measuring_energy_j=mean_power_w * measuring_s,
     )
@@ -628,7 +628,7 @@ def measure_estimator(
     progress: Progress | None = None,
     check: Check | None = None,
     min_repetitions: int = MIN_REPETITIONS,
-) -> Measurement:
+) -> JobMeasurement:
     """Measure a scikit-learn estimator with its own library, on the CPU, through the same meter.
 
     Training: ``fit`` on ``train_samples`` seeded synthetic rows, repeated for the window; the energy

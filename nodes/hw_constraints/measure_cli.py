@@ -1,7 +1,7 @@
 """``sustainml measure MODEL``: measure one catalogue model on this machine, without the pipeline.
 
 The same measurement the hardware node makes (``measure.py``), on one device, printed as a table of
-figures with their uncertainty and how the energy was obtained, or as JSON (the ``Measurement``
+figures with their uncertainty and how the energy was obtained, or as JSON (the ``JobMeasurement``
 message's fields). Results go through the hardware node's cache (``cache.py``), so asking twice
 answers from the store; ``--fresh`` measures again.
 
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from sustainml.msg import Measurement
+    from sustainml.msg import JobMeasurement
     from sustainml_nodes.model_provider.catalogue import CatalogueEntry
 
     from .cache import MeasurementCache
@@ -88,7 +88,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="estimate a whole training run over N samples (with --estimate or --estimate-only)")
     p.add_argument("--epochs", type=_positive_int, metavar="E", help="epochs of that run (default: the catalogue's)")
     p.add_argument("--json", action="store_true",
-                   help="print the Measurement's fields as JSON; with an estimate, {measurement, estimate}")
+                   help="print the JobMeasurement's fields as JSON; with an estimate, {measurement, estimate}")
     p.add_argument("--config", help="configuration file (for store_dir; default SUSTAINML_CONFIG)")
     p.set_defaults(func=cmd_measure)
     return p
@@ -129,7 +129,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     host = _host()
     err = Console(stderr=True)
 
-    def run() -> Measurement:
+    def run() -> JobMeasurement:
         if sklearn:
             return measure_estimator(zoo.build_estimator(entry.name, input_shape=entry.input_shape), args.device,
                                      model_name=entry.name, host=host, batch_size=args.batch,
@@ -143,7 +143,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
             return measure(workload, args.device, progress=lambda pct, text: status.update(f"{pct:3.0f}% {text}"),
                            **kwargs)
 
-    result: Measurement | None = None
+    result: JobMeasurement | None = None
     estimates: PreRunEstimates | None = None
     with MeasurementCache(Path(config.store_dir) / CACHE_FILE) as cache:
         if args.estimate or args.estimate_only:
@@ -207,7 +207,7 @@ def _difference(estimated: float, measured: float | None) -> str:
     return f"{(estimated - measured) / measured:+.0%}" if measured else ""
 
 
-def print_estimates(e: PreRunEstimates, measured: Measurement | None, console: Console) -> None:
+def print_estimates(e: PreRunEstimates, measured: JobMeasurement | None, console: Console) -> None:
     """The pre-run estimates as a table, next to the measured figures when there are some."""
     from rich.table import Table
 
@@ -219,26 +219,26 @@ def print_estimates(e: PreRunEstimates, measured: Measurement | None, console: C
                             ("measured", "right"), ("difference", "right"), ("unit", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     m = measured
-    table.add_row("latency per batch", f"{e.inference.latency_ms:.4g}", "", f"{m.latency_ms_p50:.4g}" if m else "",
-                  _difference(e.inference.latency_ms, m.latency_ms_p50 if m else None), "ms")
+    table.add_row("latency per batch", f"{e.inference.latency_ms:.4g}", "", f"{m.latency_p50_ms:.4g}" if m else "",
+                  _difference(e.inference.latency_ms, m.latency_p50_ms if m else None), "ms")
     table.add_row("energy per inference, above idle", f"{e.inference.energy_j_per_sample:.4g}",
                   _relative(e.inference.energy_j_per_sample, e.inference.energy_j_per_sample_uncertainty),
-                  f"{m.energy_j_per_inference:.4g}" if m else "",
-                  _difference(e.inference.energy_j_per_sample, m.energy_j_per_inference if m else None), "J")
+                  f"{m.energy_per_inference_j:.4g}" if m else "",
+                  _difference(e.inference.energy_j_per_sample, m.energy_per_inference_j if m else None), "J")
     if e.training is not None:
         mt = m if m and m.train_batch_size else None
         table.add_row("training step", f"{e.training.latency_ms:.4g}", "", f"{mt.train_step_ms:.4g}" if mt else "",
                       _difference(e.training.latency_ms, mt.train_step_ms if mt else None), "ms")
         table.add_row("energy per training sample, above idle", f"{e.training.energy_j_per_sample:.4g}",
                       _relative(e.training.energy_j_per_sample, e.training.energy_j_per_sample_uncertainty),
-                      f"{mt.energy_j_per_train_sample:.4g}" if mt else "",
-                      _difference(e.training.energy_j_per_sample, mt.energy_j_per_train_sample if mt else None), "J")
+                      f"{mt.energy_per_train_sample_j:.4g}" if mt else "",
+                      _difference(e.training.energy_j_per_sample, mt.energy_per_train_sample_j if mt else None), "J")
     if e.training_run is not None:
         r = e.training_run
         table.add_row("training run: steps", f"{r.steps}", "", "", "", "steps")
         table.add_row("training run: duration", f"{r.duration_s / S_PER_HOUR:.4g}", "", "", "", "h")
         table.add_row("training run: energy with idle", f"{r.total_energy_kwh:.4g}",
-                      _relative(r.total_energy_kwh, r.energy_j_uncertainty / r.energy_j * r.total_energy_kwh
+                      _relative(r.total_energy_kwh, r.energy_uncertainty_j / r.energy_j * r.total_energy_kwh
                                 if r.energy_j else 0.0), "", "", "kWh")
     console.print(table)
     console.print(f"calibration of {c.device} ({c.device_name}, {c.precision}): {c.flop_per_s / 1e9:.4g} GFLOP/s, "
@@ -258,7 +258,7 @@ def _relative(value: float, uncertainty: float) -> str:
     return f"± {uncertainty:.3g} ({uncertainty / value:.0%})" if value > 0 else f"± {uncertainty:.3g}"
 
 
-def print_measurement(m: Measurement, device_name: str, console: Console) -> None:
+def print_measurement(m: JobMeasurement, device_name: str, console: Console) -> None:
     """The figures of ``m`` as a table: value, one standard uncertainty where there is one, unit."""
     from rich.table import Table
 
@@ -268,16 +268,16 @@ def print_measurement(m: Measurement, device_name: str, console: Console) -> Non
     table.add_column("value", justify="right")
     table.add_column("uncertainty (1σ)", justify="right")
     table.add_column("unit")
-    table.add_row("energy per inference, above idle", f"{m.energy_j_per_inference:.4g}",
-                  _relative(m.energy_j_per_inference, m.energy_j_per_inference_uncertainty), "J")
-    table.add_row("energy per inference, with idle", f"{m.total_energy_j_per_inference:.4g}", "", "J")
-    table.add_row("latency per batch p50 / p95", f"{m.latency_ms_p50:.4g} / {m.latency_ms_p95:.4g}", "", "ms")
+    table.add_row("energy per inference, above idle", f"{m.energy_per_inference_j:.4g}",
+                  _relative(m.energy_per_inference_j, m.energy_per_inference_uncertainty_j), "J")
+    table.add_row("energy per inference, with idle", f"{m.total_energy_per_inference_j:.4g}", "", "J")
+    table.add_row("latency per batch p50 / p95", f"{m.latency_p50_ms:.4g} / {m.latency_p95_ms:.4g}", "", "ms")
     table.add_row("throughput", f"{m.throughput_per_s:.4g}", "", "samples/s")
     table.add_row("power above idle / idle", f"{m.active_power_w:.3g} / {m.idle_power_w:.3g}", "", "W")
     if m.train_batch_size:
         table.add_row(f"training step (batch {m.train_batch_size})", f"{m.train_step_ms:.4g}", "", "ms")
-        table.add_row("energy per training sample, above idle", f"{m.energy_j_per_train_sample:.4g}",
-                      _relative(m.energy_j_per_train_sample, m.energy_j_per_train_sample_uncertainty), "J")
+        table.add_row("energy per training sample, above idle", f"{m.energy_per_train_sample_j:.4g}",
+                      _relative(m.energy_per_train_sample_j, m.energy_per_train_sample_uncertainty_j), "J")
     table.add_row("peak memory", f"{m.peak_memory_mb:.4g}", "", "MB")
     table.add_row("window / repetitions", f"{m.window_s:.3g} / {m.repetitions}", "", "s / passes")
     console.print(table)

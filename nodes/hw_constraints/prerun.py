@@ -3,7 +3,7 @@
 A job is a candidate on a device (and, for int8 dynamic quantisation, a variant of it). Its estimate is
 :mod:`.estimate`'s roofline from the model's profile and the device's calibration, corrected by what
 earlier measurements on this device taught (:mod:`.learning`), and returned as an ordinary
-``msg.Measurement`` with ``basis = "estimated"``, its uncertainty and its assumptions, so that the rest
+``msg.JobMeasurement`` with ``basis = "estimated"``, its uncertainty and its assumptions, so that the rest
 of the pipeline (footprints, ranking) treats it like any figure and says it is an estimate.
 
 Models without a FLOP count (scikit-learn) start from :data:`SKLEARN_PRIOR`, a declared guess that the
@@ -71,7 +71,7 @@ SKLEARN_PRIOR_UNCERTAINTY = 1.5
 class JobEstimate:
     """A job's estimated measurement and the raw figures it was corrected from (for learning)."""
 
-    measurement: msg.Measurement
+    measurement: msg.JobMeasurement
     raw_inference: RawFigures
     raw_training: RawFigures | None
     family: str  # learning.family_key
@@ -248,28 +248,28 @@ class PreRunEstimator:
     def _measurement(self, name: str, device: str, batch_size: int, raw_inference: RawFigures,
                      raw_training: RawFigures | None, infer: Correction, train: Correction,
                      calibration: DeviceCalibration, variant: str, relative: float,
-                     train_batch: int) -> msg.Measurement:
+                     train_batch: int) -> msg.JobMeasurement:
         latency_ms = raw_inference.latency_ms * infer.latency_factor
         energy_j = raw_inference.energy_j_per_sample * infer.energy_factor
         step_ms = raw_training.latency_ms * train.latency_factor if raw_training else 0.0
         train_j = raw_training.energy_j_per_sample * train.energy_factor if raw_training else 0.0
         corrections = infer.basis if infer.basis == train.basis else f"inference {infer.basis}; training {train.basis}"
-        return msg.Measurement(
+        return msg.JobMeasurement(
             model=name,
             device=device,
             host=self.host,
             precision=variant or self.precision,
             batch_size=batch_size,
-            latency_ms_p50=latency_ms,
-            latency_ms_p95=latency_ms,
+            latency_p50_ms=latency_ms,
+            latency_p95_ms=latency_ms,
             throughput_per_s=batch_size / (latency_ms / MS_PER_S) if latency_ms > 0 else 0.0,
-            energy_j_per_inference=energy_j,
-            energy_j_per_inference_uncertainty=relative * energy_j,
-            total_energy_j_per_inference=raw_inference.total_energy_j_per_sample * infer.energy_factor,
+            energy_per_inference_j=energy_j,
+            energy_per_inference_uncertainty_j=relative * energy_j,
+            total_energy_per_inference_j=raw_inference.total_energy_j_per_sample * infer.energy_factor,
             train_batch_size=train_batch,
             train_step_ms=step_ms,
-            energy_j_per_train_sample=train_j,
-            energy_j_per_train_sample_uncertainty=relative * train_j,
+            energy_per_train_sample_j=train_j,
+            energy_per_train_sample_uncertainty_j=relative * train_j,
             peak_memory_mb=0.0,   # not estimated: the memory limit is checked once it is measured
             active_power_w=calibration.active_power_w,
             idle_power_w=calibration.idle_power_w,
@@ -280,20 +280,20 @@ class PreRunEstimator:
                         f"±{relative:.0%} (one standard uncertainty)",
             cached=False,
             basis="estimated",
-            latency_ms_p50_uncertainty=relative * latency_ms,
+            latency_p50_uncertainty_ms=relative * latency_ms,
         )
 
     # ------------------------------------------------------------------ learning
-    def learn(self, estimate: JobEstimate, measured: msg.Measurement, device_name: str) -> list[Observation]:
+    def learn(self, estimate: JobEstimate, measured: msg.JobMeasurement, device_name: str) -> list[Observation]:
         """Keep how far ``estimate`` was from ``measured`` (per phase measured), for the next estimates."""
         key = self.calibration_key(measured.device, device_name)
         found: list[Observation] = []
-        phases = [("inference", estimate.raw_inference, measured.latency_ms_p50, measured.energy_j_per_inference,
+        phases = [("inference", estimate.raw_inference, measured.latency_p50_ms, measured.energy_per_inference_j,
                    measured.model, estimate.family)]
         # A variant trains like its model (its training figures are its model's): only its inference teaches.
         if estimate.raw_training is not None and measured.train_step_ms > 0 and "+" not in measured.model:
             phases.append(("training", estimate.raw_training, measured.train_step_ms,
-                           measured.energy_j_per_train_sample, measured.model, estimate.family))
+                           measured.energy_per_train_sample_j, measured.model, estimate.family))
         for phase, raw, latency_ms, energy_j, model, family in phases:
             if raw.latency_ms <= 0 or raw.energy_j_per_sample <= 0 or latency_ms <= 0 or energy_j <= 0:
                 continue

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from sustainml import units
 from sustainml.exceptions import SustainMLError
-from sustainml.msg import Constraints
+from sustainml.msg import TaskConstraints
 
 __all__ = ["BYTES_PER_PARAM", "DeployTarget", "MemoryBudget", "deploy_targets", "memory_budget", "weights_mb"]
 
@@ -103,7 +103,7 @@ class MemoryBudget:
         return None, "; ".join(n for n in (note, unknown_target) if n)
 
 
-def memory_budget(constraints: Constraints) -> MemoryBudget:
+def memory_budget(constraints: TaskConstraints) -> MemoryBudget:
     """The memory limits ``constraints`` set."""
     name = constraints.deploy_target.strip()
     return MemoryBudget(

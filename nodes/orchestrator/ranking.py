@@ -30,7 +30,7 @@ __all__ = [
 ENERGY_ESTIMATE = "estimate"  # Measurement.energy_method of figures computed, not metered
 ESTIMATED = "estimated"  # Measurement.basis of a pre-run estimate: nothing was run
 
-# Readable names of the fields of msg.Constraints, for notes and summaries.
+# Readable names of the fields of msg.TaskConstraints, for notes and summaries.
 _CONSTRAINT_NAMES: dict[str, str] = {
     "quality_target": "quality target",
     "max_latency_ms": "latency limit",
@@ -44,7 +44,7 @@ _CONSTRAINT_NAMES: dict[str, str] = {
 class ConstraintMiss:
     """One constraint an option does not meet.
 
-    ``constraint`` is the field of ``msg.Constraints`` ("max_latency_ms"); ``text`` the readable
+    ``constraint`` is the field of ``msg.TaskConstraints`` ("max_latency_ms"); ``text`` the readable
     form that goes into the option's note ("latency 41 ms > 20 ms limit").
     """
 
@@ -100,37 +100,37 @@ def assess(
     option arrives twice, the later footprint wins; when a model was measured twice on one device
     (two precisions), the first measurement wins, because a footprint cannot tell them apart.
 
-    Latency: ``latency_ms`` is the per-request latency, taken as ``latency_ms_p50`` of the measured
+    Latency: ``latency_ms`` is the per-request latency, taken as ``latency_p50_ms`` of the measured
     batch (the hardware node measures at the usage's batch size; a request served in a batch waits
     for the whole batch). It is the figure ``max_latency_ms`` is checked against.
 
     Constraints (0 = no limit for each): the candidate's quality against ``quality_target`` (a floor
     when higher is better, a ceiling otherwise; not checked when the candidate reports another
     metric than the task's), ``latency_ms`` against ``max_latency_ms``, ``peak_memory_mb`` against
-    ``max_memory_mb``, ``co2_g_training`` against ``max_train_co2_g``, and the estimated training
+    ``max_memory_mb``, ``training_co2_g`` against ``max_train_co2_g``, and the estimated training
     time against ``max_train_hours``: ``train_step_ms / train_batch_size × num_samples × epochs``
     with ``epochs = encoded.epochs or candidate.default_epochs``. The note names every constraint
     missed, then the assumptions behind the figures (an energy estimate, the training-time
     estimate, a constraint that could not be checked).
 
     Pareto front: an option is on the front when no other option is at least as good on all three
-    of quality (per ``higher_is_better``), ``co2_g_total`` (lower) and ``latency_ms`` (lower) and
+    of quality (per ``higher_is_better``), ``total_co2_g`` (lower) and ``latency_ms`` (lower) and
     strictly better on one. The front is computed among the options that meet the constraints; if
     none do, among all complete options. Options outside that set are never on the front.
 
     Rank (1 = recommended): options meeting the constraints first, then those on the front, then by
-    ``co2_g_total`` ascending, ties by quality (better first), then latency; incomplete options go
+    ``total_co2_g`` ascending, ties by quality (better first), then latency; incomplete options go
     last within their group, and names break any remaining tie so that the order is stable.
     """
 
-    measurement_by_key: dict[tuple[str, str, str], msg.Measurement] = {}
+    measurement_by_key: dict[tuple[str, str, str], msg.JobMeasurement] = {}
     for hardware in measurements:
         for measurement in hardware.measurements:
             key = (measurement.model, measurement.device, measurement.host or hardware.host)
             if key not in measurement_by_key or (measurement_by_key[key].basis == ESTIMATED != measurement.basis):
                 measurement_by_key[key] = measurement   # the first, or a measurement over an estimate
 
-    footprint_by_key: dict[tuple[str, str, str, str], msg.Footprint] = {}
+    footprint_by_key: dict[tuple[str, str, str, str], msg.FootprintDetail] = {}
     for carbon in footprints:
         for footprint in carbon.footprints:
             host = footprint.host or carbon.host
@@ -156,11 +156,11 @@ def assess(
 
 def _assess_one(
     encoded: msg.EncodedTask,
-    footprint: msg.Footprint,
+    footprint: msg.FootprintDetail,
     host: str,
     candidate: msg.ModelCandidate | None,
     variant: msg.GreenerVariant | None,
-    measurement: msg.Measurement | None,
+    measurement: msg.JobMeasurement | None,
 ) -> AssessedOption:
     option = msg.TaskOption(
         model=footprint.model,
@@ -170,27 +170,27 @@ def _assess_one(
         train_energy_kwh=footprint.train_energy_kwh,
         intensity_g_per_kwh=footprint.intensity_g_per_kwh,
         pue=footprint.pue,
-        co2_g_training=footprint.co2_g_training,
-        co2_g_inference=footprint.co2_g_inference,
-        co2_g_total=footprint.co2_g_total,
+        training_co2_g=footprint.training_co2_g,
+        inference_co2_g=footprint.inference_co2_g,
+        total_co2_g=footprint.total_co2_g,
         sci_g_per_request=footprint.sci_g_per_request,
         footprint=copy.deepcopy(footprint),
     )
     if candidate is not None:
-        option.quality = msg.Quality(
+        option.quality = msg.QualityFigure(
             metric=candidate.quality_metric or encoded.metric,
             value=candidate.quality_value + (variant.quality_change if variant else 0.0),
             higher_is_better=candidate.higher_is_better,
         )
     else:
-        option.quality = msg.Quality(metric=encoded.metric, higher_is_better=encoded.higher_is_better)
+        option.quality = msg.QualityFigure(metric=encoded.metric, higher_is_better=encoded.higher_is_better)
     if measurement is not None:
-        option.latency_ms = measurement.latency_ms_p50
-        option.energy_j_per_inference = measurement.energy_j_per_inference
-        option.energy_j_per_inference_uncertainty = measurement.energy_j_per_inference_uncertainty
+        option.latency_ms = measurement.latency_p50_ms
+        option.energy_per_inference_j = measurement.energy_per_inference_j
+        option.energy_per_inference_uncertainty_j = measurement.energy_per_inference_uncertainty_j
         option.energy_method = measurement.energy_method
         option.basis = measurement.basis or "measured"
-        option.latency_ms_uncertainty = measurement.latency_ms_p50_uncertainty
+        option.latency_uncertainty_ms = measurement.latency_p50_uncertainty_ms
 
     result = AssessedOption(option=option, complete=candidate is not None and measurement is not None)
     where = f"{footprint.model} on {footprint.device}" + (f" at {host}" if host else "")
@@ -209,7 +209,7 @@ def _assess_one(
         _check_quality(encoded, candidate, result)
     if measurement is not None:
         _check_measured(constraints, measurement, result)
-    train_co2_g = footprint.co2_g_training + footprint.co2_g_experimentation
+    train_co2_g = footprint.training_co2_g + footprint.experimentation_co2_g
     if constraints.max_train_co2_g > 0 and train_co2_g > constraints.max_train_co2_g:
         runs = f" ({footprint.experiment_runs} experiment runs and the final one)" if footprint.experiment_runs else ""
         result.misses.append(
@@ -251,9 +251,9 @@ def _add_alternatives(assessed: list[AssessedOption]) -> None:
         others = [
             other
             for other in by_model_region[(option.model, option.region)]
-            if (other.device, other.host) != (option.device, option.host) and other.co2_g_total < option.co2_g_total
+            if (other.device, other.host) != (option.device, option.host) and other.total_co2_g < option.total_co2_g
         ]
-        for other in sorted(others, key=lambda o: o.co2_g_total):
+        for other in sorted(others, key=lambda o: o.total_co2_g):
             slower = other.latency_ms - option.latency_ms if other.latency_ms and option.latency_ms else math.nan
             option.alternatives.append(
                 msg.Alternative(
@@ -262,8 +262,8 @@ def _add_alternatives(assessed: list[AssessedOption]) -> None:
                     device=other.device,
                     host=other.host,
                     intensity_g_per_kwh=other.intensity_g_per_kwh,
-                    co2_g_total=other.co2_g_total,
-                    saving_g=option.co2_g_total - other.co2_g_total,
+                    total_co2_g=other.total_co2_g,
+                    saving_g=option.total_co2_g - other.total_co2_g,
                     latency_change_ms=slower,
                     note=f"{other.model} on {other.device}" + (f" at {other.host}" if other.host else "")
                     + ("" if math.isfinite(slower) else "; latency unknown"),
@@ -298,8 +298,8 @@ def _check_quality(encoded: msg.EncodedTask, candidate: msg.ModelCandidate, resu
     result.misses.append(ConstraintMiss("quality_target", text, excess))
 
 
-def _check_measured(constraints: msg.Constraints, measurement: msg.Measurement, result: AssessedOption) -> None:
-    latency_ms = measurement.latency_ms_p50
+def _check_measured(constraints: msg.TaskConstraints, measurement: msg.JobMeasurement, result: AssessedOption) -> None:
+    latency_ms = measurement.latency_p50_ms
     if constraints.max_latency_ms > 0 and latency_ms > constraints.max_latency_ms:
         result.misses.append(
             ConstraintMiss(
@@ -323,7 +323,7 @@ def _check_measured(constraints: msg.Constraints, measurement: msg.Measurement, 
 def _check_train_hours(
     encoded: msg.EncodedTask,
     candidate: msg.ModelCandidate | None,
-    measurement: msg.Measurement | None,
+    measurement: msg.JobMeasurement | None,
     result: AssessedOption,
 ) -> None:
     if measurement is None:
@@ -361,7 +361,7 @@ def _check_train_hours(
 # ------------------------------------------------------------------------------ front and ranking
 
 
-def _goodness(quality: msg.Quality) -> float:
+def _goodness(quality: msg.QualityFigure) -> float:
     """Quality oriented so that larger is better, whatever the metric; unknown (NaN: no published
     figure) is the worst, so it never wins on quality."""
     if math.isnan(quality.value):
@@ -371,8 +371,8 @@ def _goodness(quality: msg.Quality) -> float:
 
 def _dominates(a: msg.TaskOption, b: msg.TaskOption) -> bool:
     qa, qb = _goodness(a.quality), _goodness(b.quality)
-    no_worse = qa >= qb and a.co2_g_total <= b.co2_g_total and a.latency_ms <= b.latency_ms
-    better = qa > qb or a.co2_g_total < b.co2_g_total or a.latency_ms < b.latency_ms
+    no_worse = qa >= qb and a.total_co2_g <= b.total_co2_g and a.latency_ms <= b.latency_ms
+    better = qa > qb or a.total_co2_g < b.total_co2_g or a.latency_ms < b.latency_ms
     return no_worse and better
 
 
@@ -390,7 +390,7 @@ def _rank_key(assessed: AssessedOption) -> tuple[object, ...]:
         not option.meets_constraints,
         not option.pareto,
         not assessed.complete,
-        option.co2_g_total,
+        option.total_co2_g,
         -_goodness(option.quality),
         option.latency_ms,
         option.model,
@@ -505,13 +505,13 @@ def _recommendation(best: msg.TaskOption, label: Callable[[msg.TaskOption], str]
     known = best.quality.metric and not math.isnan(best.quality.value)
     quality = f"{best.quality.metric} {_num(best.quality.value)}" if known else "no published quality figure"
     f = best.footprint
-    parts = [f"{_num(best.co2_g_training)} g to train", f"{_num(best.co2_g_inference)} g to serve over the horizon"]
-    if f.co2_g_experimentation:
-        parts.insert(0, f"{_num(f.co2_g_experimentation)} g for {f.experiment_runs} experiment runs")
-    if f.co2_g_embodied:
-        parts.append(f"{_num(f.co2_g_embodied)} g of the hardware's manufacture")
+    parts = [f"{_num(best.training_co2_g)} g to train", f"{_num(best.inference_co2_g)} g to serve over the horizon"]
+    if f.experimentation_co2_g:
+        parts.insert(0, f"{_num(f.experimentation_co2_g)} g for {f.experiment_runs} experiment runs")
+    if f.embodied_co2_g:
+        parts.append(f"{_num(f.embodied_co2_g)} g of the hardware's manufacture")
     return (
-        f"Recommended: {label(best)}, with {quality}, {_num(best.co2_g_total)} g CO2e in total "
+        f"Recommended: {label(best)}, with {quality}, {_num(best.total_co2_g)} g CO2e in total "
         f"({', '.join(parts)}) and {_num(best.latency_ms)} ms per request."
     )
 
@@ -528,7 +528,7 @@ def _trade_offs(
     if not others_on_front:
         return [f"No other option {pool} is better on quality, gCO2e or latency."]
     sentences = []
-    most_accurate = max(others_on_front, key=lambda o: (_goodness(o.quality), -o.co2_g_total))
+    most_accurate = max(others_on_front, key=lambda o: (_goodness(o.quality), -o.total_co2_g))
     if _goodness(most_accurate.quality) > _goodness(best.quality) and not math.isnan(best.quality.value):
         metric = best.quality.metric or task_metric or "quality"
         sentences.append(
@@ -536,7 +536,7 @@ def _trade_offs(
             f"at {best.quality.value - most_accurate.quality.value:+.3g} {metric} "
             f"({_num(best.quality.value)} vs {_num(most_accurate.quality.value)})."
         )
-    fastest = min(others_on_front, key=lambda o: (o.latency_ms, o.co2_g_total))
+    fastest = min(others_on_front, key=lambda o: (o.latency_ms, o.total_co2_g))
     if fastest is not most_accurate and fastest.latency_ms < best.latency_ms:
         sentences.append(
             f"For speed, {label(fastest)} answers in {_num(fastest.latency_ms)} ms instead of "
@@ -548,7 +548,7 @@ def _trade_offs(
 
 
 def _co2_difference(option: msg.TaskOption, reference: msg.TaskOption) -> str:
-    delta = reference.co2_g_total - option.co2_g_total
+    delta = reference.total_co2_g - option.total_co2_g
     return f"{_num(abs(delta))} g CO2e {'less' if delta >= 0 else 'more'}"
 
 

@@ -64,7 +64,7 @@ _MIGRATIONS: dict[int, list[str]] = {
             energy_method     TEXT    NOT NULL,
             cached            INTEGER NOT NULL,            -- 1 = from the hardware node's store
             received_unix_s   REAL    NOT NULL,
-            measurement       BLOB    NOT NULL             -- msg.Measurement, host filled in
+            measurement       BLOB    NOT NULL             -- msg.JobMeasurement, host filled in
         )
         """,
         "CREATE INDEX measurements_by_time ON measurements (received_unix_s)",
@@ -404,7 +404,7 @@ def _check_option(note: msg.OptionNote, state: str, options: list[msg.TaskOption
 def _record_of(row: tuple[Any, ...]) -> msg.EvidenceRecord:
     problem_id, iteration, task_type, received_unix_s, blob = row
     return msg.EvidenceRecord(task_id=msg.TaskId(problem_id=problem_id, iteration=iteration), task_type=task_type,
-                              received_unix_s=received_unix_s, measurement=msg.Measurement.deserialize(blob))
+                              received_unix_s=received_unix_s, measurement=msg.JobMeasurement.deserialize(blob))
 
 
 def _result_of(row: tuple[Any, ...]) -> msg.TaskResult:

@@ -69,7 +69,7 @@ class HostAnswer:
     """What one hardware node answered for a task so far: each job's latest figures."""
 
     latest: msg.HardwareMeasurement   # its last message (excluded, budget, plan note, spending)
-    figures: dict[tuple[str, str], msg.Measurement] = field(default_factory=dict)   # (model, device) -> latest
+    figures: dict[tuple[str, str], msg.JobMeasurement] = field(default_factory=dict)   # (model, device) -> latest
     final_sequence: int = -1          # of its plan_done message; -1 = not yet
 
     def add(self, message: msg.HardwareMeasurement) -> None:
@@ -93,9 +93,9 @@ class HostFootprints:
     """The carbon tracker's answers for one host: each option's latest footprint."""
 
     host: str
-    footprints: dict[tuple[str, str, str], msg.Footprint] = field(default_factory=dict)
+    footprints: dict[tuple[str, str, str], msg.FootprintDetail] = field(default_factory=dict)
     sequences: set[int] = field(default_factory=set)
-    co2_g_measuring: float = 0.0
+    measuring_co2_g: float = 0.0
     _last_sequence: int = -1
 
     def add(self, message: msg.CarbonFootprint, *, final: bool) -> None:
@@ -106,7 +106,7 @@ class HostFootprints:
         self.sequences.add(int(message.message_index))
         if message.message_index >= self._last_sequence:
             self._last_sequence = int(message.message_index)
-            self.co2_g_measuring = message.co2_g_measuring
+            self.measuring_co2_g = message.measuring_co2_g
 
     def message(self) -> msg.CarbonFootprint:
         return msg.CarbonFootprint(host=self.host, footprints=list(self.footprints.values()))
@@ -339,7 +339,7 @@ class TaskBook:
                               revision=task.revision)
         result.measuring_s = sum(m.measuring_s for m in measurements)
         result.measuring_energy_j = sum(m.measuring_energy_j for m in measurements)
-        result.co2_g_measuring = sum(task.footprints[h].co2_g_measuring for h in hosts)
+        result.measuring_co2_g = sum(task.footprints[h].measuring_co2_g for h in hosts)
         result.measuring_note = "; ".join(m.plan_note or f"{m.host}: still measuring" for m in measurements)
         result.findings.extend(unmeetable)
         return result

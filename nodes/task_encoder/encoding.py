@@ -169,8 +169,8 @@ class _Draft:
     """The fields of the encoded task while they are filled, with the findings about them."""
 
     dataset: msg.DatasetInfo
-    constraints: msg.Constraints
-    usage: msg.Usage
+    constraints: msg.TaskConstraints
+    usage: msg.UsageProfile
     epochs: int
     train_region: str
     inference_region: str
@@ -571,7 +571,7 @@ def _check_quality_target(target: float, metric: MetricInfo) -> None:
     )
 
 
-def _check_usage(usage: msg.Usage) -> None:
+def _check_usage(usage: msg.UsageProfile) -> None:
     if usage.requests_per_day > 0 and usage.horizon_days == 0:
         raise InvalidProblem(
             f"usage.requests_per_day is {usage.requests_per_day:g} but usage.horizon_days is 0: set "

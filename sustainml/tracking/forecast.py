@@ -55,7 +55,7 @@ class EnergyForecast:
 
     epochs_done: int
     epochs_planned: int
-    energy_j_so_far: float
+    energy_so_far_j: float
     predicted_energy_j: float
     low_j: float
     high_j: float
@@ -127,7 +127,7 @@ def predict_total(
     return EnergyForecast(
         epochs_done=done,
         epochs_planned=planned_epochs,
-        energy_j_so_far=so_far_j,
+        energy_so_far_j=so_far_j,
         predicted_energy_j=so_far_j + remaining_j,
         low_j=so_far_j + max(0.0, remaining_j - half_width_j),
         high_j=so_far_j + remaining_j + half_width_j,

@@ -403,14 +403,14 @@ class Tracker:
             started_unix_s=started_unix_s,
             duration_s=window.duration_s,
             energy_j=window.energy_j,
-            energy_j_uncertainty=window.uncertainty_j,
+            energy_uncertainty_j=window.uncertainty_j,
             energy_method=window.method,
             assumptions="; ".join(part for part in (assumptions, window.assumptions) if part),
             region=self.region.code,
             intensity_g_per_kwh=self.region.intensity_g_per_kwh,
             pue=self.pue,
             co2_g=self._co2_g(window.energy_j),
-            co2_g_uncertainty=self._co2_g(window.uncertainty_j),
+            co2_uncertainty_g=self._co2_g(window.uncertainty_j),
             error=error,
         )
         self._records.append(record)
@@ -479,7 +479,7 @@ class Training:
         self._warned = False
 
     @property
-    def energy_j_so_far(self) -> float:
+    def energy_so_far_j(self) -> float:
         """The energy of the finished epochs. Units: J, PUE not applied."""
         return math.fsum(e.energy_j for e in self.epochs)
 
@@ -531,14 +531,14 @@ class Training:
             host=tracker.host,
             epochs_done=prediction.epochs_done,
             epochs_planned=self.planned_epochs,
-            energy_j_so_far=prediction.energy_j_so_far,
+            energy_so_far_j=prediction.energy_so_far_j,
             predicted_energy_j=prediction.predicted_energy_j,
-            predicted_energy_j_low=prediction.low_j,
-            predicted_energy_j_high=prediction.high_j,
+            predicted_energy_low_j=prediction.low_j,
+            predicted_energy_high_j=prediction.high_j,
             interval_level=self.level,
             predicted_co2_g=co2_g,
-            predicted_co2_g_low=low_g,
-            predicted_co2_g_high=high_g,
+            predicted_co2_low_g=low_g,
+            predicted_co2_high_g=high_g,
             budget_co2_g=self.budget_co2_g,
             exceeds_budget=exceeds,
             energy_method=self._method,

@@ -422,11 +422,11 @@ const OPTION_COLUMNS = [
      title: basisOf(o).title + (estimated(o) && o.note ? `\n${o.note}` : "")}, basisOf(o).label)},
   {key: "quality", label: "quality", num: true, value: (o) => o.quality.value ?? NaN, show: (o) => `${num(o.quality.value)} ${o.quality.metric}`},
   {key: "latency", label: "latency ms", num: true, value: (o) => o.latency_ms,
-   show: (o) => approx(o, num(o.latency_ms), o.latency_ms_uncertainty > 0 ? `± ${num(o.latency_ms_uncertainty, 2)} ms (one standard uncertainty)` : "")},
-  {key: "energy", label: "energy / request", num: true, value: (o) => o.energy_j_per_inference,
+   show: (o) => approx(o, num(o.latency_ms), o.latency_uncertainty_ms > 0 ? `± ${num(o.latency_uncertainty_ms, 2)} ms (one standard uncertainty)` : "")},
+  {key: "energy", label: "energy / request", num: true, value: (o) => o.energy_per_inference_j,
    show: (o) => el("span", {class: `method-${o.energy_method}`,
      title: o.energy_method.startsWith("estimate") ? "computed from assumptions, not metered" : "metered"},
-     approx(o, `${joules(o.energy_j_per_inference)} ${relative(o.energy_j_per_inference_uncertainty, o.energy_j_per_inference)} ${o.energy_method}`))},
+     approx(o, `${joules(o.energy_per_inference_j)} ${relative(o.energy_per_inference_uncertainty_j, o.energy_per_inference_j)} ${o.energy_method}`))},
   {key: "train", label: "CO2e training", num: true, value: (o) => o.co2_g.training + o.co2_g.experimentation,
    show: (o) => grams(o.co2_g.training + o.co2_g.experimentation)},
   {key: "inference", label: "CO2e inference", num: true, value: (o) => o.co2_g.inference, show: (o) => grams(o.co2_g.inference)},
@@ -497,7 +497,7 @@ function renderAlternatives() {
     const gives = a.kind === "device" ? (a.latency_change_ms > 0 ? `gives up ${num(a.latency_change_ms)} ms of latency per request` : "no latency lost")
       : "gives up nothing measured here (network latency to the region is not included)";
     const pct = o.co2_g.total > 0 ? ` (${Math.round(100 * a.saving_g / o.co2_g.total)}%)` : "";
-    list.append(el("li", {}, `${where}: ${grams(a.co2_g_total)}, saves ${grams(a.saving_g)}${pct}; ${a.note || gives}`));
+    list.append(el("li", {}, `${where}: ${grams(a.total_co2_g)}, saves ${grams(a.saving_g)}${pct}; ${a.note || gives}`));
   }
   if (!o.alternatives.length) list.append(el("li", {class: "muted"}, "none greener among the allowed regions and measured devices"));
   for (const e of (o.equivalents || []).slice(0, 2))
@@ -565,7 +565,7 @@ function drawBreakdown(config, layout) {
       y: models.map((m) => { const o = r.options.find((x) => x.model === m && `${x.device}${x.host ? " @ " + x.host : ""}` === d); return o ? o.co2_g.total : null; })}));
   } else if (by === "region") {
     const o = r.options[state.selected];
-    const rows = [{region: `${o.region} (chosen)`, g: o.co2_g.total}, ...o.alternatives.filter((a) => a.kind === "region").map((a) => ({region: a.region, g: a.co2_g_total}))];
+    const rows = [{region: `${o.region} (chosen)`, g: o.co2_g.total}, ...o.alternatives.filter((a) => a.kind === "region").map((a) => ({region: a.region, g: a.total_co2_g}))];
     traces = [{type: "bar", name: optionName(o), x: rows.map((x) => x.region), y: rows.map((x) => x.g)}];
     xTitle = `${o.model} on ${o.device}, served in each region`;
   } else {
@@ -699,9 +699,9 @@ const EVIDENCE_COLUMNS = [
   {key: "model", label: "model", value: (m) => m.model},
   {key: "device", label: "device", value: (m) => `${m.device} ${m.host}`, show: (m) => `${m.device} @ ${m.host}`},
   {key: "precision", label: "precision", value: (m) => m.precision},
-  {key: "latency", label: "latency p50 ms", num: true, value: (m) => m.latency_ms_p50, show: (m) => num(m.latency_ms_p50)},
-  {key: "energy", label: "energy / inference", num: true, value: (m) => m.energy_j_per_inference,
-   show: (m) => el("span", {class: `method-${m.energy_method}`, title: m.assumptions}, `${joules(m.energy_j_per_inference)} ± ${joules(m.energy_j_per_inference_uncertainty)}`)},
+  {key: "latency", label: "latency p50 ms", num: true, value: (m) => m.latency_p50_ms, show: (m) => num(m.latency_p50_ms)},
+  {key: "energy", label: "energy / inference", num: true, value: (m) => m.energy_per_inference_j,
+   show: (m) => el("span", {class: `method-${m.energy_method}`, title: m.assumptions}, `${joules(m.energy_per_inference_j)} ± ${joules(m.energy_per_inference_uncertainty_j)}`)},
   {key: "method", label: "method", value: (m) => m.energy_method + (m.cached ? " (cached)" : "")},
   {key: "task", label: "task", value: (m) => m.task},
 ];
