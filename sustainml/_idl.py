@@ -6,6 +6,11 @@ string, sequence and nested struct types), so a strict reader that rejects every
 and safe. It refuses @appendable and @mutable: the IDL's header says why every type is @final.
 ``python sustainml/_idl.py`` regenerates ``sustainml/msg.py`` (as a script, so that it runs even
 while msg.py is out of date); ``tests/test_idl.py`` fails when the two differ.
+
+Legacy mode (``parse(text, legacy=True)``, ``--legacy-v1``) reads the version-1 IDL kept in
+``idl/history/`` (@appendable structs) into ``sustainml/_msg_v1.py``, whose types are named
+``sustainml_v1::...``: only to read what version-1 code stored (``sustainml.msg_upgrade``), never to
+talk on the bus.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from pathlib import Path
 
 IDL_PATH = Path(__file__).resolve().parent.parent / "idl" / "sustainml.idl"
 MSG_PATH = Path(__file__).resolve().parent / "msg.py"
+V1_IDL_PATH = IDL_PATH.parent / "history" / "sustainml_v1.idl"
+V1_MSG_PATH = Path(__file__).resolve().parent / "_msg_v1.py"
+V1_MODULE = "sustainml_v1"
 
 # IDL primitive -> (Python annotation, default expression)
 PRIMITIVES: dict[str, tuple[str, str]] = {
@@ -69,8 +77,10 @@ class IdlModule:
 _TOKEN = re.compile(r"@\w+|\w+|<|>|[{};,=]")
 
 
-def parse(text: str) -> IdlModule:
-    """Parse the IDL text into enums and structs, in declaration order."""
+def parse(text: str, *, legacy: bool = False) -> IdlModule:
+    """Parse the IDL text into enums and structs, in declaration order.
+
+    ``legacy`` also accepts @appendable structs, as the version-1 IDL in ``idl/history/`` has them."""
     text = re.sub(r"//[^\n]*", "", text)
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     tokens = _TOKEN.findall(text)
@@ -121,7 +131,9 @@ def parse(text: str) -> IdlModule:
             module.order.append(enum.name)
         elif kind == "struct":
             ext = [a for a in annotations if a in ("final", "appendable", "mutable")]
-            if ext != ["final"]:
+            if legacy and ext == ["appendable"]:
+                pass
+            elif ext != ["final"]:
                 raise IdlSyntaxError(f"struct after {annotations}: every struct is @final (the IDL's header "
                                      "says why: Fast DDS 2.x reads XCDR1 only)")
             struct = Struct(take(), ext[0])
@@ -177,19 +189,27 @@ def _annotation(idl_type: str, module: IdlModule) -> tuple[str, str]:
     raise IdlSyntaxError(f"unknown type {idl_type!r}")
 
 
-def generate(module: IdlModule) -> str:
-    """Python source of the message dataclasses, one per IDL type, in IDL order."""
+def generate(module: IdlModule, *, docstring: tuple[str, ...] | None = None) -> str:
+    """Python source of the message dataclasses, one per IDL type, in IDL order.
+
+    ``docstring``: the generated module's docstring lines, by default those of ``sustainml/msg.py``."""
+    if docstring is None:
+        docstring = (
+            "Message types of the SustainML pipeline. GENERATED from idl/sustainml.idl: do not edit.",
+            "",
+            "Regenerate with ``python -m sustainml._idl``; tests/test_idl.py fails when this file and the IDL",
+            "differ. Field comments and units are in the IDL.",
+        )
+    annotations = sorted({"final", "key", *(s.extensibility for s in module.structs.values())})
     out = [
-        '"""Message types of the SustainML pipeline. GENERATED from idl/sustainml.idl: do not edit.',
-        "",
-        "Regenerate with ``python -m sustainml._idl``; tests/test_idl.py fails when this file and the IDL",
-        "differ. Field comments and units are in the IDL.",
+        f'"""{docstring[0]}',
+        *docstring[1:],
         '"""',
         "",
         "from dataclasses import dataclass, field",
         "",
         "from cyclonedds.idl import IdlEnum, IdlStruct, types",
-        "from cyclonedds.idl.annotations import final, key",
+        f"from cyclonedds.idl.annotations import {', '.join(annotations)}",
         "",
         f"__all__ = {sorted([*module.constants, *module.order])!r}",
     ]
@@ -212,7 +232,23 @@ def generate(module: IdlModule) -> str:
     return "\n".join(out) + "\n"
 
 
+def generate_v1() -> str:
+    """Python source of ``sustainml/_msg_v1.py``: the version-1 types, named ``sustainml_v1::...``."""
+    module = parse(V1_IDL_PATH.read_text(), legacy=True)
+    module.name = V1_MODULE
+    return generate(module, docstring=(
+        "Message types of interface version 1. GENERATED from idl/history/sustainml_v1.idl: do not edit.",
+        "",
+        "Only to read what version-1 code stored (sustainml.msg_upgrade); never published. Regenerate with",
+        "``python -m sustainml._idl --legacy-v1``; tests/test_msg_upgrade.py fails when this file and the IDL differ.",
+    ))
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--legacy-v1"]:
+        V1_MSG_PATH.write_text(generate_v1())
+        print(f"wrote {V1_MSG_PATH}", file=sys.stderr)
+        return
     module = parse(IDL_PATH.read_text())
     MSG_PATH.write_text(generate(module))
     print(f"wrote {MSG_PATH} ({len(module.order)} types)", file=sys.stderr)

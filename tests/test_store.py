@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -219,3 +221,74 @@ def test_concurrent_writers_never_share_an_iteration(store):
     results = store.results(root.problem_id, limit=1000)
     assert len(results) == 1 + 4 * per_thread
     assert sum(r.state == msg.TaskState.TASK_DONE for r in results) == 4 * per_thread
+
+
+# ------------------------------------------------------------- a file of interface version 1
+
+STORE_V1 = Path(__file__).parent / "data" / "store_v1.sqlite"  # tests/data/make_store_v1.py, version-1 code
+
+
+@pytest.fixture
+def store_v1(tmp_path):
+    path = tmp_path / "tasks.sqlite"
+    shutil.copyfile(STORE_V1, path)
+    return path
+
+
+def test_a_store_of_interface_version_1_is_converted_when_opened(store_v1, caplog):
+    with TaskStore(store_v1) as store:
+        done_result, running_result = store.results()[::-1]
+        first, second = done_result.task_id, running_result.task_id
+
+        assert (first.iteration, second.iteration, second.problem_id) == (1, 2, first.problem_id)
+        assert done_result.state == msg.TaskState.TASK_DONE and done_result.options[0].model == "resnet18"
+        assert done_result.options[0].total_co2_g > 0  # co2_g_total in version 1
+        assert running_result.state == msg.TaskState.TASK_RUNNING and not running_result.options
+        assert [(task_id, p.text) for task_id, p in store.unfinished()] == [(second, "the same, greener")]
+        assert store.get_input(second).constraints == msg.TaskConstraints(quality_target=0.7)
+        evidence = store.evidence(task_type="image_classification")
+        assert [r.measurement.model for r in evidence.records] == ["resnet18"]
+        assert evidence.records[0].measurement.latency_p50_ms > 0  # latency_ms_p50 in version 1
+        assert [n.text for n in evidence.notes] == ["text"]
+        # and it goes on: a next iteration, a note on the converted result
+        assert store.new_task(problem(problem_id=first.problem_id)).iteration == 3
+        note = msg.OptionNote(task_id=first, model="resnet18", device="cpu", host="gpu01", text="still true")
+        assert store.add_note(note).note_id == 2
+    assert "converted 5 stored messages of interface version 1 to version 2, dropped 0" in caplog.text
+
+    caplog.clear()
+    with TaskStore(store_v1) as again:  # converted once
+        assert again.get_result(first).options == done_result.options
+    assert "interface version 1" not in caplog.text
+
+
+def test_a_version_1_message_that_cannot_be_read_is_dropped_with_a_warning(store_v1, caplog):
+    raw = sqlite3.connect(store_v1)
+    with raw:
+        raw.execute("UPDATE tasks SET result = X'0009000001' WHERE iteration = 1")
+        raw.execute("UPDATE measurements SET measurement = X'00'")
+        (problem_id,) = raw.execute("SELECT problem_id FROM tasks WHERE iteration = 1").fetchone()
+    raw.close()
+
+    with TaskStore(store_v1) as store:
+        kept = store.get_result(msg.TaskId(problem_id, 1))
+        assert kept.state == msg.TaskState.TASK_DONE and not kept.options  # the task stays, its figures are gone
+        assert store.get_input(msg.TaskId(problem_id, 1)).text == "text"
+        assert store.evidence().records == []
+    assert f"dropped the stored TaskResult of {problem_id} iteration 1: 5 bytes are not a version-1 TaskResult" \
+        in caplog.text
+    assert "dropped the stored JobMeasurement of resnet18 on cpu at gpu01" in caplog.text
+    assert "converted 3 stored messages of interface version 1 to version 2, dropped 2" in caplog.text
+
+
+def test_a_store_written_by_this_version_at_schema_2_is_kept_as_it_is(store_path, caplog):
+    with TaskStore(store_path) as store:
+        task_id = store.new_task(problem())
+        store.save_result(done(task_id))
+    raw = sqlite3.connect(store_path)
+    raw.execute("PRAGMA user_version = 2")  # as the first version-2 code left it, before this conversion
+    raw.close()
+
+    with TaskStore(store_path) as store:
+        assert store.get_result(task_id).options == done(task_id).options
+    assert "interface version 1" not in caplog.text

@@ -3,13 +3,15 @@ and the shared evidence: every measurement it received, and the notes people att
 
 One SQLite file (stdlib ``sqlite3``, WAL mode) so that a restarted orchestrator finds its unfinished
 tasks and a front end can read the results of earlier iterations. Messages are stored as their CDR
-serialisation (``msg.X.serialize()``): the IDL stays the one definition of their fields, and
-``@appendable`` types still read back after fields are appended.
+serialisation (``msg.X.serialize()``): the IDL stays the one definition of their fields. The IDL's
+types do not change within an interface version; a file written by an earlier version is converted
+when it is opened (schema version 3 converts interface version 1's blobs, ``sustainml.msg_upgrade``).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from typing import Any
 
 from sustainml import msg
 from sustainml.exceptions import InvalidProblem
+from sustainml.msg_upgrade import UpgradeError, interface_version, upgrade_v1
 from sustainml.report import status_name
 from sustainml.sqlite_file import SqliteFile
 
@@ -29,6 +32,8 @@ MAX_EVIDENCE_LIMIT = 5000  # keeps one reply a few MB at most
 MAX_NOTE_CHARS = 2000
 MAX_AUTHOR_CHARS = 100
 _UNFINISHED = (msg.TaskState.TASK_QUEUED.name, msg.TaskState.TASK_RUNNING.name)
+_log = logging.getLogger(__name__)
+_UPGRADE_V1 = "sustainml_upgrade_v1"  # SQL function (blob, current type name, row) -> current blob or NULL
 
 # _MIGRATIONS[v] brings a file at user_version v to v + 1.
 _MIGRATIONS: dict[int, list[str]] = {
@@ -87,6 +92,21 @@ _MIGRATIONS: dict[int, list[str]] = {
         """,
         "CREATE INDEX notes_by_option ON notes (problem_id, iteration, model, device, host)",
     ],
+    # Interface version 2 (@final types, renamed types and fields) cannot read version 1's blobs: each is
+    # converted (TaskStore._upgrade_blob). One that cannot be is dropped with a warning: a task without its
+    # input (a stored result without its figures: the task stays, with its state), a measurement, a note.
+    2: [
+        f"UPDATE tasks SET user_input = COALESCE({_UPGRADE_V1}(user_input, 'UserInput',"
+        " problem_id || ' iteration ' || iteration), X'')",
+        "DELETE FROM tasks WHERE user_input = X''",
+        f"UPDATE tasks SET result = {_UPGRADE_V1}(result, 'TaskResult', problem_id || ' iteration ' || iteration)"
+        " WHERE result IS NOT NULL",
+        f"UPDATE measurements SET measurement = COALESCE({_UPGRADE_V1}(measurement, 'JobMeasurement',"
+        " model || ' on ' || device || ' at ' || host || ' for ' || problem_id || ' iteration ' || iteration), X'')",
+        "DELETE FROM measurements WHERE measurement = X''",
+        f"UPDATE notes SET note = COALESCE({_UPGRADE_V1}(note, 'OptionNote', 'note ' || note_id), X'')",
+        "DELETE FROM notes WHERE note = X''",
+    ],
 }
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -110,6 +130,33 @@ class TaskStore(SqliteFile):
 
     migrations = _MIGRATIONS
     what = "task store"
+
+    def _migrate(self) -> None:
+        """The base class's migrations, with the SQL function that converts interface-version-1 blobs."""
+        self._upgraded: dict[str, int] = {"converted": 0, "dropped": 0}
+        self._db.create_function(_UPGRADE_V1, 3, self._upgrade_blob, deterministic=True)
+        super()._migrate()
+        if sum(self._upgraded.values()):
+            _log.warning("task store %s: converted %d stored messages of interface version 1 to version 2, "
+                         "dropped %d that could not be read", self.path, self._upgraded["converted"],
+                         self._upgraded["dropped"])
+
+    def _upgrade_blob(self, blob: bytes, type_name: str, row: str) -> bytes | None:
+        """``blob`` as the current ``type_name``: converted when version-1 code wrote it, as it is when
+        current code did, None (with a warning naming ``row``) when it cannot be read."""
+        version = interface_version(blob)
+        if version == 2:
+            return blob
+        try:
+            if version != 1:
+                raise UpgradeError(f"its header {bytes(blob[:2]).hex()} is not that of a CDR message")
+            converted = upgrade_v1(blob, type_name).serialize()
+        except Exception as e:  # noqa: BLE001 - any failure drops this one blob, never the whole store
+            self._upgraded["dropped"] += 1
+            _log.warning("task store %s: dropped the stored %s of %s: %s", self.path, type_name, row, e)
+            return None
+        self._upgraded["converted"] += 1
+        return converted
 
     # ----------------------------------------------------------------------------- writing
 
