@@ -217,7 +217,7 @@ def test_a_file_from_schema_one_is_migrated_keeping_its_tasks(tmp_path):
         migrated.add_measurements(hardware(task_id, "server", ("tabular_mlp", "cpu")), task_type="tabular")
         assert len(migrated.evidence().records) == 1
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
 
 
 # ---------------------------------------------------------------- the task book keeps them
