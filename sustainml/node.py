@@ -24,15 +24,15 @@ import signal
 import threading
 import time
 import traceback
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from . import msg, topics
 from .bus import Gone, Participant, Publisher, ServiceServer, Subscription
 from .config import RuntimeConfig, load_config, node_params
 from .exceptions import ConfigError, SustainMLError, TaskCancelled
+from .task_inputs import Outcome, TaskInputs
 from .topics import ServiceSpec, TopicSpec
 
 __all__ = ["Node", "TaskNode", "Input", "TaskContext", "run_node", "task_key", "TaskKey",
@@ -56,10 +56,15 @@ class NoParams:
 
 class Node:
     """A process on the bus with a name, a status heartbeat and liveliness, ROS-style verbs to
-    declare publishers, subscriptions, services and timers, and lifecycle hooks.
+    declare publishers, subscriptions, services, timers and threads, and lifecycle hooks.
 
-    Lifecycle: ``on_configure`` (read parameters, load data) then ``on_activate`` (start serving)
-    at start-up; ``on_shutdown`` on SIGINT/SIGTERM or ``shutdown()``."""
+    Lifecycle, as a ROS 2 lifecycle node's: the constructor joins the bus and announces
+    NODE_STARTING, runs ``on_configure`` (read parameters, load data, declare entities) to its end,
+    then ``on_activate`` (start serving), then announces NODE_IDLE "ready" -- the launcher counts a
+    node as up from that announcement. ``shutdown()`` (SIGINT, SIGTERM, SIGHUP in ``run_node``)
+    announces NODE_STOPPING, stops and joins the node's timers and threads, then runs
+    ``on_shutdown`` (release resources) and leaves the bus. A constructor that fails releases what
+    it holds (the participant included) before the error propagates."""
 
     name: ClassVar[str] = "node"
     #: What the node does; defaults to ``name``. Instances of one kind on several hosts need
@@ -68,6 +73,9 @@ class Node:
     unique_per_host: ClassVar[bool] = False
     Params: ClassVar[type] = NoParams
     heartbeat_period_s: ClassVar[float] = 1.0
+    #: How long shutdown waits for the node's threads (a task's work) to stop before it gives up on
+    #: them (Units: s). Shorter than the launcher's grace period, so a clean exit still comes first.
+    stop_timeout_s: ClassVar[float] = 5.0
 
     def __init__(self, *, config: RuntimeConfig | None = None, params: Any = None,
                  name: str | None = None) -> None:
@@ -77,16 +85,24 @@ class Node:
         self.params = params if params is not None else node_params(
             self.Params, self.config.node_params.get(self.name, {}), node=self.name)
         self.log = logging.getLogger(f"sustainml.{self.name}")
+        self._stop = threading.Event()
+        self._configured = False
+        self._threads: list[threading.Thread] = []
+        self._services: list[ServiceServer] = []
+        self._subs: list[Subscription] = []
         self.bus = Participant(self.config)
+        try:
+            self._start(name)
+        except BaseException as e:
+            self._release_after_failed_start(e)
+            raise
+
+    def _start(self, name: str | None) -> None:
         self.host = self.bus.host
         if name:
             self.name = name
         elif self.unique_per_host:
             self.name = f"{self.kind}@{self.host}"
-        self._stop = threading.Event()
-        self._timers: list[threading.Thread] = []
-        self._services: list[ServiceServer] = []
-        self._subs: list[Subscription] = []
         self._state = msg.NodeState.NODE_STARTING
         self._state_task = msg.TaskId()
         self._progress = 0.0
@@ -94,16 +110,44 @@ class Node:
         self._status_lock = threading.Lock()
         self._started_unix_s = time.time()
         self._status = self.bus.publisher(topics.NODE_STATUS)
-        self.publish_status(msg.NodeState.NODE_STARTING, message="starting")
+        self.publish_status(msg.NodeState.NODE_STARTING, message="configuring")
         self._setup()
         self.on_configure()
+        self._configured = True
         self.on_activate()
+        self._activate()
         self.create_timer(self.heartbeat_period_s, self._heartbeat)
         self.set_state(msg.NodeState.NODE_IDLE, message="ready")
         self.log.info("%s ready on %s (domain %d)", self.name, self.host, self.config.domain_id)
 
+    def _release_after_failed_start(self, error: BaseException) -> None:
+        """Leave the bus after a failed start: stop what was started, release what was configured."""
+        self.log.debug("%s failed to start: %s", self.name, error)
+        try:
+            if hasattr(self, "_status"):
+                self.publish_status(msg.NodeState.NODE_STOPPING, message=f"failed to start: {error}"[:500])
+        except SustainMLError:
+            pass
+        self._stop.set()
+        try:
+            self._stop_threads()
+            if self._configured:
+                self.on_shutdown()
+        except Exception:  # noqa: BLE001 - the start-up error is the one the caller must see
+            self.log.exception("releasing %s after its failed start failed too", self.name)
+        finally:
+            for server in self._services:
+                server.close()
+            self.bus.close()
+
     def _setup(self) -> None:
         """Runtime wiring of subclasses of Node in this package, before the user's hooks."""
+
+    def _activate(self) -> None:
+        """Runtime activation of subclasses of Node in this package, after ``on_activate``."""
+
+    def _deactivate(self) -> None:
+        """Runtime deactivation of subclasses of Node in this package: take no more input."""
 
     # ---------------------------------------------------------------- lifecycle hooks
     def on_configure(self) -> None:
@@ -113,7 +157,8 @@ class Node:
         """Start serving (publish transient state such as an inventory)."""
 
     def on_shutdown(self) -> None:
-        """Release resources. Called once, from ``shutdown``."""
+        """Release resources. Called once, from ``shutdown``, after the node's timers and threads
+        (``create_timer``, ``create_thread``, a task node's worker) stopped."""
 
     # ---------------------------------------------------------------- ROS-style verbs
     def create_publisher(self, spec: TopicSpec[T]) -> Publisher[T]:
@@ -140,9 +185,14 @@ class Node:
                 except Exception:
                     self.log.exception("timer callback failed")
 
-        thread = threading.Thread(target=loop, name=f"{self.name}-timer", daemon=True)
+        return self.create_thread(loop, name=f"{self.name}-timer")
+
+    def create_thread(self, target: Callable[..., None], *args: Any, name: str = "") -> threading.Thread:
+        """Start ``target(*args)`` on a thread the node owns: shutdown joins it before ``on_shutdown``
+        releases what it may use. ``target`` must return soon after ``self.stopping`` turns true."""
+        thread = threading.Thread(target=target, args=args, name=name or f"{self.name}-thread", daemon=True)
         thread.start()
-        self._timers.append(thread)
+        self._threads.append(thread)
         return thread
 
     # ---------------------------------------------------------------- status
@@ -168,10 +218,12 @@ class Node:
 
     # ---------------------------------------------------------------- running
     def spin(self) -> None:
-        """Serve until ``shutdown()`` (SIGINT/SIGTERM call it in ``run_node``)."""
+        """Serve until ``shutdown()`` (SIGINT/SIGTERM/SIGHUP call it in ``run_node``)."""
         self._stop.wait()
 
     def shutdown(self) -> None:
+        """Stop serving and release everything, in this order: announce NODE_STOPPING, take no more
+        input, stop and join the node's threads, ``on_shutdown``, leave the bus. Idempotent."""
         if self._stop.is_set():
             return
         self.log.info("%s shutting down", self.name)
@@ -181,11 +233,27 @@ class Node:
             pass
         self._stop.set()
         try:
-            self.on_shutdown()
-        finally:
+            self._deactivate()
             for server in self._services:
                 server.close()
+            if self._stop_threads():
+                self.on_shutdown()
+            else:
+                # Closing a store under a thread that still writes to it is worse than leaving it to
+                # the process's exit (SQLite keeps what was committed either way).
+                self.log.warning("%s: a thread was still working %g s after the stop; on_shutdown skipped "
+                                 "so that nothing is closed under it", self.name, self.stop_timeout_s)
+        finally:
             self.bus.close()
+
+    def _stop_threads(self) -> bool:
+        """Join the node's threads (``_stop`` is set); whether they all ended within ``stop_timeout_s``."""
+        deadline = time.monotonic() + self.stop_timeout_s
+        current = threading.current_thread()
+        for thread in self._threads:
+            if thread is not current:
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads if t is not current)
 
     @property
     def stopping(self) -> bool:
@@ -228,12 +296,6 @@ class TaskContext:
                             progress=max(0.0, min(100.0, percent)), message=message)
 
 
-@dataclass
-class _Pending:
-    created: float
-    inputs: dict[str, Any] = field(default_factory=dict)
-
-
 class TaskNode(Node, abc.ABC):
     """A node that turns the inputs of a task into one output message.
 
@@ -241,7 +303,11 @@ class TaskNode(Node, abc.ABC):
     own worker thread, one task at a time. An exception becomes an error status for that task id
     (state NODE_ERROR, with one readable line) and the node goes on serving. Inputs of cancelled or
     finished tasks are dropped with a log line; partial inputs expire after ``pending_ttl_s`` and
-    at most ``max_pending`` tasks are held."""
+    at most ``max_pending`` tasks are held (the joining itself is ``sustainml.task_inputs``).
+
+    The input subscriptions exist from before ``on_configure``, so that nothing a writer sends while
+    the node configures is lost, but their messages are only held then: they are joined and processed
+    once the node is active (after ``on_activate``), in the order they came."""
 
     inputs: ClassVar[dict[str, Input]] = {}
     output: ClassVar[TopicSpec | None] = None
@@ -249,35 +315,57 @@ class TaskNode(Node, abc.ABC):
     max_pending: ClassVar[int] = 512
     remember_finished: ClassVar[int] = 8192
     remember_outputs: ClassVar[int] = 1024
+    #: Most input messages held while the node configures (the oldest are dropped beyond it).
+    max_held_while_configuring: ClassVar[int] = 4096
+    #: How long activation waits for the input subscriptions to meet a writer (Units: s).
+    match_timeout_s: ClassVar[float] = 5.0
 
     def __init__(self, **kwargs: Any) -> None:
-        self._pending: OrderedDict[TaskKey, _Pending] = OrderedDict()
-        self._finished: OrderedDict[TaskKey, str] = OrderedDict()  # key -> why (cancelled, done..)
         self._lock = threading.Lock()
-        self._work: list[tuple[msg.TaskId, dict[str, Any], Any]] = []
         self._work_ready = threading.Condition(self._lock)
-        # fire key -> None while in work, then ("output", message) or ("error", text): a repeated
-        # input (the orchestrator re-sends after a restart) is answered again, not re-processed.
-        self._processed: OrderedDict[Any, tuple[str, Any] | None] = OrderedDict()
+        self._active = False
+        self._held_while_configuring: list[tuple[str, Any]] = []
+        self._book = TaskInputs({name: spec.keep for name, spec in self.inputs.items()},
+                                fire_key=self.fire_key, ttl_s=self.pending_ttl_s, max_pending=self.max_pending,
+                                remember_finished=self.remember_finished,
+                                remember_outcomes=self.remember_outputs,
+                                log=logging.getLogger(f"sustainml.{self.name}"))
         super().__init__(**kwargs)
 
     def _setup(self) -> None:
         self._publisher = self.create_publisher(self.output) if self.output else None
         self.create_subscription(topics.NODE_CONTROL, self._on_control)
         self.create_subscription(topics.TASK_STATUS, self._on_task_status)
-        subs = [self.create_subscription(spec.topic, lambda m, n=input_name: self._on_input(n, m))
-                for input_name, spec in self.inputs.items()]
-        self._worker = threading.Thread(target=self._work_loop, name=f"{self.name}-worker", daemon=True)
-        self._worker.start()
+        self._subscribed_at = time.monotonic()
+        self._input_subs = [self.create_subscription(spec.topic, lambda m, n=input_name: self._on_input(n, m))
+                            for input_name, spec in self.inputs.items()]
+
+    def _activate(self) -> None:
         # Announce "ready" only once the inputs are connected (to the orchestrator's writers at
         # least), so that inputs the orchestrator re-sends to a restarted node are not lost.
-        deadline = time.monotonic() + 5.0
-        for sub in subs:
+        deadline = self._subscribed_at + self.match_timeout_s
+        for sub in self._input_subs:
             sub.wait_matched(max(0.0, deadline - time.monotonic()))
+        self.create_thread(self._work_loop, name=f"{self.name}-worker")
+        with self._lock:
+            self._active = True
+            held, self._held_while_configuring = self._held_while_configuring, []
+            if held:
+                self.log.info("taking %d input message(s) that came while configuring", len(held))
+            # Under the lock, so that they are joined before any message that comes after them.
+            replays = [(message.task_id, self._offer(name, message)) for name, message in held]
+        for task_id, replay in replays:
+            self._answer_again(task_id, replay)
+
+    def _deactivate(self) -> None:
+        with self._lock:
+            self._active = False
+            self._work_ready.notify_all()
 
     def fire_key(self, task_id: msg.TaskId, inputs: dict[str, Any]) -> Any:
         """What identifies one firing, so that re-sent inputs are not processed twice. One per task;
-        a node that fires once per message of an input (e.g. per host) returns a finer key."""
+        a node that fires once per message of an input (e.g. per host) returns a finer key. Called
+        only once the node is configured."""
         return task_key(task_id)
 
     @abc.abstractmethod
@@ -291,30 +379,20 @@ class TaskNode(Node, abc.ABC):
         return bool(self.task_ended(task_id))
 
     def task_ended(self, task_id: msg.TaskId) -> str:
-        """How the task ended ("was cancelled", "failed", "is done"), or "" while it runs."""
+        """How the task ended ("was cancelled", "failed", "is done"), or "" while it runs; "the node is
+        shutting down" once it is."""
         with self._lock:
-            why = self._finished.get(task_key(task_id), "")
+            why = self._book.ended(task_key(task_id))
+        if not why and self.stopping:
+            return "was interrupted: the node is shutting down"
         return {"cancelled": "was cancelled", "failed": "failed", "done": "is done"}.get(why, why)
-
-    def _finish(self, key: TaskKey, why: str) -> None:
-        """Caller holds the lock."""
-        self._finished[key] = why
-        self._finished.move_to_end(key)
-        while len(self._finished) > self.remember_finished:
-            self._finished.popitem(last=False)
-        if self._pending.pop(key, None) is not None:
-            self.log.info("dropped held inputs of %s/%d: task %s", key[0], key[1], why)
-        before = len(self._work)
-        self._work = [work for work in self._work if task_key(work[0]) != key]
-        if len(self._work) != before:
-            self.log.info("dropped queued work of %s/%d: task %s", key[0], key[1], why)
 
     def _on_control(self, control: msg.NodeControl) -> None:
         if control.target_node not in ("", self.name):
             return
         if control.command == msg.ControlCommand.CONTROL_CANCEL_TASK:
             with self._lock:
-                self._finish(task_key(control.task_id), "cancelled")
+                self._book.finish(task_key(control.task_id), "cancelled")
             self.log.info("cancel %s/%d: %s", control.task_id.problem_id, control.task_id.iteration,
                           control.reason or "requested")
 
@@ -322,73 +400,60 @@ class TaskNode(Node, abc.ABC):
         if status.state in TERMINAL:
             why = "cancelled" if status.state == msg.TaskState.TASK_CANCELLED else status.state.name[5:].lower()
             with self._lock:
-                self._finish(task_key(status.task_id), why)
+                self._book.finish(task_key(status.task_id), why)
 
     def _on_input(self, name: str, message: Any) -> None:
         task_id: msg.TaskId = message.task_id
         if not task_id.problem_id:
             self.log.warning("dropped a %s without a task id", type(message).__name__)
             return
-        key = task_key(task_id)
-        now = time.monotonic()
-        replay: tuple[str, Any] | None = None
         with self._lock:
-            if key in self._finished:
-                self.log.info("dropped %s for %s/%d: task %s", name, key[0], key[1], self._finished[key])
+            if not self._active:
+                if self.stopping:
+                    return
+                # Configuring: hold it (fire_key and process may need what on_configure sets up).
+                held = self._held_while_configuring
+                held.append((name, message))
+                if len(held) > self.max_held_while_configuring:
+                    held.pop(0)
+                    self.log.warning("dropped an input that came while configuring: more than %d held",
+                                     self.max_held_while_configuring)
                 return
-            for old in [k for k, p in self._pending.items() if now - p.created > self.pending_ttl_s]:
-                self.log.warning("expired partial inputs of %s/%d after %.0f s", old[0], old[1],
-                                 self.pending_ttl_s)
-                del self._pending[old]
-            pending = self._pending.get(key)
-            if pending is None:
-                while len(self._pending) >= self.max_pending:
-                    old, _ = self._pending.popitem(last=False)
-                    self.log.warning("dropped partial inputs of %s/%d: more than %d tasks held",
-                                     old[0], old[1], self.max_pending)
-                pending = self._pending[key] = _Pending(now)
-            pending.inputs[name] = message
-            if len(pending.inputs) < len(self.inputs):
-                return
-            ready = dict(pending.inputs)
-            fire = self.fire_key(task_id, ready)
-            for input_name, spec in self.inputs.items():
-                if not spec.keep:
-                    pending.inputs.pop(input_name, None)
-            if not pending.inputs:
-                del self._pending[key]
-            if fire in self._processed:
-                replay = self._processed[fire]
-                self.log.info("repeated %s for %s/%d: %s", name, key[0], key[1],
-                              "still in work" if replay is None else f"answering again ({replay[0]})")
-            else:
-                self._processed[fire] = None
-                while len(self._processed) > self.remember_outputs:
-                    self._processed.popitem(last=False)
-                self._work.append((task_id, ready, fire))
-                self._work_ready.notify()
-        if replay is not None:
-            kind, value = replay
-            if kind == "output" and self._publisher is not None:
-                self._publisher.publish(value)
-            elif kind == "error":
-                self.set_state(msg.NodeState.NODE_ERROR, task_id=task_id, message=value)
+            replay = self._offer(name, message)
+        self._answer_again(task_id, replay)
+
+    def _offer(self, name: str, message: Any) -> Outcome | None:
+        """Caller holds the lock."""
+        replay = self._book.offer(name, task_key(message.task_id), message.task_id, message, time.monotonic())
+        if self._book.queued:
+            self._work_ready.notify()
+        return replay
+
+    def _answer_again(self, task_id: msg.TaskId, replay: Outcome | None) -> None:
+        """Answer a repeated input with what its first processing gave."""
+        if replay is None:
+            return
+        if replay.error:
+            self.set_state(msg.NodeState.NODE_ERROR, task_id=task_id, message=replay.error)
+        elif replay.output is not None and self._publisher is not None:
+            self._publisher.publish(replay.output)
 
     def _work_loop(self) -> None:
         while True:
             with self._lock:
-                while not self._work and not self._stop.is_set():
+                while not self.stopping and not self._book.queued:
                     self._work_ready.wait(timeout=0.5)
-                if self._stop.is_set():
+                if self.stopping:
                     return
-                task_id, ready, fire = self._work.pop(0)
-            outcome = self._run(task_id, ready)
+                work = self._book.next_work()
+            assert work is not None
+            outcome = self._run(work.task_id, work.inputs)
             with self._lock:
-                if fire in self._processed:
-                    self._processed[fire] = outcome
+                self._book.done(work, outcome)
 
-    def _run(self, task_id: msg.TaskId, ready: dict[str, Any]) -> tuple[str, Any] | None:
-        """Process one task; returns what to answer a repeat of its inputs with."""
+    def _run(self, task_id: msg.TaskId, ready: dict[str, Any]) -> Outcome | None:
+        """Process one task; returns what to answer a repeat of its inputs with (None: process a
+        repeat again -- the work was stopped, or failed for a reason that is not the input's)."""
         ctx = TaskContext(self, task_id)
         label = f"{task_id.problem_id}/{task_id.iteration}"
         try:
@@ -399,24 +464,21 @@ class TaskNode(Node, abc.ABC):
                 self._publisher.publish(output)
             self.set_state(msg.NodeState.NODE_IDLE, task_id=task_id, progress=100.0, message="done")
             self.log.info("task %s done", label)
-            return ("output", output) if output is not None else None
+            return Outcome(output=output)
         except TaskCancelled as e:
             self.log.info("%s", e)
-            self.set_state(msg.NodeState.NODE_IDLE, task_id=task_id, message=f"stopped: {e}")
+            if not self.stopping:
+                self.set_state(msg.NodeState.NODE_IDLE, task_id=task_id, message=f"stopped: {e}")
             return None
-        except SustainMLError as e:
+        except SustainMLError as e:   # the input's fault: the same input gets the same answer
             self.log.warning("task %s rejected: %s", label, e)
-            error = str(e)
+            self.set_state(msg.NodeState.NODE_ERROR, task_id=task_id, message=str(e))
+            return Outcome(error=str(e))
         except Exception as e:  # noqa: BLE001 - any bug becomes an error status, the node serves on
             self.log.error("task %s failed:\n%s", label, traceback.format_exc())
-            error = f"internal error in {self.name}: {type(e).__name__}: {e}"
-        self.set_state(msg.NodeState.NODE_ERROR, task_id=task_id, message=error)
-        return ("error", error)
-
-    def shutdown(self) -> None:
-        with self._lock:
-            self._work_ready.notify_all()
-        super().shutdown()
+            self.set_state(msg.NodeState.NODE_ERROR, task_id=task_id,
+                           message=f"internal error in {self.name}: {type(e).__name__}: {e}")
+            return None
 
 
 # -------------------------------------------------------------------- entry point
@@ -437,7 +499,7 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_node(node_type: type[Node], argv: Sequence[str] | None = None) -> int:
-    """Init, spin, shut down: the whole ``main`` of a node. SIGINT and SIGTERM stop it cleanly."""
+    """Init, spin, shut down: the whole ``main`` of a node. SIGINT, SIGTERM and SIGHUP stop it cleanly."""
     parser = argparse.ArgumentParser(prog=f"sustainml node {node_type.name}")
     add_runtime_arguments(parser)
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
@@ -454,9 +516,10 @@ def run_node(node_type: type[Node], argv: Sequence[str] | None = None) -> int:
     def on_signal(signum: int, _frame: Any) -> None:
         stop.set()
 
-    # Before the node exists: a signal during start-up still ends in a clean shutdown.
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    # Before the node exists: a signal during start-up still ends in a clean shutdown (once the
+    # node is configured). SIGHUP too: a closed terminal or a launcher's stop must not leave it running.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     node = node_type(config=config, params=params)
     while not stop.wait(0.2) and not node.stopping:
         pass
