@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 ENERGY_ESTIMATE = "estimate"  # Measurement.energy_method of figures computed, not metered
-ESTIMATED = "estimated"  # Measurement.basis of a pre-run estimate: nothing was run
+ESTIMATED = "estimated"  # JobMeasurement.basis of a pre-run estimate: nothing was run
 
 # Readable names of the fields of msg.TaskConstraints, for notes and summaries.
 _CONSTRAINT_NAMES: dict[str, str] = {
