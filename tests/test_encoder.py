@@ -7,13 +7,14 @@ labelled descriptions in tests/data/ must be read right at least 90 % of the tim
 import math
 import zlib
 from dataclasses import replace
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from sustainml import msg
+from sustainml import msg, task_types
 from sustainml.exceptions import ConfigError, InvalidProblem
 from sustainml_nodes.task_encoder.encoding import (
     CLEAR_CONFIDENCE,
@@ -295,15 +296,47 @@ def test_a_task_type_without_catalogue_models_is_encoded_with_a_warning():
     assert any("no models for it yet" in w for w in task.warnings)
 
 
-def test_a_malformed_knowledge_file_is_a_config_error(tmp_path):
+def _knowledge_file(tmp_path, change) -> Path:
+    """The bundled knowledge.yaml, changed by ``change(data)``, in a file of its own."""
+    data = yaml.safe_load(files("sustainml_nodes.task_encoder").joinpath("knowledge.yaml").read_text())
+    change(data)
     path = tmp_path / "knowledge.yaml"
-    path.write_text(
-        "metrics: {}\n"
-        "modalities: {image: {cues: [photo]}}\n"
-        "task_types:\n"
-        "  x: {modality: image, metric: f1, cues: []}\n"
-    )
-    with pytest.raises(ConfigError, match="task type x names unknown metric 'f1'"):
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_the_knowledge_file_takes_task_types_and_metrics_from_the_library(tmp_path):
+    knowledge = load_knowledge(_knowledge_file(tmp_path, lambda data: None))
+    for name, task_type in task_types.TASK_TYPES.items():
+        assert knowledge.task_types[name].modality == task_type.modality
+        assert knowledge.task_types[name].metric.name == task_type.metric.name
+    for name, metric in task_types.METRICS.items():
+        got = knowledge.metrics[name]
+        assert (got.higher_is_better, got.fraction, got.description) == (
+            metric.higher_is_better, metric.fraction, metric.description)
+    assert knowledge.modalities == task_types.MODALITIES
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: d["task_types"].update(speech_recognition=d["task_types"]["text_generation"]),
+     "task type 'speech_recognition' is not defined in sustainml/task_types.py (it defines image_classification, "),
+    (lambda d: d["metrics"].update(f1={"phrases": ["f1 score"]}),
+     "metric 'f1' is not defined in sustainml/task_types.py (it defines top1_accuracy, "),
+    (lambda d: d["modalities"].update(audio={"cues": ["wav"]}), "modality 'audio' is not defined"),
+    (lambda d: d["task_types"].pop("object_detection"),
+     "no entry for task type 'object_detection' of sustainml/task_types.py; give its words here"),
+])
+def test_a_knowledge_file_naming_what_the_library_does_not_define_is_refused_in_one_line(tmp_path, change, message):
+    path = _knowledge_file(tmp_path, change)
+    with pytest.raises(ConfigError) as refused:
+        load_knowledge(path)
+    assert str(refused.value).startswith(f"{path}: {message}")
+    assert "\n" not in str(refused.value)
+
+
+def test_a_malformed_knowledge_file_is_a_config_error(tmp_path):
+    path = _knowledge_file(tmp_path, lambda d: d["task_types"]["object_detection"].update(cues="detect"))
+    with pytest.raises(ConfigError, match="malformed task knowledge .*expected a list of strings, got 'detect'"):
         load_knowledge(path)
 
 

@@ -1,7 +1,16 @@
-"""The task types the model provider knows, their data modality and what their models take as input.
+"""The task types as the model provider's modules use them, taken from ``sustainml.task_types`` (the one
+definition of task types, their modality, metric and input shape): names, and per-name lookups."""
 
-Names are those of the IDL's ``EncodedTask.task_type`` and of the task encoder's ``knowledge.yaml``.
-"""
+from sustainml.task_types import (
+    IMAGE_CLASSIFICATION,
+    OBJECT_DETECTION,
+    TABULAR_CLASSIFICATION,
+    TABULAR_REGRESSION,
+    TEXT_CLASSIFICATION,
+    TEXT_GENERATION,
+    TIME_SERIES_FORECASTING,
+)
+from sustainml.task_types import TASK_TYPES as _DEFINED
 
 __all__ = [
     "IMAGE_CLASSIFICATION",
@@ -18,46 +27,14 @@ __all__ = [
     "INPUT_RANK",
 ]
 
-IMAGE_CLASSIFICATION = "image_classification"
-OBJECT_DETECTION = "object_detection"
-TEXT_CLASSIFICATION = "text_classification"
-TEXT_GENERATION = "text_generation"
-TABULAR_CLASSIFICATION = "tabular_classification"
-TABULAR_REGRESSION = "tabular_regression"
-TIME_SERIES_FORECASTING = "time_series_forecasting"
-
-MODALITY_OF_TASK: dict[str, str] = {
-    IMAGE_CLASSIFICATION: "image",
-    OBJECT_DETECTION: "image",
-    TEXT_CLASSIFICATION: "text",
-    TEXT_GENERATION: "text",
-    TABULAR_CLASSIFICATION: "tabular",
-    TABULAR_REGRESSION: "tabular",
-    TIME_SERIES_FORECASTING: "time_series",
-}
-TASK_TYPES = tuple(MODALITY_OF_TASK)
+TASK_TYPES: tuple[str, ...] = tuple(_DEFINED)
+MODALITY_OF_TASK: dict[str, str] = {name: t.modality for name, t in _DEFINED.items()}
 
 #: Tasks whose models take integer token ids (int64), not real numbers.
-TOKEN_INPUT_TASKS = frozenset({TEXT_CLASSIFICATION, TEXT_GENERATION})
+TOKEN_INPUT_TASKS = frozenset(name for name, t in _DEFINED.items() if t.token_input)
 
 #: One sample's shape per task, as a user should write ``input_shape``.
-INPUT_SHAPE_FORM: dict[str, str] = {
-    IMAGE_CLASSIFICATION: "[channels, height, width], e.g. [3, 224, 224]",
-    OBJECT_DETECTION: "[channels, height, width], e.g. [3, 512, 688]",
-    TEXT_CLASSIFICATION: "[tokens], e.g. [128]",
-    TEXT_GENERATION: "[prompt tokens], e.g. [128]",
-    TABULAR_CLASSIFICATION: "[features], e.g. [14]",
-    TABULAR_REGRESSION: "[features], e.g. [8]",
-    TIME_SERIES_FORECASTING: "[context length, channels], e.g. [336, 7]",
-}
+INPUT_SHAPE_FORM: dict[str, str] = {name: t.input_shape_form for name, t in _DEFINED.items()}
 
 #: Dimensions of one sample per task.
-INPUT_RANK: dict[str, int] = {
-    IMAGE_CLASSIFICATION: 3,
-    OBJECT_DETECTION: 3,
-    TEXT_CLASSIFICATION: 1,
-    TEXT_GENERATION: 1,
-    TABULAR_CLASSIFICATION: 1,
-    TABULAR_REGRESSION: 1,
-    TIME_SERIES_FORECASTING: 2,
-}
+INPUT_RANK: dict[str, int] = {name: t.input_rank for name, t in _DEFINED.items()}

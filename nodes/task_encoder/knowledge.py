@@ -1,12 +1,15 @@
 """The task encoder's knowledge as typed values: task types, metrics, modalities and deploy targets.
 
-The data lives in ``knowledge.yaml`` next to this module (or a file a caller names); this module only
-reads and checks it, so that a malformed entry is a ``ConfigError`` naming the file and the entry.
+What each task type, modality and metric is (modality and metric of a task type, higher-is-better,
+fraction) is defined once in ``sustainml.task_types``; the encoder's words for them (cues, exemplars,
+phrases, model families) live in ``knowledge.yaml`` next to this module (or a file a caller names),
+which names them. This module reads and checks that file, so that a malformed entry, or a task type,
+modality or metric the library does not define, is a ``ConfigError`` naming the file and the entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from sustainml import task_types as defined
 from sustainml.exceptions import ConfigError
 
 __all__ = ["DeployTarget", "Knowledge", "MetricInfo", "TaskTypeInfo", "load_knowledge"]
@@ -21,7 +25,8 @@ __all__ = ["DeployTarget", "Knowledge", "MetricInfo", "TaskTypeInfo", "load_know
 
 @dataclass(frozen=True)
 class MetricInfo:
-    """A quality metric; ``fraction`` metrics take values in (0, 1], never percentages.
+    """A quality metric of ``sustainml.task_types``; ``fraction`` metrics take values in (0, 1], never
+    percentages.
 
     ``phrases`` are the words a user writes for it ("top-1 accuracy", "mAP"), most specific first.
     """
@@ -35,7 +40,8 @@ class MetricInfo:
 
 @dataclass(frozen=True)
 class TaskTypeInfo:
-    """A task type the encoder can name; ``supported`` when the model catalogue has models for it.
+    """A task type of ``sustainml.task_types`` with the encoder's words for it; ``supported`` when the
+    model catalogue has models for it.
 
     ``exemplars`` are short generic descriptions of the task that a user's text is compared with;
     ``cues`` are words that hint at it; ``families`` the model families that solve it.
@@ -102,27 +108,28 @@ def _bundled_knowledge() -> Knowledge:
 def _parse_knowledge(text: str, origin: str) -> Knowledge:
     try:
         data = yaml.safe_load(text)
+        _check_names(origin, "metric", data["metrics"], defined.METRICS)
+        _check_names(origin, "modality", data["modalities"], defined.MODALITIES, complete=True)
+        _check_names(origin, "task type", data["task_types"], defined.TASK_TYPES, complete=True)
+        phrases = {name: _strings((entry or {}).get("phrases", [])) for name, entry in data["metrics"].items()}
         metrics = {
             name: MetricInfo(
                 name=name,
-                higher_is_better=bool(entry["higher_is_better"]),
-                fraction=bool(entry["fraction"]),
-                description=str(entry.get("description", "")),
-                phrases=_strings(entry.get("phrases", [])),
+                higher_is_better=metric.higher_is_better,
+                fraction=metric.fraction,
+                description=metric.description,
+                phrases=phrases.get(name, ()),
             )
-            for name, entry in data["metrics"].items()
+            for name, metric in defined.METRICS.items()
         }
         modality_cues = {name: _strings(entry["cues"]) for name, entry in data["modalities"].items()}
         task_types = {}
         for name, entry in data["task_types"].items():
-            if entry["modality"] not in modality_cues:
-                raise ConfigError(f"{origin}: task type {name} names unknown modality {entry['modality']!r}")
-            if entry["metric"] not in metrics:
-                raise ConfigError(f"{origin}: task type {name} names unknown metric {entry['metric']!r}")
+            task_type = defined.TASK_TYPES[name]
             task_types[name] = TaskTypeInfo(
                 name=name,
-                modality=entry["modality"],
-                metric=metrics[entry["metric"]],
+                modality=task_type.modality,
+                metric=metrics[task_type.metric.name],
                 supported=bool(entry.get("supported", False)),
                 cues=_strings(entry["cues"]),
                 exemplars=_strings(entry.get("exemplars", [])),
@@ -150,6 +157,22 @@ def _parse_knowledge(text: str, origin: str) -> Knowledge:
         deploy_targets=deploy_targets,
         ml_words=ml_words,
     )
+
+
+def _check_names(origin: str, kind: str, section: object, known: Iterable[str], *, complete: bool = False) -> None:
+    """Raise ConfigError unless ``section`` (a mapping) names only what ``sustainml.task_types`` defines
+    (every one of it, when ``complete``)."""
+    if not isinstance(section, Mapping):
+        raise TypeError(f"expected the {kind}s by name, got {section!r}")
+    known = list(known)
+    unknown = [name for name in section if name not in known]
+    if unknown:
+        raise ConfigError(f"{origin}: {kind} {unknown[0]!r} is not defined in sustainml/task_types.py "
+                          f"(it defines {', '.join(known)}); define it there first or correct the name")
+    missing = [name for name in known if name not in section] if complete else []
+    if missing:
+        raise ConfigError(f"{origin}: no entry for {kind} {missing[0]!r} of sustainml/task_types.py; "
+                          f"give its words here, or the encoder can never name it")
 
 
 def _strings(items: object) -> tuple[str, ...]:

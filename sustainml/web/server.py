@@ -28,7 +28,7 @@ from aiohttp import web
 
 from sustainml_nodes.task_encoder.dataset_profile import DEFAULT_MAX_DATASET_MB, DataPolicy
 
-from .. import msg
+from .. import msg, task_types
 from ..client import Client
 from ..config import is_loopback_host
 from ..exceptions import ConfigError, InvalidProblem, RequestTimeout
@@ -157,9 +157,9 @@ class WebApp:
         return web.json_response({"cancelled": task_text(task_id)})
 
     async def task_types(self, request: web.Request) -> web.StreamResponse:
-        """The task types the model provider's catalogue has models for."""
-        models = await self._dds(self.client.catalogue, timeout_s=self.config.timeout_s)
-        return web.json_response(sorted({m.task_type for m in models}))
+        """The task types of ``sustainml.task_types``, the one list the encoder and the model provider
+        use too (no need to wait for the model provider)."""
+        return web.json_response(sorted(task_types.TASK_TYPES))
 
     # ---- results and history
     async def _result(self, task_id: msg.TaskId) -> dict[str, Any]:

@@ -777,7 +777,7 @@ async function loadChoices() {
 }
 
 async function loadTaskTypes(attempt) {
-  // The model provider may still be starting (its first answer counts every model's FLOPs): try again.
+  // The list of sustainml.task_types, from the server alone; a server still starting is asked again.
   try {
     const types = await api("/api/task_types");
     for (const t of types) $("#f-task-type").append(el("option", {value: t}, t.replaceAll("_", " ")));
