@@ -53,7 +53,7 @@ def counted_workload() -> Workload:
 
 def key(**changes: object) -> MeasurementKey:
     values: dict[str, object] = dict(
-        model="counted-mlp", input_shape=(IN_FEATURES,), batch_size=2, train_batch_size=4, precision="fp32",
+        model="counted-mlp", builder="0123456789abcdef", input_shape=(IN_FEATURES,), batch_size=2, train_batch_size=4, precision="fp32",
         device="cpu", energy_method="estimate", window_s=0.15,
     )
     values.update(changes)
@@ -88,7 +88,7 @@ def test_the_same_key_is_measured_once_and_answered_from_the_cache(tmp_path: Pat
 @pytest.mark.parametrize(
     "change",
     [{"batch_size": 3}, {"train_batch_size": 0}, {"precision": "bf16"}, {"window_s": 0.2},
-     {"device_name": "another CPU"}, {"input_shape": (IN_FEATURES + 1,)}],
+     {"device_name": "another CPU"}, {"input_shape": (IN_FEATURES + 1,)}, {"builder": "fedcba9876543210"}],
     ids=lambda change: next(iter(change)),
 )
 def test_a_changed_key_measures_again(tmp_path: Path, change: dict[str, object]) -> None:
@@ -203,17 +203,56 @@ def test_a_restarted_hardware_node_answers_from_its_store(dds: dict[str, str]) -
         bus.close()
 
 
-def test_a_file_from_the_first_schema_is_migrated_keeping_its_measurements(tmp_path: Path) -> None:
+def _old_file(path: Path, version: int) -> None:
+    """A cache file as the schema ``version`` made it, each table holding one row of the time."""
+    from sustainml_nodes.hw_constraints import cache as cache_module
+
+    with sqlite3.connect(path) as db:
+        for v in range(version):
+            for statement in cache_module._MIGRATIONS[v]:
+                db.execute(statement)
+        db.execute("INSERT INTO measurements VALUES ('tabular_mlp', '8', 1, 8, 'fp32', 'cpu', 'a CPU', 'estimate', "
+                   "'2.5', '3.11', 1.0, x'00010203', 0)")   # CDR of the @appendable JobMeasurement
+        if version >= 2:
+            db.execute("INSERT INTO calibrations VALUES ('cpu', 'a CPU', 'fp32', 'estimate', '2.5', '3.11', 1e10, "
+                       "1e-10, 10, 5, 1e9, 1e-6, 3e-6, 0.1, 512, 1.0, '', 0)")
+        if version >= 3:
+            db.execute("INSERT INTO observations VALUES ('cpu', 'a CPU', 'fp32', 'estimate', '2.5', '3.11', "
+                       "'tabular_mlp', 'MLP (tabular)', 'torch/tabular', 'inference', 2.0, 3.0, 0)")
+            db.execute("INSERT INTO profiles VALUES ('tabular_mlp', '8', '2.5', 1e5, 1e4, 4e5, 12)")
+        db.execute(f"PRAGMA user_version = {version}")
+
+
+@pytest.mark.parametrize("version", [1, 3])
+def test_an_old_file_is_migrated_dropping_what_was_keyed_by_name_alone(
+        tmp_path: Path, version: int, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / CACHE_FILE
-    k = key()
-    with MeasurementCache(path) as cache:
-        cache.put(k, measure_for(k))
-    with sqlite3.connect(path) as db:  # back to schema 1: measurements only
-        for table in ("calibrations", "observations", "profiles"):
-            db.execute(f"DROP TABLE {table}")
-        db.execute("PRAGMA user_version = 1")
-    with MeasurementCache(path) as migrated:
-        assert migrated.get(k) is not None
+    _old_file(path, version)
+    with caplog.at_level("WARNING"), MeasurementCache(path) as migrated:
+        k = key()
+        migrated.put(k, measure_for(k))   # the new schema works
+        assert migrated.get(k) is not None and len(migrated) == 1
+        kept = migrated.observations(dataclasses.replace(_calibration_key(), torch_version="2.5",
+                                                         python_version="3.11"))
+    profiles = 1 if version >= 3 else 0
+    assert f"dropped 1 stored measurements and {profiles} model profiles" in caplog.text
+    assert "keyed by model name alone" in caplog.text and "@appendable" in caplog.text
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        assert db.execute("SELECT COUNT(*) FROM calibrations").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM profiles").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM calibrations").fetchone()[0] == (1 if version >= 2 else 0)
+    if version >= 3:   # the estimator's observations stay, their builder unknown
+        [observation] = kept
+        assert (observation.model, observation.builder, observation.latency_ratio) == ("tabular_mlp", "", 2.0)
+
+
+def test_a_new_file_logs_no_migration(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING"), MeasurementCache(tmp_path / CACHE_FILE):
+        pass
+    assert "dropped" not in caplog.text
+
+
+def _calibration_key():
+    from sustainml_nodes.hw_constraints.cache import CalibrationKey
+
+    return CalibrationKey.here(device="cpu", device_name="a CPU", precision="fp32", energy_method="estimate")

@@ -118,5 +118,8 @@ def test_the_int8_variant_is_planned_only_for_an_fp32_node(precision, jobs):
     answer = SimpleNamespace(settings=MeasuringSettings(window_s=1.0, train_batch_size=8, precision=precision))
     candidate = msg.ModelCandidate(name="tiny-mlp", library="torch",
                                    variants=[msg.GreenerVariant(name=INT8_DYNAMIC)])
-    assert [job.variant for job in TaskMeasuring._jobs(answer, candidate, "cpu")] == jobs
-    assert [job.variant for job in TaskMeasuring._jobs(answer, candidate, "cuda:0")] == [""]
+    model = SimpleNamespace(library="torch", fingerprint="0123456789abcdef")   # what its builder builds
+    planned = TaskMeasuring._jobs(answer, candidate, model, "cpu")
+    assert [job.variant for job in planned] == jobs
+    assert all(job.model is model for job in planned)   # a variant keys its stored figures on its model's builder
+    assert [job.variant for job in TaskMeasuring._jobs(answer, candidate, model, "cuda:0")] == [""]

@@ -28,9 +28,9 @@ from sustainml import msg
 from sustainml.exceptions import MeasurementError
 from sustainml.units import MS_PER_S
 from sustainml.variants import variant_model_name
-from sustainml_nodes.model_provider import zoo
 
 from .cache import MeasurementCache, MeasurementKey
+from .candidate_model import CandidateModel, UnbuildableCandidate, resolve
 from .measure import (
     DEFAULT_IDLE_S,
     ESTIMATOR_TRAIN_SAMPLES,
@@ -61,6 +61,7 @@ class BudgetSpent(Exception):
 @dataclass(frozen=True)
 class Job:
     candidate: msg.ModelCandidate
+    model: CandidateModel  # what the candidate's builder builds here
     device: str
     variant: str = ""
 
@@ -78,7 +79,7 @@ class Job:
 
     @property
     def sklearn(self) -> bool:
-        return self.candidate.library == "sklearn"
+        return self.model.library == "sklearn"
 
 
 @dataclass
@@ -162,7 +163,14 @@ class TaskMeasuring:
         self._explored = False   # measured a job on an untaught device although it seemed not to fit
         self.state = _State(excluded=list(excluded))
         self.batch = int(task.usage.batch_size) or 1
-        self.jobs = [job for c in candidates.candidates for d in devices for job in self._jobs(c, d)]
+        self.jobs: list[Job] = []
+        for candidate in candidates.candidates:
+            try:
+                model = resolve(candidate)
+            except UnbuildableCandidate as e:   # the provider's fault, said where the user reads it
+                self.state.excluded.append(f"{candidate.name}: cannot be built on {self.host}: {e}")
+                continue
+            self.jobs += [job for device in devices for job in self._jobs(candidate, model, device)]
 
     # ------------------------------------------------------------------ the whole answer
     def run(self) -> msg.HardwareMeasurement:
@@ -207,7 +215,7 @@ class TaskMeasuring:
         train_batch = 0 if job.variant else (ESTIMATOR_TRAIN_SAMPLES if job.sklearn else self.settings.train_batch_size)
         return self.estimator.estimate(job.candidate, job.device, info.name, batch_size=self.batch,
                                        train_batch_size=train_batch, variant=job.variant,
-                                       modality=self.task.modality)
+                                       modality=self.task.modality, model=job.model)
 
     def _measure_in_order(self, to_measure: list[Job]) -> None:
         """Measure the most valuable job that fits the budget left, learn from it, re-estimate the rest
@@ -340,18 +348,17 @@ class TaskMeasuring:
         return True
 
     def _run_measure(self, job: Job, estimate: JobEstimate, *, train: bool, check: Callable[[], None]) -> msg.JobMeasurement:
-        shape = tuple(job.candidate.input_shape) or None
         window_s = self.settings.window_s
         m = estimate.measurement
         target_s = self._target_s(job.device)
         if job.sklearn:  # a slow fit is metered fewer times
             warmup, repetitions = repetitions_for(m.train_step_ms / MS_PER_S, target_s, self.settings.min_repetitions)
-            return measure_estimator(zoo.build_estimator(job.candidate.name, input_shape=shape), job.device,
+            return measure_estimator(job.model.build_estimator(), job.device,
                                      model_name=job.candidate.name, host=self.host, batch_size=self.batch,
                                      window_s=window_s, check=check, warmup=min(warmup, 1), min_repetitions=repetitions)
         passes = [m.latency_p50_ms / MS_PER_S] + ([m.train_step_ms / MS_PER_S] if train and m.train_step_ms else [])
         warmup, repetitions = min(repetitions_for(p, target_s, self.settings.min_repetitions) for p in passes)
-        return measure(zoo.build(job.candidate.name, input_shape=shape), job.device, model_name=job.candidate.name,
+        return measure(job.model.build(), job.device, model_name=job.candidate.name,
                        host=self.host, batch_size=self.batch,
                        train_batch_size=self.settings.train_batch_size if train and not job.variant else 0,
                        precision=self.settings.precision, window_s=window_s, warmup=warmup,
@@ -416,13 +423,13 @@ class TaskMeasuring:
         self.budget.spend(seconds, joules)
 
     # ------------------------------------------------------------------ helpers
-    def _jobs(self, candidate: msg.ModelCandidate, device: str) -> list[Job]:
+    def _jobs(self, candidate: msg.ModelCandidate, model: CandidateModel, device: str) -> list[Job]:
         """The candidate itself, plus its int8 dynamic quantisation variant on the CPU when it has one
         and this node measures in fp32 (int8 dynamic quantisation starts from fp32 weights)."""
-        jobs = [Job(candidate, device)]
-        if device == "cpu" and self.settings.precision == "fp32" and candidate.library in ("", "torch") and any(
+        jobs = [Job(candidate, model, device)]
+        if device == "cpu" and self.settings.precision == "fp32" and model.library == "torch" and any(
                 v.name == INT8_DYNAMIC for v in candidate.variants):
-            jobs.append(Job(candidate, device, INT8_DYNAMIC))
+            jobs.append(Job(candidate, model, device, INT8_DYNAMIC))
         return jobs
 
     def _device(self, device: str) -> msg.DeviceInfo:
@@ -433,7 +440,8 @@ class TaskMeasuring:
         info = self._device(job.device)
         train_batch = (ESTIMATOR_TRAIN_SAMPLES if job.sklearn else self.settings.train_batch_size) if train else 0
         return MeasurementKey.here(
-            model=job.candidate.name, input_shape=tuple(job.candidate.input_shape), batch_size=self.batch,
+            model=job.candidate.name, builder=job.model.fingerprint, input_shape=job.model.input_shape,
+            batch_size=self.batch,
             train_batch_size=train_batch, precision=job.variant or ("fp32" if job.sklearn else self.settings.precision),
             device=job.device, device_name=info.name, energy_method=info.energy_method,
             window_s=self.settings.window_s)

@@ -4,15 +4,18 @@ One SQLite file (stdlib ``sqlite3``, WAL mode), by default ``<store_dir>/measure
 shared by the hardware node, ``sustainml measure`` and the estimator's per-device calibrations
 (``estimate.py``).
 A measurement is stored as its CDR serialisation (``msg.JobMeasurement.serialize()``): the IDL stays
-the one definition of its fields, and ``@appendable`` types still read back after fields are
-appended. It is keyed by everything that changes the figures (:class:`MeasurementKey`): the model
-and its input, the batch sizes, the precision, the device and its name, the energy method, the
-torch and Python versions and the window length. A result read back is a copy marked ``cached``.
+the one definition of its fields. The IDL's types are ``@final`` (see its header): a change of
+``JobMeasurement`` needs a migration here that drops the rows it can no longer read (migration 3 did,
+for the move from ``@appendable``). It is keyed by everything that changes the figures
+(:class:`MeasurementKey`): the model's name and builder (its fingerprint: two models proposed under one
+name never share figures) and its input, the batch sizes, the precision, the device and its name, the
+energy method, the torch and Python versions and the window length. Profiles and the estimator's
+observations key on the builder too. A result read back is a copy marked ``cached``.
 
 Typical use::
 
     with MeasurementCache(Path(config.store_dir) / CACHE_FILE) as cache:
-        key = MeasurementKey.here(model="resnet18", input_shape=(3, 224, 224), batch_size=1,
+        key = MeasurementKey.here(model="resnet18", builder=fingerprint, input_shape=(3, 224, 224), batch_size=1,
                                   train_batch_size=8, precision="fp32", device="cpu",
                                   energy_method="estimate", window_s=1.0)
         m = cache.get_or_measure(key, lambda: measure(...))
@@ -21,7 +24,9 @@ Typical use::
 from __future__ import annotations
 
 import copy
+import logging
 import platform
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import astuple, dataclass, fields
@@ -35,6 +40,8 @@ from .learning import Observation
 __all__ = ["CACHE_FILE", "SCHEMA_VERSION", "MeasurementCache", "MeasurementKey", "CalibrationKey", "lookup_device_name"]
 
 CACHE_FILE = "measurements.sqlite3"
+
+log = logging.getLogger(__name__)
 
 # _MIGRATIONS[v] brings a file at user_version v to v + 1.
 _MIGRATIONS: dict[int, list[str]] = {
@@ -116,8 +123,78 @@ _MIGRATIONS: dict[int, list[str]] = {
         )
         """,
     ],
+    3: [
+        # Models travel as data (ModelCandidate.builder): what was stored by name alone may be another model
+        # of that name, and the rows were CDR of the previous IDL's @appendable types, which the @final
+        # types cannot read. Measurements and profiles are dropped (MeasurementCache._migrate logs how
+        # many); observations are kept with an unknown builder (they still teach by family, kind of data
+        # and library, never as a model's own); calibrations do not depend on models and stay.
+        "DROP TABLE measurements",
+        """
+        CREATE TABLE measurements (
+            model             TEXT    NOT NULL,
+            builder           TEXT    NOT NULL,  -- builder_message.fingerprint of what built the model
+            input_shape       TEXT    NOT NULL,  -- per sample, e.g. "3x224x224"
+            batch_size        INTEGER NOT NULL,
+            train_batch_size  INTEGER NOT NULL,  -- 0: no training phase
+            precision         TEXT    NOT NULL,  -- "fp32", "bf16", "fp16", or a variant: "int8-dynamic"
+            device            TEXT    NOT NULL,  -- torch device id, "cpu" or "cuda:N"
+            device_name       TEXT    NOT NULL,  -- CPU model or GPU name
+            energy_method     TEXT    NOT NULL,  -- "nvml", "rapl", "estimate"
+            torch_version     TEXT    NOT NULL,
+            python_version    TEXT    NOT NULL,
+            window_s          REAL    NOT NULL,  -- the requested metered window, Units: s
+            measurement       BLOB    NOT NULL,  -- msg.JobMeasurement CDR
+            measured_unix_s   REAL    NOT NULL,
+            PRIMARY KEY (model, builder, input_shape, batch_size, train_batch_size, precision, device, device_name,
+                         energy_method, torch_version, python_version, window_s)
+        )
+        """,
+        "DROP TABLE profiles",
+        """
+        CREATE TABLE profiles (
+            model             TEXT    NOT NULL,
+            builder           TEXT    NOT NULL,
+            input_shape       TEXT    NOT NULL,
+            torch_version     TEXT    NOT NULL,
+            flops_per_sample  REAL    NOT NULL,
+            activation_bytes_per_sample REAL NOT NULL,
+            weight_bytes      REAL    NOT NULL,
+            operators         INTEGER NOT NULL,
+            PRIMARY KEY (model, builder, input_shape, torch_version)
+        )
+        """,
+        "ALTER TABLE observations RENAME TO observations_v3",
+        """
+        CREATE TABLE observations (
+            device            TEXT    NOT NULL,
+            device_name       TEXT    NOT NULL,
+            precision         TEXT    NOT NULL,
+            energy_method     TEXT    NOT NULL,
+            torch_version     TEXT    NOT NULL,
+            python_version    TEXT    NOT NULL,
+            model             TEXT    NOT NULL,  -- a variant included: "resnet18+int8-dynamic"
+            family            TEXT    NOT NULL,
+            library           TEXT    NOT NULL,
+            phase             TEXT    NOT NULL,  -- "inference" or "training"
+            latency_ratio     REAL    NOT NULL,  -- measured / estimated
+            energy_ratio      REAL    NOT NULL,
+            builder           TEXT    NOT NULL,  -- fingerprint; "" = unknown (kept from before migration 3)
+            observed_unix_s   REAL    NOT NULL,
+            PRIMARY KEY (device, device_name, precision, energy_method, torch_version, python_version, model, builder,
+                         phase)
+        )
+        """,
+        """
+        INSERT INTO observations SELECT device, device_name, precision, energy_method, torch_version, python_version,
+            model, family, library, phase, latency_ratio, energy_ratio, '', observed_unix_s FROM observations_v3
+        """,
+        "DROP TABLE observations_v3",
+    ],
 }
 SCHEMA_VERSION = len(_MIGRATIONS)
+#: The migration that drops every stored measurement and profile (see its comment).
+_DROPS_MEASUREMENTS = 3
 
 
 def _torch_version() -> str:
@@ -150,6 +227,7 @@ class MeasurementKey:
     """
 
     model: str
+    builder: str  # builder_message.fingerprint of what built the model
     input_shape: tuple[int, ...]
     batch_size: int
     train_batch_size: int
@@ -166,6 +244,7 @@ class MeasurementKey:
         cls,
         *,
         model: str,
+        builder: str,
         input_shape: tuple[int, ...] | list[int],
         batch_size: int,
         train_batch_size: int,
@@ -179,6 +258,7 @@ class MeasurementKey:
         name looked up unless given (a node passes its inventory's)."""
         return cls(
             model=model,
+            builder=builder,
             input_shape=tuple(int(d) for d in input_shape),
             batch_size=int(batch_size),
             train_batch_size=int(train_batch_size),
@@ -194,7 +274,7 @@ class MeasurementKey:
     def row(self) -> tuple[object, ...]:
         """The key as the table's key columns, in their order."""
         values = list(astuple(self))
-        values[1] = "x".join(str(d) for d in self.input_shape)
+        values[2] = "x".join(str(d) for d in self.input_shape)
         return tuple(values)
 
 
@@ -240,6 +320,22 @@ class MeasurementCache(SqliteFile):
 
     migrations = _MIGRATIONS
     what = "measurement cache"
+
+    def _migrate(self) -> None:
+        """The base class's migrations, saying how many stored figures the migration to builder keys drops."""
+        with self._lock:
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            dropped = {table: int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+                       for table in ("measurements", "profiles")
+                       if 0 < version <= _DROPS_MEASUREMENTS and _has_table(self._db, table)}
+        super()._migrate()
+        if any(dropped.values()):
+            log.warning("%s %s: dropped %d stored measurements and %d model profiles while upgrading it to schema %d: "
+                        "they were keyed by model name alone (models now travel as data and are keyed by their "
+                        "builder too) and stored as CDR of the previous IDL's @appendable types, which can no "
+                        "longer be read; they are measured and profiled again when asked. Calibrations and what "
+                        "the estimator learned are kept.", self.what, self.path, dropped.get("measurements", 0),
+                        dropped.get("profiles", 0), self.schema_version)
 
     # ----------------------------------------------------------------------------- measurements
 
@@ -322,7 +418,8 @@ class MeasurementCache(SqliteFile):
         match = " AND ".join(f"{name} = ?" for name in _CALIBRATION_KEY_COLUMNS)
         with self._lock:
             rows = self._db.execute(
-                f"SELECT model, family, library, phase, latency_ratio, energy_ratio FROM observations WHERE {match}",
+                f"SELECT model, family, library, phase, latency_ratio, energy_ratio, builder FROM observations "
+                f"WHERE {match}",
                 astuple(key),
             ).fetchall()
         return [Observation(*row) for row in rows]
@@ -330,7 +427,7 @@ class MeasurementCache(SqliteFile):
     def put_observation(self, key: CalibrationKey, observation: Observation) -> None:
         """Keep ``observation`` for ``key``'s device, replacing the model's earlier one in that phase."""
         columns = [*_CALIBRATION_KEY_COLUMNS, "model", "family", "library", "phase", "latency_ratio", "energy_ratio",
-                   "observed_unix_s"]
+                   "builder", "observed_unix_s"]
         values = [*astuple(key), *astuple(observation), time.time()]
         with self._transaction() as db:
             db.execute(
@@ -340,21 +437,26 @@ class MeasurementCache(SqliteFile):
 
     # ----------------------------------------------------------------------------- model profiles
 
-    def get_profile(self, model: str, input_shape: tuple[int, ...]) -> ModelProfile | None:
+    def get_profile(self, model: str, builder: str, input_shape: tuple[int, ...]) -> ModelProfile | None:
+        """The stored profile of ``model`` built by ``builder`` (a fingerprint) at ``input_shape``, or None."""
         with self._lock:
             row = self._db.execute(
                 "SELECT flops_per_sample, activation_bytes_per_sample, weight_bytes, operators FROM profiles "
-                "WHERE model = ? AND input_shape = ? AND torch_version = ?",
-                (model, _shape_text(input_shape), _torch_version()),
+                "WHERE model = ? AND builder = ? AND input_shape = ? AND torch_version = ?",
+                (model, builder, _shape_text(input_shape), _torch_version()),
             ).fetchone()
         return ModelProfile(*row) if row is not None else None
 
-    def put_profile(self, model: str, input_shape: tuple[int, ...], profile: ModelProfile) -> None:
+    def put_profile(self, model: str, builder: str, input_shape: tuple[int, ...], profile: ModelProfile) -> None:
         with self._transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO profiles VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (model, _shape_text(input_shape), _torch_version(), *astuple(profile)),
+                "INSERT OR REPLACE INTO profiles VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (model, builder, _shape_text(input_shape), _torch_version(), *astuple(profile)),
             )
+
+
+def _has_table(db: sqlite3.Connection, table: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() is not None
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:

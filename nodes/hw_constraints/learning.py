@@ -6,7 +6,8 @@ measured / estimated, for latency and for energy, per phase (inference, training
 :class:`Observation`. The next estimate of a model on that device is multiplied by a
 :class:`Correction` drawn from the closest observations there are:
 
-1. the same model (measured before at another batch size, say): its own ratio;
+1. the same model (its name and its builder's fingerprint: measured before at another batch size,
+   say): its own ratio;
 2. else the models of its family for the same kind of data ("ResNet (image)", "BERT (text)": a family
    name alone is not enough, the catalogue has a tabular ResNet too): their geometric mean;
 3. else the models of its library for the same kind of data ("torch/image", "torch/text",
@@ -76,6 +77,7 @@ class Observation:
     phase: str  # "inference" or "training"
     latency_ratio: float  # measured / estimated
     energy_ratio: float  # measured / estimated (active energy per sample)
+    builder: str = ""  # builder_message.fingerprint of the measured model; "" = unknown (an old observation)
 
     def __post_init__(self) -> None:
         if self.phase not in PHASES:
@@ -109,15 +111,19 @@ def _log_spread(values: list[float]) -> float:
 
 
 def correction_for(
-    observations: Iterable[Observation], *, model: str, family: str, library: str, phase: str, exclude_model: bool = False
+    observations: Iterable[Observation], *, model: str, family: str, library: str, phase: str, builder: str = "",
+    exclude_model: bool = False,
 ) -> Correction:
     """The correction of ``model`` (of ``family``, a :func:`family_key`, and ``library``, a
-    :func:`kind_key`) in ``phase`` from the closest observations (module docstring). ``exclude_model``
+    :func:`kind_key`) in ``phase`` from the closest observations (module docstring). An observation is
+    the model's own only when its ``builder`` fingerprint is the same: another model proposed under the
+    same name teaches by its family, like any other. ``exclude_model``
     leaves the model's own observations out, for a leave-one-out test of how well the estimator
     predicts a model never measured."""
     pool = [o for o in observations if o.phase == phase and not (exclude_model and o.model == model)]
     levels = (
-        ("model", [o for o in pool if o.model == model], "this model's earlier measurement on this device"),
+        ("model", [o for o in pool if o.model == model and o.builder == builder],
+         "this model's earlier measurement on this device"),
         ("family", [o for o in pool if family and o.family == family], f"measured {family} models on this device"),
         ("kind", [o for o in pool if o.library == library], f"measured {library} models on this device"),
         ("library", [o for o in pool if _library_of(o.library) == _library_of(library)],

@@ -106,6 +106,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     from sustainml_nodes.model_provider.catalogue import find, load_catalogue
 
     from .cache import CACHE_FILE, MeasurementCache, MeasurementKey, lookup_device_name
+    from .candidate_model import model_of_entry
     from .energy import make_energy_source
     from .measure import ESTIMATOR_TRAIN_SAMPLES, measure, measure_estimator
 
@@ -122,7 +123,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
     if sklearn:
         measured_train_batch = ESTIMATOR_TRAIN_SAMPLES  # one fit on this many rows is its "training step"
     key = MeasurementKey.here(
-        model=entry.name, input_shape=entry.input_shape, batch_size=args.batch, train_batch_size=measured_train_batch,
+        model=entry.name, builder=model_of_entry(entry).fingerprint, input_shape=entry.input_shape,
+        batch_size=args.batch, train_batch_size=measured_train_batch,
         precision=args.precision, device=args.device, device_name=name, energy_method=source.method,
         window_s=args.window,
     )

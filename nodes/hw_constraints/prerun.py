@@ -26,10 +26,10 @@ from sustainml import msg
 from sustainml.exceptions import MeasurementError
 from sustainml.units import MS_PER_S
 from sustainml.variants import variant_model_name
-from sustainml_nodes.model_provider import zoo
 from sustainml_nodes.model_provider.catalogue import CatalogueEntry
 
 from .cache import CalibrationKey, MeasurementCache
+from .candidate_model import CandidateModel, model_of_entry, resolve
 from .energy import make_energy_source
 from .energy_source import EnergySource
 from .estimate import (
@@ -77,6 +77,7 @@ class JobEstimate:
     family: str  # learning.family_key
     library: str  # learning.kind_key
     relative_uncertainty: float
+    builder: str = ""  # the model's fingerprint (CandidateModel.fingerprint): what it learns is the model's own
 
 
 class PreRunEstimator:
@@ -98,7 +99,7 @@ class PreRunEstimator:
         self._measurements_waiting = 0
         self._sources: dict[str, EnergySource] = {}
         self._calibrations: dict[str, DeviceCalibration] = {}
-        self._profiles: dict[tuple[str, tuple[int, ...]], ModelProfile] = {}
+        self._profiles: dict[tuple[str, str, tuple[int, ...]], ModelProfile] = {}
         self._spent_s = 0.0
         self._spent_j = 0.0
 
@@ -147,24 +148,21 @@ class PreRunEstimator:
             self._spent_s = self._spent_j = 0.0
             return spent
 
-    def profile(self, candidate: msg.ModelCandidate) -> ModelProfile:
-        shape = tuple(int(d) for d in candidate.input_shape) or tuple(zoo.architecture(candidate.name).default_input_shape)
-        return self.profile_of(candidate.name, shape)
-
-    def profile_of(self, model: str, shape: tuple[int, ...]) -> ModelProfile:
-        """What one forward pass of ``model`` on a sample of ``shape`` computes and moves: from memory, the
-        store, or profiled now on the meta device (seconds for a generative model) and kept."""
-        key = (model, shape)
+    def profile(self, model: CandidateModel) -> ModelProfile:
+        """What one forward pass of ``model`` on a sample of its input shape computes and moves: from
+        memory, the store, or profiled now on the meta device (seconds for a generative model) and kept,
+        keyed by its name and builder's fingerprint."""
+        key = (model.name, model.fingerprint, model.input_shape)
         with self._lock:
             found = self._profiles.get(key) or self.cache.get_profile(*key)
             if found is not None:
                 self._profiles[key] = found
                 return found
         with torch.device("meta"):   # outside the lock: estimates of other models need not wait for it
-            module = zoo.build(model, input_shape=shape).module
-        found = profile_model(module, shape)
+            module = model.build().module
+        found = profile_model(module, model.input_shape)
         with self._lock:
-            self.cache.put_profile(model, shape, found)
+            self.cache.put_profile(*key, found)
             self._profiles[key] = found
         return found
 
@@ -182,7 +180,7 @@ class PreRunEstimator:
                 time.sleep(0.05)   # a measurement goes first
             try:
                 with self._device_lock:
-                    self.profile_of(entry.name, tuple(int(d) for d in entry.input_shape))
+                    self.profile(model_of_entry(entry))
                 count += 1
             except Exception as e:  # noqa: BLE001 - a model that cannot be profiled is estimated when asked
                 log.warning("cannot profile %s ahead of time: %s", entry.name, e)
@@ -191,12 +189,14 @@ class PreRunEstimator:
     # ------------------------------------------------------------------ estimating
     def estimate(
         self, candidate: msg.ModelCandidate, device: str, device_name: str, *, batch_size: int, train_batch_size: int,
-        variant: str = "", modality: str = "",
+        variant: str = "", modality: str = "", model: CandidateModel | None = None,
     ) -> JobEstimate:
         """The job's figures before it runs, as a Measurement with basis "estimated". ``modality`` (the
-        task's: image, text, tabular, time_series) groups what the estimator learned.
+        task's: image, text, tabular, time_series) groups what the estimator learned. ``model`` is what
+        the candidate builds (:func:`.candidate_model.resolve` of it when not given).
 
-        Raises MeasurementError when the model cannot even be profiled."""
+        Raises MeasurementError when the model cannot be built or even profiled."""
+        model = model or resolve(candidate)
         calibration = self.calibration(device)
         library = kind_key(candidate.library or "torch", modality)
         name = variant_model_name(candidate.name, variant) if variant else candidate.name
@@ -204,14 +204,15 @@ class PreRunEstimator:
         try:
             raw_inference, raw_training = (
                 self._sklearn_prior(calibration, batch_size, train_batch_size) if candidate.library == "sklearn"
-                else self._roofline(candidate, calibration, batch_size, train_batch_size)
+                else self._roofline(model, calibration, batch_size, train_batch_size)
             )
         except (RuntimeError, NotImplementedError, ValueError) as e:
             raise MeasurementError(f"{name} on {device}: cannot estimate it: {e}") from e
         observations = self.cache.observations(self.calibration_key(device, device_name))
-        infer = correction_for(observations, model=name, family=family, library=library, phase="inference")
+        infer = correction_for(observations, model=name, family=family, library=library, phase="inference",
+                               builder=model.fingerprint)
         train = correction_for(observations, model=candidate.name, family=family_key(candidate.family, modality),
-                               library=library, phase="training")
+                               library=library, phase="training", builder=model.fingerprint)
         relative = math.hypot(max(infer.relative_uncertainty, train.relative_uncertainty),
                               calibration.relative_uncertainty)
         if candidate.library == "sklearn" and "none" in (infer.level, train.level):
@@ -219,11 +220,11 @@ class PreRunEstimator:
         measurement = self._measurement(name, device, batch_size, raw_inference, raw_training, infer, train,
                                         calibration, variant, relative,
                                         train_batch_size if raw_training is not None else 0)
-        return JobEstimate(measurement, raw_inference, raw_training, family, library, relative)
+        return JobEstimate(measurement, raw_inference, raw_training, family, library, relative, model.fingerprint)
 
-    def _roofline(self, candidate: msg.ModelCandidate, calibration: DeviceCalibration, batch_size: int,
+    def _roofline(self, model: CandidateModel, calibration: DeviceCalibration, batch_size: int,
                   train_batch_size: int) -> tuple[RawFigures, RawFigures | None]:
-        profile = self.profile(candidate)
+        profile = self.profile(model)
         infer = _raw(estimate_profile(profile, batch_size, calibration), batch_size)
         train = (_raw(estimate_profile(profile, train_batch_size, calibration, train=True), train_batch_size)
                  if train_batch_size else None)
@@ -299,7 +300,7 @@ class PreRunEstimator:
                 continue
             observation = Observation(model=model, family=family, library=estimate.library, phase=phase,
                                       latency_ratio=latency_ms / raw.latency_ms,
-                                      energy_ratio=energy_j / raw.energy_j_per_sample)
+                                      energy_ratio=energy_j / raw.energy_j_per_sample, builder=estimate.builder)
             self.cache.put_observation(key, observation)
             found.append(observation)
         return found

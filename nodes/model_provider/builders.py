@@ -26,7 +26,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import CatalogueError
 from .tasks import (
     OBJECT_DETECTION,
     TABULAR_CLASSIFICATION,
@@ -202,8 +201,8 @@ def _refuse_downloading_defaults(cls: type, config: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------------------------------- parsing
 
-Fail = Callable[[str, str], CatalogueError]
-"""``fail(field, problem)``: the catalogue's error naming file, entry and field."""
+Fail = Callable[[str, str], Exception]
+"""``fail(field, problem)``: the error to raise, naming the field (a catalogue's names file and entry too)."""
 
 
 def _settings(raw: Mapping[str, Any], key: str, fail: Fail) -> dict[str, Any]:

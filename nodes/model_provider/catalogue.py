@@ -37,7 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from sustainml.exceptions import InvalidProblem, NoCandidates
 from sustainml.msg import EncodedTask, ModelCandidate, ModelCandidates
 
-from . import deployment, greener, zoo
+from . import builder_message, deployment, greener, zoo
 from .builders import SKLEARN, BuilderSpec, parse_builder
 from .errors import CatalogueError, UnknownModel
 from .tasks import INPUT_RANK, INPUT_SHAPE_FORM, MODALITY_OF_TASK, TASK_TYPES
@@ -504,7 +504,8 @@ def summary(entry: CatalogueEntry) -> str:
 def to_candidate(
     entry: CatalogueEntry, reason: str, variants: Sequence[Any] = ()
 ) -> ModelCandidate:
-    """The catalogue entry as the message the pipeline passes on, with why it was proposed.
+    """The catalogue entry as the message the pipeline passes on, with why it was proposed and what
+    builds it (``builder``: any hardware node builds the model from it, catalogue or not).
 
     A model without a published quality figure has an empty ``quality_metric`` and a NaN
     ``quality_value``: unknown, not zero.
@@ -528,6 +529,7 @@ def to_candidate(
         display_name=entry.display_name,
         licence=entry.licence,
         library=entry.library,
+        builder=builder_message.to_message(entry.builder, entry.num_outputs),
         variants=list(variants),
     )
 

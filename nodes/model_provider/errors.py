@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from sustainml.exceptions import ConfigError, InvalidProblem
 
-__all__ = ["UnknownModel", "CatalogueError", "LibraryMismatch"]
+__all__ = ["UnknownModel", "CatalogueError", "LibraryMismatch", "InvalidBuilder"]
 
 
 class UnknownModel(InvalidProblem):
@@ -33,3 +33,13 @@ class LibraryMismatch(InvalidProblem):
         self.library = library
         what = "a scikit-learn model" if library == "sklearn" else f"a {library} model"
         super().__init__(f"{name} is {what}: build it with zoo.{use}({name!r})")
+
+
+class InvalidBuilder(InvalidProblem):
+    """Raised when a ``ModelBuilder`` that came in a message cannot be read or is not on the whitelist;
+    the message names the field (``builder.kind``, ``builder.name``, ``builder.settings.d_layers``), what
+    it held and what would be right. Its ``field`` attribute holds that field's name."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f"field '{field}': {problem}")

@@ -73,6 +73,7 @@ __all__ = [
     "build",
     "build_architecture",
     "build_estimator",
+    "build_estimator_architecture",
     "default_num_outputs",
     "example_input",
     "known_models",
@@ -533,7 +534,15 @@ def build_estimator(
     (default 2) for classification, float32 targets for regression. Raises ``LibraryMismatch`` for
     a torch model (``build`` builds those).
     """
-    arch = architecture(name, entries)
+    return build_estimator_architecture(architecture(name, entries), input_shape=input_shape,
+                                        num_outputs=num_outputs)
+
+
+def build_estimator_architecture(
+    arch: Architecture, *, input_shape: tuple[int, ...] | None = None, num_outputs: int | None = None
+) -> EstimatorWorkload:
+    """``build_estimator`` for an ``Architecture`` at hand (a candidate's builder, read by a hardware node)."""
+    name = arch.name
     if arch.library != SKLEARN:
         raise LibraryMismatch(arch.name, arch.library, "build")
     shape = tuple(int(d) for d in (arch.default_input_shape if input_shape is None else input_shape))
