@@ -13,8 +13,18 @@ A launch file is data (as in ROS 2 launch), e.g. ``launch/pipeline.yaml``::
         cmd: [./build/partner_node]
 
 The launcher prefixes each line of a node's output with its name, respawns a node that exits (with
-a back-off that doubles while it keeps crashing), stops every node on Ctrl-C or SIGTERM, and fails
-with one clear line when a node cannot start at all.
+a back-off that doubles while it keeps crashing), and fails with one clear line when a node cannot
+start at all.
+
+A node counts as ready when it says so on the bus: its ``NodeStatus`` (topic ``node_status``) in a
+serving state (idle, busy or error), from the process the launcher started (matched by pid, or a
+descendant's pid: a partner's ``cmd`` may be a script that starts the real program). Project nodes and
+partners in any language are counted alike, whatever their log level.
+
+Stopping: SIGINT, SIGTERM or SIGHUP to ``sustainml launch`` (or ``sustainml demo``) stops every node
+(SIGINT to each node's process group, SIGKILL after a grace period; a second signal kills at once).
+Each node runs in its own process group, watched by a guard process (``launch_guard.py``) that stops
+the groups if the launcher dies without stopping them, even by SIGKILL.
 """
 
 import os
@@ -23,16 +33,21 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import psutil
 import yaml
 
-from .exceptions import LaunchError
+from . import msg, topics
+from .config import load_config
+from .exceptions import LaunchError, SustainMLError
 
-__all__ = ["NODE_KINDS", "NodeSpec", "LaunchDescription", "load_launch", "Launcher"]
+__all__ = ["NODE_KINDS", "NodeSpec", "LaunchDescription", "load_launch", "Launcher", "STOP_SIGNALS",
+           "LaunchInterrupted", "stop_on_signals", "launch_main"]
 
 #: Built-in node kinds and the module whose ``main`` runs each.
 NODE_KINDS = {
@@ -43,7 +58,11 @@ NODE_KINDS = {
     "carbon_tracker": "sustainml_nodes.carbon_tracker.node",
 }
 
-READY_MARK = " ready on "   # what Node logs once it serves (see sustainml.node.Node)
+#: The states of a node that serves: it is ready from the first of them it announces.
+SERVING = (msg.NodeState.NODE_IDLE, msg.NodeState.NODE_BUSY, msg.NodeState.NODE_ERROR)
+#: The signals that stop a launcher and its nodes.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_GUARD = Path(__file__).resolve().with_name("launch_guard.py")
 _COLOURS = ("36", "33", "35", "32", "34", "31", "96", "93")
 
 
@@ -137,11 +156,42 @@ class _Running:
         self.last_line = ""
 
 
+class _Guard:
+    """The guard process (``launch_guard.py``) and the pipe that tells it the live process groups."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-I", str(_GUARD)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, text=True, start_new_session=True)
+        self._lock = threading.Lock()
+
+    def tell(self, line: str) -> None:
+        with self._lock:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(line + "\n")
+                self.proc.stdin.flush()
+            except (BrokenPipeError, ValueError):
+                pass   # the guard is gone: the launcher still stops its nodes itself
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
 class Launcher:
     """Runs a LaunchDescription until ``stop()``; ``run()`` blocks and returns the exit code."""
 
     max_start_failures = 3
     max_delay_s = 30.0
+    stop_grace_s = 10.0
 
     def __init__(self, description: LaunchDescription, *, out: TextIO | None = None,
                  on_line: Callable[[str, str], None] | None = None) -> None:
@@ -150,9 +200,12 @@ class Launcher:
         self.on_line = on_line
         self.colour = self.out.isatty() if hasattr(self.out, "isatty") else False
         self._stop = threading.Event()
+        self._hurry = threading.Event()
         self._lock = threading.Lock()
         self.nodes = [_Running(s, _COLOURS[i % len(_COLOURS)]) for i, s in enumerate(description.nodes)]
         self.error = ""
+        self._guard: _Guard | None = None
+        self._bus: Any = None
 
     def _say(self, node: _Running | None, line: str) -> None:
         name = node.spec.name if node else "launch"
@@ -164,9 +217,54 @@ class Launcher:
         if self.on_line:
             self.on_line(name, line)
 
+    # ---------------------------------------------------------------- readiness, from the bus
+    def _join_bus(self) -> None:
+        """Listen to every node's status in the launch's DDS domain (the one the nodes get)."""
+        from .bus import Participant   # cyclonedds is imported only by a launcher that runs
+
+        env = self.description.env
+        try:
+            domain = int(env["SUSTAINML_DOMAIN_ID"]) if "SUSTAINML_DOMAIN_ID" in env else None
+            config = load_config(env.get("SUSTAINML_CONFIG"), domain_id=domain,
+                                 dds_config=env.get("SUSTAINML_DDS_CONFIG"))
+            self._bus = Participant(config)
+        except (ValueError, SustainMLError) as e:
+            raise LaunchError(f"the launcher cannot join the nodes' DDS domain to see them start: {e}") from e
+        self._bus.subscribe(topics.NODE_STATUS, self._on_status)
+
+    def _on_status(self, status: msg.NodeStatus) -> None:
+        if status.state not in SERVING:
+            return
+        waiting = {}
+        for node in self.nodes:
+            proc = node.proc   # once: the launcher's thread may clear it meanwhile
+            if proc is not None and not node.ready:
+                waiting[proc.pid] = node
+        if not waiting:
+            return
+        node = waiting.get(int(status.pid)) or next(
+            (waiting[pid] for pid in self._ancestors(int(status.pid), status.host) if pid in waiting), None)
+        if node is None:
+            return
+        node.ready = node.ever_ready = True
+        node.failures = 0
+        self._say(node, f"ready: {status.node} serves (pid {status.pid}, {status.state.name[5:].lower()})")
+
+    def _ancestors(self, pid: int, host: str) -> list[int]:
+        """The parents of a process that announced itself from ``host`` (none if not from this one)."""
+        if self._bus is None or host != self._bus.host or pid <= 0:
+            return []
+        try:
+            return [parent.pid for parent in psutil.Process(pid).parents()]
+        except psutil.Error:
+            return []
+
+    # ---------------------------------------------------------------- processes
     def _start(self, node: _Running) -> None:
         env = {**os.environ, **self.description.env, **node.spec.env, "PYTHONUNBUFFERED": "1"}
         try:
+            # Its own session and process group: a terminal's Ctrl-C reaches the launcher only (which
+            # stops the nodes in order), and the node, its children included, is stopped as a group.
             node.proc = subprocess.Popen(node.spec.cmd, env=env, stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          text=True, bufsize=1, start_new_session=True)
@@ -176,6 +274,8 @@ class Launcher:
             node.failures += 1
             self._say(node, f"cannot start: {node.last_line}")
             return
+        if self._guard is not None:
+            self._guard.tell(f"+{node.proc.pid}")
         node.started = time.monotonic()
         node.ready = False
         self._say(node, f"started (pid {node.proc.pid})")
@@ -185,34 +285,47 @@ class Launcher:
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = raw.rstrip("\n")
-            if READY_MARK in line:
-                node.ready = node.ever_ready = True
-                node.failures = 0
             if line.strip():
                 node.last_line = line.strip()
             self._say(node, line)
 
     def run(self) -> int:
-        for node in self.nodes:
-            self._start(node)
-        while not self._stop.wait(0.1):
+        try:
+            self._guard = _Guard()
+            self._join_bus()
             for node in self.nodes:
-                if node.proc is None:
-                    if node.next_start and time.monotonic() >= node.next_start:
-                        node.next_start = 0.0
-                        self._start(node)
-                    elif not node.next_start and node.failures:
-                        self._after_exit(node, None)
-                    continue
-                code = node.proc.poll()
-                if code is None:
-                    continue
-                node.proc = None
-                self._after_exit(node, code)
-            if self.error:
-                break
-        self._stop_all()
+                self._start(node)
+            while not self._stop.wait(0.1):
+                for node in self.nodes:
+                    if node.proc is None:
+                        if node.next_start and time.monotonic() >= node.next_start:
+                            node.next_start = 0.0
+                            self._start(node)
+                        elif not node.next_start and node.failures:
+                            self._after_exit(node, None)
+                        continue
+                    code = node.proc.poll()
+                    if code is None:
+                        continue
+                    self._forget(node)
+                    self._after_exit(node, code)
+                if self.error:
+                    break
+        except LaunchError as e:
+            self.error = str(e)
+        finally:
+            self._stop_all()
+            if self._bus is not None:
+                self._bus.close()
+            if self._guard is not None:
+                self._guard.close()
         return 1 if self.error else 0
+
+    def _forget(self, node: _Running) -> None:
+        """The node's process was reaped: the guard must not signal its group id any more."""
+        if node.proc is not None and self._guard is not None:
+            self._guard.tell(f"-{node.proc.pid}")
+        node.proc = None
 
     def _after_exit(self, node: _Running, code: int | None) -> None:
         uptime = time.monotonic() - node.started
@@ -220,6 +333,7 @@ class Launcher:
             self._say(node, f"exited with code {code} after {uptime:.1f} s")
             if not node.ready:
                 node.failures += 1
+        node.ready = False
         if not node.ever_ready and node.failures >= self.max_start_failures:
             self.error = (f"node {node.spec.name} could not start ({node.failures} attempts, last exit "
                           f"code {code}): {node.last_line}")
@@ -235,21 +349,30 @@ class Launcher:
         node.next_start = time.monotonic() + node.delay_s
         self._say(node, f"respawning in {node.delay_s:.1f} s")
 
-    def stop(self) -> None:
+    def stop(self, *, now: bool = False) -> None:
+        """Stop every node and return from ``run()``; ``now``: kill them without a grace period."""
+        if now:
+            self._hurry.set()
         self._stop.set()
 
-    def _stop_all(self, grace_s: float = 10.0) -> None:
+    def _stop_all(self) -> None:
         live = [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
         for node in live:
-            node.proc.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + grace_s
+            _signal_group(node.proc, signal.SIGINT)
+        deadline = time.monotonic() + self.stop_grace_s
+        while any(n.proc.poll() is None for n in live) and time.monotonic() < deadline:
+            if self._hurry.wait(0.05):
+                break
         for node in live:
-            try:
-                node.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self._say(node, "did not stop within the grace period; killing it")
-                node.proc.kill()
-                node.proc.wait()
+            if node.proc.poll() is None:
+                self._say(node, "killed" if self._hurry.is_set() else
+                          "did not stop within the grace period; killing it")
+            # The whole group: a node's own children (a partner's helpers) go with it.
+            _signal_group(node.proc, signal.SIGKILL)
+            node.proc.wait()
+        for node in self.nodes:
+            if node.proc is not None:
+                self._forget(node)
 
     def pid_of(self, name: str) -> int | None:
         for node in self.nodes:
@@ -261,16 +384,53 @@ class Launcher:
         return all(n.ready for n in self.nodes)
 
 
+def _signal_group(proc: subprocess.Popen, signum: int) -> None:
+    """Signal the process group the node leads (its pid: it was started in a new session)."""
+    try:
+        os.killpg(proc.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class LaunchInterrupted(KeyboardInterrupt):
+    """Raised in the main thread when a stop signal (SIGINT, SIGTERM, SIGHUP) reaches a launcher that
+    runs other work there (``sustainml demo``); a KeyboardInterrupt, so Ctrl-C and ``kill`` read alike."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+@contextmanager
+def stop_on_signals(on_stop: Callable[[bool], None], *, interrupt: bool = False) -> Iterator[None]:
+    """While inside, SIGINT, SIGTERM and SIGHUP call ``on_stop(again)`` (``again``: not the first
+    such signal). With ``interrupt``, the first one also raises LaunchInterrupted in the main thread,
+    for a launcher that does other work there (``sustainml demo``); later ones never raise, so that
+    the clean-up the first one started is not cut short. Without this, SIGTERM or SIGHUP would end
+    the process at once and leave its nodes running."""
+    count = 0
+
+    def handler(signum: int, _frame: Any) -> None:
+        nonlocal count
+        count += 1
+        on_stop(count > 1)
+        if interrupt and count == 1:
+            raise LaunchInterrupted(signum)
+
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
 def launch_main(path: str | Path, out: TextIO | None = None) -> int:
-    """Run a launch file until Ctrl-C/SIGTERM; the exit code of ``sustainml launch``."""
+    """Run a launch file until SIGINT/SIGTERM/SIGHUP; the exit code of ``sustainml launch``."""
     launcher = Launcher(load_launch(path), out=out)
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        launcher.stop()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    code = launcher.run()
+    # The first signal stops the nodes cleanly; a second one kills them.
+    with stop_on_signals(lambda again: launcher.stop(now=again)):
+        code = launcher.run()
     if launcher.error:
         print(f"sustainml launch: {launcher.error}", file=sys.stderr)
     return code

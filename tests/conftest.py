@@ -50,7 +50,8 @@ def dds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
 
 
 class RunningPipeline:
-    """A launcher running in a background thread, with its output kept for assertions."""
+    """A launcher running in a background thread, with its output kept for assertions. It is ready
+    when the launcher saw every node's serving NodeStatus on the bus (``Launcher.all_ready``)."""
 
     def __init__(self, description: LaunchDescription) -> None:
         self.lines: list[tuple[str, str]] = []
@@ -66,7 +67,8 @@ class RunningPipeline:
             while not self.launcher.all_ready():
                 assert not self.launcher.error, self.launcher.error
                 if time.monotonic() > deadline:
-                    raise AssertionError("pipeline not ready in time:\n" + self.log())
+                    waiting = [n.spec.name for n in self.launcher.nodes if not n.ready]
+                    raise AssertionError(f"not ready within {timeout_s:g} s: {', '.join(waiting)}\n" + self.log())
                 time.sleep(0.1)
         except BaseException:
             self.stop()   # never leave node processes behind

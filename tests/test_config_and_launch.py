@@ -93,7 +93,7 @@ def test_ctrl_c_stops_every_node_and_exits_zero(dds):
         for line in proc.stdout:
             if "started (pid" in line:
                 pids.add(int(line.split("pid ")[1].rstrip(")\n")))
-            if " ready on " in line:
+            if "] ready: " in line:   # the launcher saw the node's serving NodeStatus
                 ready.add(line.split("]")[0])
             if len(ready) == 5 or time.monotonic() > deadline:
                 break
