@@ -1,5 +1,8 @@
 """How a hardware node answers one task: estimates at once, then measurements within a budget.
 
+0. **What to build.** Each candidate's model is what its ``builder`` says (:mod:`.candidate_model`), not
+   what a catalogue calls by its name; a candidate that cannot be built here is excluded with the field
+   at fault, and the others are answered. Stored figures key on the builder's fingerprint too.
 1. **First answer.** Every job (a candidate on an allowed device, and its int8 variant on the CPU) gets
    its figures at once: a stored measurement of the same configuration (basis "reused") or the
    pre-run estimate (:mod:`.prerun`, basis "estimated"). They go out as message 0.

@@ -1,9 +1,12 @@
 """Hardware node: publishes its machine's inventory and answers each task's candidates on its devices:
 first from estimates and stored measurements, then with real torch kernels within the task's
 measurement budget, one message per measurement as it lands (logic in ``answer.py``, ``plan.py``,
-``prerun.py``, ``measure.py`` and the ``energy_*`` sources). Measurements, device calibrations and
-what the estimator learned are kept in ``cache.py``'s SQLite file in the store directory, so an
-iteration, another user's task or a restarted node asking for the same configuration never re-measures.
+``prerun.py``, ``measure.py`` and the ``energy_*`` sources). It builds each candidate from its
+``builder`` (``candidate_model.py``), so it measures models no catalogue of its own holds; its
+catalogue serves only to profile ahead of time and for candidates without a builder. Measurements,
+device calibrations and what the estimator learned are kept in ``cache.py``'s SQLite file in the store
+directory, so an iteration, another user's task or a restarted node asking for the same configuration
+never re-measures.
 
 One runs on every machine that should contribute devices; each is named ``hw_constraints@HOST``."""
 
