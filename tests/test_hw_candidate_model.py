@@ -138,3 +138,28 @@ def test_an_unbuildable_candidate_is_excluded_and_the_others_answered(estimator:
     assert [m.model for m in answer.measurements] == ["partner_mlp"]
     [why] = answer.excluded
     assert why.startswith("broken: cannot be built on test-host: candidate 'broken': field 'builder.name'")
+
+
+def test_a_partners_scikit_learn_and_transformers_models_are_built_too(estimator: PreRunEstimator) -> None:
+    forest = msg.ModelCandidate(
+        name="partner_forest", task_type=TABULAR, input_shape=[8], library="",   # the builder says what runs it
+        builder=msg.ModelBuilder(kind="sklearn", name="RandomForestRegressor", settings=[
+            msg.BuilderSetting(name="n_estimators", integers=[5]), msg.BuilderSetting(name="max_depth", integers=[3])]))
+    model = resolve(forest)
+    assert model.library == "sklearn"
+    workload = model.build_estimator()
+    assert (workload.estimator.n_estimators, workload.estimator.max_depth) == (5, 3)
+    estimate = estimator.estimate(forest, "cpu", "a CPU", batch_size=1, train_batch_size=64)
+    assert "a declared prior for scikit-learn models" in estimate.measurement.assumptions
+
+    def bert(layers: int) -> msg.ModelCandidate:
+        return msg.ModelCandidate(
+            name="partner_bert", task_type="text_classification", input_shape=[32], library="torch",
+            builder=msg.ModelBuilder(kind="transformers", name="BertForSequenceClassification", num_outputs=3,
+                                     settings=[msg.BuilderSetting(name=k, integers=[v]) for k, v in (
+                                         ("hidden_size", 32), ("num_hidden_layers", layers),
+                                         ("num_attention_heads", 2), ("intermediate_size", 64))]))
+
+    one, two = resolve(bert(1)), resolve(bert(2))
+    assert one.arch.default_num_outputs == 3 and one.fingerprint != two.fingerprint
+    assert estimator.profile(one).weight_bytes < estimator.profile(two).weight_bytes

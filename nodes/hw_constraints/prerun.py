@@ -198,12 +198,12 @@ class PreRunEstimator:
         Raises MeasurementError when the model cannot be built or even profiled."""
         model = model or resolve(candidate)
         calibration = self.calibration(device)
-        library = kind_key(candidate.library or "torch", modality)
+        library = kind_key(model.library, modality)
         name = variant_model_name(candidate.name, variant) if variant else candidate.name
         family = family_key(candidate.family, modality, variant)
         try:
             raw_inference, raw_training = (
-                self._sklearn_prior(calibration, batch_size, train_batch_size) if candidate.library == "sklearn"
+                self._sklearn_prior(calibration, batch_size, train_batch_size) if model.library == "sklearn"
                 else self._roofline(model, calibration, batch_size, train_batch_size)
             )
         except (RuntimeError, NotImplementedError, ValueError) as e:
@@ -215,7 +215,7 @@ class PreRunEstimator:
                                library=library, phase="training", builder=model.fingerprint)
         relative = math.hypot(max(infer.relative_uncertainty, train.relative_uncertainty),
                               calibration.relative_uncertainty)
-        if candidate.library == "sklearn" and "none" in (infer.level, train.level):
+        if model.library == "sklearn" and "none" in (infer.level, train.level):
             relative = max(relative, SKLEARN_PRIOR_UNCERTAINTY)
         measurement = self._measurement(name, device, batch_size, raw_inference, raw_training, infer, train,
                                         calibration, variant, relative,
