@@ -27,6 +27,7 @@ import pytest
 
 from sustainml import Client, msg
 from sustainml._idl import IDL_PATH
+from sustainml.launch import NodeSpec
 
 from conftest import ROOT, RunningPipeline, fast_pipeline
 
@@ -114,9 +115,13 @@ def partner(binary: Path, role: str, log: Path) -> Iterator[PartnerProcess]:
         process.kill()
 
 
-def pipeline_without(kind: str) -> RunningPipeline:
+def pipeline_with_partner(binary: Path) -> RunningPipeline:
+    """launch/pipeline.yaml with the Fast DDS node in place of the model provider, as a partner's launch
+    file would have it (``cmd:``); the launcher counts it ready from its NodeStatus on the bus."""
     description = fast_pipeline()
-    description.nodes = [node for node in description.nodes if node.name != kind]
+    description.nodes = [node for node in description.nodes if node.name != "model_provider"]
+    description.nodes.append(NodeSpec("partner_fastdds", [str(binary), "model_provider"], respawn=False,
+                                      env={"FASTRTPS_DEFAULT_PROFILES_FILE": str(PROFILE)}))
     return RunningPipeline(description).start()
 
 
@@ -130,24 +135,23 @@ def wait_until(condition, what: str, timeout_s: float = TIMEOUT_S) -> None:
 
 def test_fast_dds_model_provider_and_watcher_in_a_real_pipeline(untagged: dict[str, str], partner_binary: Path,
                                                                  tmp_path: Path) -> None:
-    running = pipeline_without("model_provider")
+    running = pipeline_with_partner(partner_binary)
+    provider_pid = running.launcher.pid_of("partner_fastdds")
     try:
-        with partner(partner_binary, "model_provider", tmp_path / "provider.log") as provider, \
-                partner(partner_binary, "watch", tmp_path / "watch.log") as watcher, \
-                Client() as client:
+        with partner(partner_binary, "watch", tmp_path / "watch.log") as watcher, Client() as client:
             # The partner announces itself like any node: keyed, transient-local NodeStatus with a
             # liveliness lease, read by the orchestrator and by every client.
             wait_until(lambda: any(s.node == "partner_fastdds" for s in client.nodes(wait_s=0)),
                        "the partner's NodeStatus did not reach the client")
             [status] = [s for s in client.nodes(wait_s=0) if s.node == "partner_fastdds"]
-            assert (status.kind, status.pid, status.state) == ("model_provider", provider.proc.pid,
+            assert (status.kind, status.pid, status.state) == ("model_provider", provider_pid,
                                                                msg.NodeState.NODE_IDLE)
 
             task = client.submit(ROOT / "examples" / "tool_wear_tabular.yaml")
             result = task.result(timeout_s=300)
             assert result.state == msg.TaskState.TASK_DONE, result.error
             problem = f"{result.task_id.problem_id}/{result.task_id.iteration}"
-            provider.wait_for(rf"^answered {problem}: 1 candidate\(s\)$")
+            running.wait_line("partner_fastdds", f"answered {problem}: 1 candidate(s)")
 
             # The model is in no catalogue: the hardware node built it from ModelCandidate.builder
             # and measured it (declared how: no RAPL on a VM gives "estimate").
@@ -168,7 +172,7 @@ def test_fast_dds_model_provider_and_watcher_in_a_real_pipeline(untagged: dict[s
 
             # Liveliness works across vendors: a partner killed outright is seen gone within its
             # 3 s lease (kept by its heartbeats, MANUAL_BY_TOPIC), with no NodeStatus saying so.
-            provider.proc.kill()
+            os.kill(provider_pid, signal.SIGKILL)
             wait_until(lambda: all(s.node != "partner_fastdds" for s in client.nodes(wait_s=0)),
                        "the killed partner was not seen gone", timeout_s=15)
             watcher.stop()
