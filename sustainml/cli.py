@@ -369,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="node parameter")
     p.set_defaults(func=cmd_node)
 
-    p = sub.add_parser("launch", help="start the nodes of a launch file, each as a process")
+    p = sub.add_parser("launch", help="start the nodes of a launch file, each as a process; SIGINT, SIGTERM or "
+                                      "SIGHUP stops them all")
     p.add_argument("file", nargs="?", help=f"launch file (default {DEFAULT_LAUNCH})")
     _runtime_args(p)
     p.set_defaults(func=cmd_launch)

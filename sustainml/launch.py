@@ -148,6 +148,7 @@ class _Running:
         self.colour = colour
         self.proc: subprocess.Popen | None = None
         self.started = 0.0
+        self.started_unix_s = 0.0
         self.ready = False
         self.ever_ready = False
         self.failures = 0
@@ -242,13 +243,22 @@ class Launcher:
                 waiting[proc.pid] = node
         if not waiting:
             return
-        node = waiting.get(int(status.pid)) or next(
-            (waiting[pid] for pid in self._ancestors(int(status.pid), status.host) if pid in waiting), None)
+        node = waiting.get(int(status.pid))
+        if node is not None and not self._is_local(status, node):
+            node = None
+        if node is None:
+            node = next((waiting[pid] for pid in self._ancestors(int(status.pid), status.host) if pid in waiting), None)
         if node is None:
             return
         node.ready = node.ever_ready = True
         node.failures = 0
         self._say(node, f"ready: {status.node} serves (pid {status.pid}, {status.state.name[5:].lower()})")
+
+    def _is_local(self, status: msg.NodeStatus, node: _Running) -> bool:
+        """Whether a status whose pid is that of ``node``'s process comes from it, not from a process
+        with the same pid on another host of the domain: same host name, or (a node may announce
+        another host name, e.g. ``SUSTAINML_HOST``) started after the launcher started ``node``."""
+        return status.host == self._bus.host or status.started_unix_s >= node.started_unix_s - 2.0
 
     def _ancestors(self, pid: int, host: str) -> list[int]:
         """The parents of a process that announced itself from ``host`` (none if not from this one)."""
@@ -277,6 +287,7 @@ class Launcher:
         if self._guard is not None:
             self._guard.tell(f"+{node.proc.pid}")
         node.started = time.monotonic()
+        node.started_unix_s = time.time()
         node.ready = False
         self._say(node, f"started (pid {node.proc.pid})")
         threading.Thread(target=self._pump, args=(node, node.proc), daemon=True).start()
