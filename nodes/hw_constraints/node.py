@@ -11,7 +11,6 @@ never re-measures.
 One runs on every machine that should contribute devices; each is named ``hw_constraints@HOST``."""
 
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,8 +79,9 @@ class HardwareNode(TaskNode):
                 self.estimator.calibration(device.id)
             except MeasurementError as e:
                 self.log.warning("%s cannot be calibrated, so its jobs cannot be estimated: %s", device.id, e)
-        threading.Thread(target=self.estimator.profile_catalogue, args=(default_catalogue(), self._stop),
-                         name=f"{self.name}-profiles", daemon=True).start()
+        # A node-owned thread: shutdown joins it before on_shutdown closes the store it writes.
+        self.create_thread(self.estimator.profile_catalogue, default_catalogue(), self._stop,
+                           name=f"{self.name}-profiles")
 
     def on_shutdown(self) -> None:
         self.cache.close()

@@ -1,6 +1,5 @@
 """Model provider node: an encoded task in, candidate models out (logic in ``catalogue.py``)."""
 
-import threading
 from dataclasses import dataclass
 
 from sustainml import msg, topics
@@ -30,7 +29,7 @@ class ModelProvider(TaskNode):
     def on_activate(self) -> None:
         # Count every entry's FLOPs now, in the background (seconds for a generative model), so that the
         # first task of each type gets its candidates at once.
-        threading.Thread(target=self._count_flops, name="model_provider-flops", daemon=True).start()
+        self.create_thread(self._count_flops, name="model_provider-flops")
 
     def _count_flops(self) -> None:
         for entry in self.entries:

@@ -8,7 +8,6 @@ lock and published could deadlock against the local delivery of its own message.
 """
 
 import queue
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -51,8 +50,8 @@ class Orchestrator(Node):
             topics.TASK_STATUS, topics.TASK_RESULT)}
         self.pub_result = self._publishers[msg.TaskResult]
         self.pub_status = self._publishers[msg.TaskStatus]
-        self._thread = threading.Thread(target=self._event_loop, name="orchestrator-events", daemon=True)
-        self._thread.start()
+        # Joined by shutdown before on_shutdown closes the store the event handlers write.
+        self.create_thread(self._event_loop, name="orchestrator-events")
         self.create_subscription(topics.ENCODED_TASK, lambda m: self._post(self.book.on_encoded, m))
         self.create_subscription(topics.MODEL_CANDIDATES, lambda m: self._post(self.book.on_candidates, m))
         self.create_subscription(topics.HARDWARE_MEASUREMENT, lambda m: self._post(self.book.on_measurement, m))
