@@ -46,8 +46,8 @@ from sustainml.exceptions import MeasurementError
 from sustainml.msg import JobMeasurement
 from sustainml.units import MS_PER_S
 from sustainml_nodes.hw_constraints.cache import MeasurementCache
-from sustainml_nodes.hw_constraints.energy import make_energy_source
-from sustainml_nodes.hw_constraints.energy_source import EnergySource
+from sustainml.energy import make_energy_source
+from sustainml.energy_source import EnergySource
 from sustainml_nodes.hw_constraints.estimate import DeviceCalibration, calibrate
 from sustainml_nodes.hw_constraints.learning import PHASES, Correction, Observation, correction_for
 from sustainml_nodes.hw_constraints.measure import (

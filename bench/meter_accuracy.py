@@ -37,8 +37,8 @@ from dataclasses import dataclass
 import torch
 
 from sustainml.exceptions import MeasurementError
-from sustainml_nodes.hw_constraints.energy import make_energy_source
-from sustainml_nodes.hw_constraints.energy_source import MJ_PER_J, EnergyMeter, EnergySource
+from sustainml.energy import make_energy_source
+from sustainml.energy_source import MJ_PER_J, EnergyMeter, EnergySource
 from sustainml_nodes.hw_constraints.measure import resolve_device
 
 J_PER_KWH = 3.6e6

@@ -270,7 +270,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_encode(args: argparse.Namespace) -> int:
     """Run the task encoder in this process, on free text or a problem file: no pipeline needed."""
-    from sustainml_nodes.task_encoder.dataset_profile import DEFAULT_MAX_DATASET_MB, DataPolicy, profile_dataset
+    from sustainml.datasets import DEFAULT_MAX_DATASET_MB, DataPolicy, profile_dataset
     from sustainml_nodes.task_encoder.encoding import encode
 
     from . import msg
@@ -342,7 +342,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 def _web_args(parser: argparse.ArgumentParser) -> None:
-    from sustainml_nodes.task_encoder.dataset_profile import DEFAULT_MAX_DATASET_MB
+    from .datasets import DEFAULT_MAX_DATASET_MB
 
     from .web.server import DEFAULT_PORT, TOKEN_ENV
     parser.add_argument("--host", default="127.0.0.1",

@@ -15,7 +15,7 @@ import pytest
 from sustainml import msg
 from sustainml.exceptions import InvalidProblem, UnknownRegion
 from sustainml_nodes.carbon_tracker.footprint import CarbonSettings, compute_footprints, serving_regions
-from sustainml_nodes.carbon_tracker.intensity import RegionIntensity, resolve_region
+from sustainml.carbon.intensity import RegionIntensity, resolve_region
 
 J_PER_KWH = 3_600_000  # written out here on purpose, not imported from sustainml.units
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from sustainml_nodes.task_encoder.dataset_profile import DataPolicy, DatasetError, profile_dataset
+from sustainml.datasets import DataPolicy, DatasetError, profile_dataset
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ def test_missing_paths_and_header_only_files(data: Path):
 
 
 def test_an_unchanged_file_is_read_once_and_a_changed_one_again(data: Path, monkeypatch):
-    from sustainml_nodes.task_encoder import dataset_profile
+    from sustainml import datasets as dataset_profile
 
     tool_wear().to_csv(data / "wear.csv", index=False)
     reads = []

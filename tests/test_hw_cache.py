@@ -17,7 +17,7 @@ import torch
 from sustainml import msg, topics
 from sustainml.bus import Participant
 from sustainml_nodes.hw_constraints.cache import CACHE_FILE, SCHEMA_VERSION, MeasurementCache, MeasurementKey
-from sustainml_nodes.hw_constraints.energy_estimate import EstimateEnergySource
+from sustainml.energy_estimate import EstimateEnergySource
 from sustainml_nodes.hw_constraints.measure import measure
 from sustainml_nodes.hw_constraints.node import HardwareNode, HwParams
 from sustainml_nodes.model_provider.catalogue import find, load_catalogue, to_candidate

@@ -13,7 +13,7 @@ from sustainml import msg
 from sustainml_nodes.hw_constraints.answer import Budget, MeasuringSettings, TaskMeasuring
 from sustainml_nodes.hw_constraints.cache import MeasurementCache
 from sustainml_nodes.hw_constraints.candidate_model import UnbuildableCandidate, resolve
-from sustainml_nodes.hw_constraints.energy_estimate import EstimateEnergySource
+from sustainml.energy_estimate import EstimateEnergySource
 from sustainml_nodes.hw_constraints.estimate import DeviceCalibration
 from sustainml_nodes.hw_constraints.inventory import read_inventory
 from sustainml_nodes.hw_constraints.prerun import PreRunEstimator

@@ -19,24 +19,24 @@ import pytest
 
 from sustainml.exceptions import MeasurementError
 from sustainml.msg import DeviceInfo, HardwareInventory
-from sustainml_nodes.hw_constraints import energy_nvml
-from sustainml_nodes.hw_constraints.energy import make_energy_source, parse_device
-from sustainml_nodes.hw_constraints.energy_estimate import (
+from sustainml import energy_nvml
+from sustainml.energy import make_energy_source, parse_device
+from sustainml.energy_estimate import (
     DEFAULT_W_PER_CORE,
     CpuTdp,
     EstimateEnergySource,
     lookup_cpu_tdp,
 )
-from sustainml_nodes.hw_constraints.energy_fake import PowerTraceSource, ReplayEnergySource
-from sustainml_nodes.hw_constraints.energy_nvml import (
+from sustainml.energy_fake import PowerTraceSource, ReplayEnergySource
+from sustainml.energy_nvml import (
     NVML_POWER_UPDATE_PERIOD_S,
     NVML_SAMPLED_RELATIVE_UNCERTAINTY,
     SAMPLED_POWER,
     TOTAL_ENERGY_COUNTER,
     NvmlEnergySource,
 )
-from sustainml_nodes.hw_constraints.energy_rapl import RaplEnergySource
-from sustainml_nodes.hw_constraints.energy_source import EnergyMeter, EnergySource, MonotonicCounter
+from sustainml.energy_rapl import RaplEnergySource
+from sustainml.energy_source import EnergyMeter, EnergySource, MonotonicCounter
 from sustainml_nodes.hw_constraints.inventory import allowed_devices, read_inventory
 
 
@@ -472,7 +472,7 @@ def test_factory_gives_nvml_for_cuda_and_a_clear_error_without_it(monkeypatch: p
 def test_factory_says_when_a_gpu_is_measured_by_sampled_power(
     pre_volta_gpu: FakeNvml, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="sustainml_nodes.hw_constraints"):
+    with caplog.at_level(logging.INFO, logger="sustainml"):
         source = make_energy_source("cuda:0")
     try:
         assert isinstance(source, NvmlEnergySource) and source.energy_reading == SAMPLED_POWER

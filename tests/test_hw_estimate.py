@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from sustainml_nodes.hw_constraints.cache import CACHE_FILE, MeasurementCache
-from sustainml_nodes.hw_constraints.energy_estimate import EstimateEnergySource
+from sustainml.energy_estimate import EstimateEnergySource
 from sustainml_nodes.hw_constraints.estimate import (
     ESTIMATE_METHOD,
     MODEL_RELATIVE_UNCERTAINTY,

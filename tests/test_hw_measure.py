@@ -9,8 +9,8 @@ import torch
 
 from sustainml.exceptions import MeasurementError, TaskCancelled
 from sustainml.msg import JobMeasurement
-from sustainml_nodes.hw_constraints.energy_estimate import EstimateEnergySource
-from sustainml_nodes.hw_constraints.energy_fake import PowerTraceSource
+from sustainml.energy_estimate import EstimateEnergySource
+from sustainml.energy_fake import PowerTraceSource
 from sustainml_nodes.hw_constraints.measure import MIN_REPETITIONS, measure
 from sustainml_nodes.model_provider.workload import Workload
 

@@ -14,7 +14,7 @@ from sklearn.linear_model import Ridge
 
 from sustainml import msg
 from sustainml.exceptions import MeasurementError
-from sustainml_nodes.hw_constraints.energy_fake import PowerTraceSource
+from sustainml.energy_fake import PowerTraceSource
 from sustainml_nodes.hw_constraints.measure import (INT8_DYNAMIC, measure, measure_estimator,
                                                     quantize_dynamic_int8, with_training_of)
 from sustainml_nodes.hw_constraints.answer import MeasuringSettings, TaskMeasuring

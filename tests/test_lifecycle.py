@@ -17,7 +17,7 @@ from sustainml import msg
 from sustainml.exceptions import InvalidProblem
 from sustainml.report import phase_shares, with_uncertainty
 from sustainml_nodes.carbon_tracker.footprint import CarbonSettings, compute_footprints
-from sustainml_nodes.carbon_tracker.intensity import resolve_region
+from sustainml.carbon.intensity import resolve_region
 from sustainml_nodes.carbon_tracker.reference import EmbodiedFigure, embodied_for, equivalents_of, pue_for
 from sustainml_nodes.orchestrator import ranking
 

@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from sustainml.exceptions import ConfigError, LiveIntensityError
-from sustainml_nodes.carbon_tracker.intensity import RegionIntensity, resolve_region
+from sustainml.carbon.intensity import RegionIntensity, resolve_region
 from sustainml_nodes.carbon_tracker.live_intensity import (API_KEY_ENV, ElectricityMapsProvider, LiveIntensity,
                                                            LiveIntensityLookup,
                                                            LiveIntensityProvider, electricitymaps_zone,

@@ -16,7 +16,7 @@ import torch
 
 from sustainml.exceptions import MeasurementError
 from sustainml.msg import JobMeasurement
-from sustainml_nodes.hw_constraints.energy_estimate import EstimateEnergySource
+from sustainml.energy_estimate import EstimateEnergySource
 from sustainml_nodes.hw_constraints.measure import measure
 from sustainml_nodes.model_provider.workload import Workload
 

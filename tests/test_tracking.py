@@ -25,8 +25,8 @@ from sustainml.bus import Participant
 from sustainml.exceptions import InvalidProblem, RequestTimeout, UnknownRegion
 from sustainml.report import describe_dominance
 from sustainml.tracking import RunStore, Tracker, TrackingError, visible_devices
-from sustainml_nodes.carbon_tracker.intensity import resolve_region
-from sustainml_nodes.hw_constraints.energy_fake import PowerTraceSource
+from sustainml.carbon.intensity import resolve_region
+from sustainml.energy_fake import PowerTraceSource
 
 from conftest import ROOT, FakeClock
 

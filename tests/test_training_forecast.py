@@ -16,8 +16,8 @@ from sustainml import msg, units
 from sustainml.exceptions import MeasurementError
 from sustainml.tracking import RunStore, Tracker, TrackingError, predict_total
 from sustainml.tracking.forecast import min_epochs, t_quantile
-from sustainml_nodes.carbon_tracker.intensity import resolve_region
-from sustainml_nodes.hw_constraints.energy_fake import PowerTraceSource, TimedReplaySource
+from sustainml.carbon.intensity import resolve_region
+from sustainml.energy_fake import PowerTraceSource, TimedReplaySource
 
 from conftest import FakeClock
 

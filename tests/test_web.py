@@ -17,7 +17,7 @@ import pytest
 from sustainml import msg
 from sustainml.report import status_name
 from sustainml.web import views
-from sustainml_nodes.task_encoder.dataset_profile import DataPolicy
+from sustainml.datasets import DataPolicy
 from sustainml.web.server import TOKEN_ENV, WebConfig
 from sustainml.exceptions import ConfigError
 

@@ -43,19 +43,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sustainml import msg, units
-from sustainml.exceptions import InvalidProblem, SustainMLError
+from sustainml.carbon.inputs import REGION_WILDCARDS, check_carbon_fields
+from sustainml.carbon.intensity import RegionIntensity, all_regions, resolve_region
+from sustainml.exceptions import InvalidProblem
 from sustainml.variants import split_model_name
 
-from .intensity import RegionIntensity, all_regions, resolve_region
 from .reference import EmbodiedFigure, PueFigure, embodied_for, equivalents_of, pue_for
 
 __all__ = [
     "CarbonSettings",
     "GREENER_REGION_COUNT",
-    "MAX_EXPERIMENT_RUNS",
-    "MAX_INTENSITY_G_PER_KWH",
     "RegionBook",
-    "check_carbon_fields",
     "compute_footprints",
     "serving_regions",
 ]
@@ -63,11 +61,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 GREENER_REGION_COUNT = 3
-MAX_EXPERIMENT_RUNS = 100_000
-# Units: g CO2e / kWh. Above any real grid (coal plants emit about 1,000): a typo, not a figure.
-MAX_INTENSITY_G_PER_KWH = 2_000.0
 _S_PER_YEAR = 365.25 * 86_400.0
-_REGION_WILDCARDS = ("*", "gcp:*", "aws:*", "azure:*")
 
 LiveLookup = Callable[[RegionIntensity], RegionIntensity | None]
 """Given a region from the data, the same region at a live intensity, or None to keep the data's."""
@@ -358,8 +352,8 @@ def allowed_regions(task: msg.EncodedTask, serving: RegionIntensity, book: Regio
         for region in _expand(text):
             # A 0 in the data is a small grid with no fossil generation recorded that year (e.g. the
             # Central African Republic), not a data centre one can rent: it is not offered.
-            if region.intensity_g_per_kwh > 0 or text.strip().lower() not in _REGION_WILDCARDS:
-                found.setdefault(region.code, book.region(region, live=text.strip().lower() not in _REGION_WILDCARDS))
+            if region.intensity_g_per_kwh > 0 or text.strip().lower() not in REGION_WILDCARDS:
+                found.setdefault(region.code, book.region(region, live=text.strip().lower() not in REGION_WILDCARDS))
     return list(found.values())
 
 
@@ -367,7 +361,7 @@ def _expand(text: str) -> list[RegionIntensity]:
     pattern = text.strip().lower()
     if pattern == "*":
         return [r for r in all_regions() if ":" not in r.code]
-    if pattern in _REGION_WILDCARDS:
+    if pattern in REGION_WILDCARDS:
         return [r for r in all_regions() if r.code.startswith(pattern[:-1])]
     return [resolve_region(text)]
 
@@ -436,45 +430,6 @@ def _pue_text(serve: PueFigure, train: PueFigure, region: RegionIntensity, train
         f"serving ({region.code}) PUE {serve.pue:g}: {serve.source}; "
         f"training ({train_region.code}) PUE {train.pue:g}: {train.source}"
     )
-
-
-def check_carbon_fields(
-    *,
-    experiment_runs: int,
-    allowed: Sequence[str],
-    overrides: Sequence[msg.RegionFigure],
-    pue: float,
-) -> None:
-    """Raise ``InvalidProblem`` (one line: the field, the value, what is right) for carbon inputs no
-    real plan has. The task encoder calls it so a bad value fails at the first node."""
-    if experiment_runs > MAX_EXPERIMENT_RUNS:
-        raise InvalidProblem(
-            f"experiment_runs is {experiment_runs}: give the training runs before the final one "
-            f"(e.g. 20 for a search of 20 trials), at most {MAX_EXPERIMENT_RUNS}"
-        )
-    if pue != 0 and not (math.isfinite(pue) and pue >= 1.0):
-        raise InvalidProblem(
-            f"pue is {pue}: a data centre's power usage effectiveness is at least 1.0 "
-            "(1.0 = no overhead, typical clouds 1.1-1.6); give 0 to use the published figure"
-        )
-    for i, text in enumerate(allowed):
-        if text.strip().lower() in _REGION_WILDCARDS:
-            continue
-        try:
-            resolve_region(text)
-        except SustainMLError as e:
-            raise InvalidProblem(f"allowed_regions[{i}]: {e}") from e
-    for i, figure in enumerate(overrides):
-        value = float(figure.intensity_g_per_kwh)
-        if not (math.isfinite(value) and 0 <= value <= MAX_INTENSITY_G_PER_KWH):
-            raise InvalidProblem(
-                f"intensity_overrides[{i}] ({figure.region!r}): {value} g CO2e/kWh is not a grid intensity; "
-                f"give a number from 0 to {MAX_INTENSITY_G_PER_KWH:g} (coal power is about 1,000)"
-            )
-        try:
-            resolve_region(figure.region)
-        except SustainMLError as e:
-            raise InvalidProblem(f"intensity_overrides[{i}]: {e}") from e
 
 
 def _check_inputs(task: msg.EncodedTask, measurement: msg.HardwareMeasurement, pue: float | None) -> None:

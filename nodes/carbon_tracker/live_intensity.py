@@ -58,10 +58,9 @@ from dataclasses import dataclass
 from http.client import HTTPException
 from typing import Any, ClassVar
 
+from sustainml.carbon.intensity import RegionIntensity, find_region
 from sustainml.config import is_loopback_host
 from sustainml.exceptions import ConfigError, LiveIntensityError, SustainMLError
-
-from .intensity import RegionIntensity, find_region
 
 __all__ = [
     "API_KEY_ENV",

@@ -18,9 +18,8 @@ from typing import Any
 import yaml
 
 from sustainml import msg
+from sustainml.carbon.intensity import RegionIntensity
 from sustainml.exceptions import ConfigError
-
-from .intensity import RegionIntensity
 
 __all__ = ["PueFigure", "EmbodiedFigure", "pue_for", "default_pue", "embodied_for", "equivalents_of"]
 

@@ -208,7 +208,7 @@ def lookup_device_name(device: str) -> str:
 
     Raises MeasurementError when the GPU is not there (see :func:`.measure.resolve_device`).
     """
-    from .energy_estimate import read_cpu_model
+    from sustainml.energy_estimate import read_cpu_model
     from .measure import resolve_device
 
     dev = resolve_device(device)

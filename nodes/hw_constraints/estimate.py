@@ -48,10 +48,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from sustainml.energy import make_energy_source
+from sustainml.energy_source import EnergyMeter, EnergySource
 from sustainml.units import MS_PER_S, j_to_kwh
 
-from .energy import make_energy_source
-from .energy_source import EnergyMeter, EnergySource
 from .measure import (
     IDLE_COUNTER_UPDATES,
     SGD_LR,

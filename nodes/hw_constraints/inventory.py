@@ -15,13 +15,12 @@ from collections.abc import Callable, Sequence
 import psutil
 import torch
 
+from sustainml.energy import make_energy_source, parse_device
+from sustainml.energy_estimate import read_cpu_model
+from sustainml.energy_source import EnergySource
 from sustainml.exceptions import MeasurementError
 from sustainml.msg import DeviceInfo, HardwareInventory
 from sustainml.units import bytes_to_mb
-
-from .energy import make_energy_source, parse_device
-from .energy_estimate import read_cpu_model
-from .energy_source import EnergySource
 
 __all__ = ["read_inventory", "allowed_devices", "NO_ENERGY_METHOD"]
 

@@ -59,13 +59,12 @@ from dataclasses import dataclass
 import psutil
 import torch
 
+from sustainml.energy import make_energy_source, parse_device
+from sustainml.energy_source import MJ_PER_J, EnergyMeter, EnergySource, EnergyWindow
 from sustainml.exceptions import MeasurementError
 from sustainml.msg import JobMeasurement
 from sustainml.units import MS_PER_S, bytes_to_mb
 from sustainml_nodes.model_provider.workload import EstimatorWorkload, Workload
-
-from .energy import make_energy_source, parse_device
-from .energy_source import MJ_PER_J, EnergyMeter, EnergySource, EnergyWindow
 
 __all__ = [
     "measure", "measure_estimator", "resolve_device", "parse_precision", "PRECISIONS", "INT8_DYNAMIC",

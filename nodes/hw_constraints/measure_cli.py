@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from sustainml_nodes.model_provider.catalogue import CatalogueEntry
 
     from .cache import MeasurementCache
-    from .energy_source import EnergySource
+    from sustainml.energy_source import EnergySource
     from .estimate import DeviceCalibration, Estimate, TrainingRunEstimate
 
 __all__ = ["add_parser", "cmd_measure", "PRECISION_CHOICES"]
@@ -37,7 +37,7 @@ PRECISION_CHOICES = ("fp32", "bf16", "fp16")  # measure.PRECISIONS, without impo
 
 
 def _device(text: str) -> str:
-    from .energy import parse_device
+    from sustainml.energy import parse_device
 
     try:
         kind, index = parse_device(text)
@@ -107,7 +107,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
     from .cache import CACHE_FILE, MeasurementCache, MeasurementKey, lookup_device_name
     from .candidate_model import model_of_entry
-    from .energy import make_energy_source
+    from sustainml.energy import make_energy_source
     from .measure import ESTIMATOR_TRAIN_SAMPLES, measure, measure_estimator
 
     entry = find(load_catalogue(), args.model)  # UnknownModel (exit 2) names the known models

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch
 
 from sustainml import msg
+from sustainml.energy import make_energy_source
+from sustainml.energy_source import EnergySource
 from sustainml.exceptions import MeasurementError
 from sustainml.units import MS_PER_S
 from sustainml.variants import variant_model_name
@@ -30,8 +32,6 @@ from sustainml_nodes.model_provider.catalogue import CatalogueEntry
 
 from .cache import CalibrationKey, MeasurementCache
 from .candidate_model import CandidateModel, model_of_entry, resolve
-from .energy import make_energy_source
-from .energy_source import EnergySource
 from .estimate import (
     ESTIMATE_METHOD,
     DeviceCalibration,

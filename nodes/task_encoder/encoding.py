@@ -27,9 +27,9 @@ import time
 from dataclasses import dataclass, field
 
 from sustainml import msg
+from sustainml.carbon.inputs import check_carbon_fields
+from sustainml.carbon.intensity import RegionIntensity, resolve_region
 from sustainml.exceptions import InvalidProblem, SustainMLError
-from sustainml_nodes.carbon_tracker.footprint import check_carbon_fields
-from sustainml_nodes.carbon_tracker.intensity import RegionIntensity, resolve_region
 
 from .knowledge import DeployTarget, Knowledge, MetricInfo, TaskTypeInfo, load_knowledge
 from .task_reading import Reading, prepare, read_task_type

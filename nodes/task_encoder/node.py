@@ -5,9 +5,9 @@ import os
 from dataclasses import dataclass
 
 from sustainml import msg, topics
+from sustainml.datasets import DEFAULT_MAX_DATASET_MB, DataPolicy, profile_dataset
 from sustainml.node import Input, TaskContext, TaskNode, run_node
 
-from .dataset_profile import DEFAULT_MAX_DATASET_MB, DataPolicy, profile_dataset
 from .encoding import encode, require_complete, warm_up
 
 

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sustainml_nodes.carbon_tracker.intensity import find_region
+from sustainml.carbon.intensity import find_region
 
 from .knowledge import Knowledge
 

@@ -53,12 +53,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sustainml import msg, topics, units
+from sustainml.carbon.intensity import RegionIntensity, resolve_region
+from sustainml.energy import make_energy_source, parse_device
+from sustainml.energy_source import EnergyMeter, EnergySource, EnergyWindow
 from sustainml.exceptions import InvalidProblem, MeasurementError, RequestTimeout, TrackingError
 from sustainml.problem import parse_task_id, task_text
 from sustainml.report import RunSummary, stages_table, summarise_stages
-from sustainml_nodes.carbon_tracker.intensity import RegionIntensity, resolve_region
-from sustainml_nodes.hw_constraints.energy import make_energy_source, parse_device
-from sustainml_nodes.hw_constraints.energy_source import EnergyMeter, EnergySource, EnergyWindow
 
 from .forecast import DEFAULT_LEVEL, DEFAULT_WARMUP_EPOCHS, check_plan, min_epochs, predict_total, t_quantile
 from .store import RunStore

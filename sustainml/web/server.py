@@ -26,11 +26,10 @@ from typing import Any
 import plotly
 from aiohttp import web
 
-from sustainml_nodes.task_encoder.dataset_profile import DEFAULT_MAX_DATASET_MB, DataPolicy
-
 from .. import msg, task_types
 from ..client import Client
 from ..config import is_loopback_host
+from ..datasets import DEFAULT_MAX_DATASET_MB, DataPolicy
 from ..exceptions import ConfigError, InvalidProblem, RequestTimeout
 from ..problem import parse_task_id, task_text
 from ..report import encoded_to_dict, result_to_dict, to_plain

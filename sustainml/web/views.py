@@ -14,9 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from sustainml_nodes.task_encoder.dataset_profile import TABLE_FORMATS, DataPolicy, resolve_dataset
-
 from .. import msg
+from ..datasets import TABLE_FORMATS, DataPolicy, resolve_dataset
 from ..exceptions import InvalidProblem
 from ..launch import NODE_KINDS
 from ..node import TERMINAL

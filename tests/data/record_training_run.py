@@ -30,7 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from sustainml_nodes.hw_constraints.energy import make_energy_source  # noqa: E402
+from sustainml.energy import make_energy_source  # noqa: E402
 
 OUT = Path(__file__).with_name("recorded_training_run.json")
 DATA = ROOT / "examples" / "data" / "cnc_tool_wear.csv"

@@ -6,6 +6,9 @@ done by pandas (CSV, and Parquet through pyarrow) and by Pillow for image header
 file is ever executed: pickle, joblib, NumPy object arrays and the like are refused by extension and
 never opened.
 
+The task encoder, the web UI (what an upload may be) and ``sustainml encode`` read datasets by these
+rules.
+
 Every refusal is a ``DatasetError`` (an ``InvalidProblem``) with one line: the path, what is wrong
 and what to do.
 """
