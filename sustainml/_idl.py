@@ -170,15 +170,26 @@ def parse(text: str, *, legacy: bool = False) -> IdlModule:
     return module
 
 
+def _sequence(element: str) -> str:
+    """The annotation of a sequence member: ``list[T]`` for a type checker, the cyclonedds type as metadata.
+
+    ``types.sequence[T]`` evaluates to ``Annotated[Sequence[T], types.sequence(T)]``, which a type checker
+    cannot read (``sequence`` is a plain class with a ``__class_getitem__``). cyclonedds uses only the
+    ``Annotated`` metadata (the ``types.sequence`` instance), so this spelling gives the same XTypes type
+    and the same CDR bytes. ``list``, not ``Sequence``: readers get lists."""
+    return f"Annotated[list[{element}], types.sequence({element})]"
+
+
 def _annotation(idl_type: str, module: IdlModule) -> tuple[str, str]:
     """Python annotation and default-value expression for one IDL member type."""
     if idl_type == OCTETS:
         # Not Python's bytes: cyclonedds-python 11 builds no XTypes type object for it, and a topic needs
-        # one. Writers may pass bytes; readers get a list of ints (bytes(x) turns it back).
-        return "types.sequence[types.byte]", "field(default_factory=list)"
+        # one. Readers get a list of ints (bytes(x) turns it back); writers may pass bytes, hence the
+        # Sequence[int] annotation.
+        return "Annotated[Sequence[int], types.sequence(types.byte)]", "field(default_factory=list)"
     if idl_type.startswith("sequence<"):
         inner, _ = _annotation(idl_type[len("sequence<"):-1], module)
-        return f"types.sequence[{inner}]", "field(default_factory=list)"
+        return _sequence(inner), "field(default_factory=list)"
     if idl_type in PRIMITIVES:
         return PRIMITIVES[idl_type]
     if idl_type in module.enums:
@@ -206,7 +217,9 @@ def generate(module: IdlModule, *, docstring: tuple[str, ...] | None = None) -> 
         *docstring[1:],
         '"""',
         "",
+        "from collections.abc import Sequence",
         "from dataclasses import dataclass, field",
+        "from typing import Annotated",
         "",
         "from cyclonedds.idl import IdlEnum, IdlStruct, types",
         f"from cyclonedds.idl.annotations import {', '.join(annotations)}",

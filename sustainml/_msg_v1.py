@@ -4,7 +4,9 @@ Only to read what version-1 code stored (sustainml.msg_upgrade); never published
 ``python -m sustainml._idl --legacy-v1``; tests/test_msg_upgrade.py fails when this file and the IDL differ.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Annotated
 
 from cyclonedds.idl import IdlEnum, IdlStruct, types
 from cyclonedds.idl.annotations import appendable, final, key
@@ -64,7 +66,7 @@ class DatasetInfo(IdlStruct, typename="sustainml_v1::DatasetInfo"):
     path: str = ""
     description: str = ""
     num_samples: types.uint64 = 0
-    input_shape: types.sequence[types.uint32] = field(default_factory=list)
+    input_shape: Annotated[list[types.uint32], types.sequence(types.uint32)] = field(default_factory=list)
     num_classes: types.uint32 = 0
     num_features: types.uint32 = 0
     target_column: str = ""
@@ -94,11 +96,11 @@ class DatasetProfile(IdlStruct, typename="sustainml_v1::DatasetProfile"):
     size_bytes: types.uint64 = 0
     rows: types.uint64 = 0
     columns: types.uint32 = 0
-    column_profiles: types.sequence[ColumnProfile] = field(default_factory=list)
+    column_profiles: Annotated[list[ColumnProfile], types.sequence(ColumnProfile)] = field(default_factory=list)
     missing_values: types.uint64 = 0
     target_column: str = ""
-    class_balance: types.sequence[ClassCount] = field(default_factory=list)
-    sample_shape: types.sequence[types.uint32] = field(default_factory=list)
+    class_balance: Annotated[list[ClassCount], types.sequence(ClassCount)] = field(default_factory=list)
+    sample_shape: Annotated[list[types.uint32], types.sequence(types.uint32)] = field(default_factory=list)
     summary: str = ""
 
 
@@ -141,12 +143,12 @@ class UserInput(IdlStruct, typename="sustainml_v1::UserInput"):
     epochs: types.uint32 = 0
     train_region: str = ""
     inference_region: str = ""
-    alternative_regions: types.sequence[str] = field(default_factory=list)
-    allowed_hardware: types.sequence[str] = field(default_factory=list)
-    candidate_models: types.sequence[str] = field(default_factory=list)
+    alternative_regions: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
+    allowed_hardware: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
+    candidate_models: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
     experiment_runs: types.uint32 = 0
-    allowed_regions: types.sequence[str] = field(default_factory=list)
-    intensity_overrides: types.sequence[RegionFigure] = field(default_factory=list)
+    allowed_regions: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
+    intensity_overrides: Annotated[list[RegionFigure], types.sequence(RegionFigure)] = field(default_factory=list)
     pue: float = 0.0
     measurement_budget_s: float = 0.0
     measurement_budget_j: float = 0.0
@@ -163,22 +165,22 @@ class EncodedTask(IdlStruct, typename="sustainml_v1::EncodedTask"):
     higher_is_better: bool = False
     confidence: float = 0.0
     explanation: str = ""
-    warnings: types.sequence[str] = field(default_factory=list)
+    warnings: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
     dataset: DatasetInfo = field(default_factory=DatasetInfo)
     constraints: Constraints = field(default_factory=Constraints)
     usage: Usage = field(default_factory=Usage)
     epochs: types.uint32 = 0
     train_region: str = ""
     inference_region: str = ""
-    alternative_regions: types.sequence[str] = field(default_factory=list)
-    allowed_hardware: types.sequence[str] = field(default_factory=list)
-    candidate_models: types.sequence[str] = field(default_factory=list)
-    findings: types.sequence[Finding] = field(default_factory=list)
-    readings: types.sequence[TaskReading] = field(default_factory=list)
+    alternative_regions: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
+    allowed_hardware: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
+    candidate_models: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
+    findings: Annotated[list[Finding], types.sequence(Finding)] = field(default_factory=list)
+    readings: Annotated[list[TaskReading], types.sequence(TaskReading)] = field(default_factory=list)
     dataset_profile: DatasetProfile = field(default_factory=DatasetProfile)
     experiment_runs: types.uint32 = 0
-    allowed_regions: types.sequence[str] = field(default_factory=list)
-    intensity_overrides: types.sequence[RegionFigure] = field(default_factory=list)
+    allowed_regions: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
+    intensity_overrides: Annotated[list[RegionFigure], types.sequence(RegionFigure)] = field(default_factory=list)
     pue: float = 0.0
     measurement_budget_s: float = 0.0
     measurement_budget_j: float = 0.0
@@ -206,7 +208,7 @@ class ModelCandidate(IdlStruct, typename="sustainml_v1::ModelCandidate"):
     task_type: str = ""
     params: float = 0.0
     flops_per_sample: float = 0.0
-    input_shape: types.sequence[types.uint32] = field(default_factory=list)
+    input_shape: Annotated[list[types.uint32], types.sequence(types.uint32)] = field(default_factory=list)
     quality_metric: str = ""
     quality_value: float = 0.0
     higher_is_better: bool = False
@@ -218,15 +220,15 @@ class ModelCandidate(IdlStruct, typename="sustainml_v1::ModelCandidate"):
     display_name: str = ""
     licence: str = ""
     library: str = ""
-    variants: types.sequence[GreenerVariant] = field(default_factory=list)
+    variants: Annotated[list[GreenerVariant], types.sequence(GreenerVariant)] = field(default_factory=list)
 
 
 @dataclass
 @appendable
 class ModelCandidates(IdlStruct, typename="sustainml_v1::ModelCandidates"):
     task_id: TaskId = field(default_factory=TaskId)
-    candidates: types.sequence[ModelCandidate] = field(default_factory=list)
-    excluded: types.sequence[str] = field(default_factory=list)
+    candidates: Annotated[list[ModelCandidate], types.sequence(ModelCandidate)] = field(default_factory=list)
+    excluded: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
 
 
 @dataclass
@@ -248,7 +250,7 @@ class HardwareInventory(IdlStruct, typename="sustainml_v1::HardwareInventory"):
     cpu_model: str = ""
     cpu_cores: types.uint32 = 0
     ram_mb: float = 0.0
-    devices: types.sequence[Device] = field(default_factory=list)
+    devices: Annotated[list[Device], types.sequence(Device)] = field(default_factory=list)
     software: str = ""
 
 
@@ -290,8 +292,8 @@ class Measurement(IdlStruct, typename="sustainml_v1::Measurement"):
 class HardwareMeasurement(IdlStruct, typename="sustainml_v1::HardwareMeasurement"):
     task_id: TaskId = field(default_factory=TaskId)
     host: str = ""
-    measurements: types.sequence[Measurement] = field(default_factory=list)
-    excluded: types.sequence[str] = field(default_factory=list)
+    measurements: Annotated[list[Measurement], types.sequence(Measurement)] = field(default_factory=list)
+    excluded: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
     message_index: types.uint32 = 0
     plan_done: bool = False
     budget_s: float = 0.0
@@ -353,8 +355,8 @@ class Footprint(IdlStruct, typename="sustainml_v1::Footprint"):
     intensity_year: types.int32 = 0
     co2_g_total_uncertainty: float = 0.0
     sci_g_per_request_uncertainty: float = 0.0
-    greener_regions: types.sequence[Alternative] = field(default_factory=list)
-    equivalents: types.sequence[Equivalent] = field(default_factory=list)
+    greener_regions: Annotated[list[Alternative], types.sequence(Alternative)] = field(default_factory=list)
+    equivalents: Annotated[list[Equivalent], types.sequence(Equivalent)] = field(default_factory=list)
 
 
 @dataclass
@@ -362,7 +364,7 @@ class Footprint(IdlStruct, typename="sustainml_v1::Footprint"):
 class CarbonFootprint(IdlStruct, typename="sustainml_v1::CarbonFootprint"):
     task_id: TaskId = field(default_factory=TaskId)
     host: str = ""
-    footprints: types.sequence[Footprint] = field(default_factory=list)
+    footprints: Annotated[list[Footprint], types.sequence(Footprint)] = field(default_factory=list)
     message_index: types.uint32 = 0
     measuring_energy_j: float = 0.0
     co2_g_measuring: float = 0.0
@@ -450,7 +452,7 @@ class TaskOption(IdlStruct, typename="sustainml_v1::TaskOption"):
     rank: types.uint32 = 0
     note: str = ""
     footprint: Footprint = field(default_factory=Footprint)
-    alternatives: types.sequence[Alternative] = field(default_factory=list)
+    alternatives: Annotated[list[Alternative], types.sequence(Alternative)] = field(default_factory=list)
     basis: str = ""
     latency_ms_uncertainty: float = 0.0
 
@@ -466,19 +468,19 @@ class TaskResult(IdlStruct, typename="sustainml_v1::TaskResult"):
     explanation: str = ""
     task_type: str = ""
     metric: str = ""
-    options: types.sequence[TaskOption] = field(default_factory=list)
+    options: Annotated[list[TaskOption], types.sequence(TaskOption)] = field(default_factory=list)
     submitted_unix_s: float = 0.0
     finished_unix_s: float = 0.0
     modality: str = ""
     confidence: float = 0.0
-    findings: types.sequence[Finding] = field(default_factory=list)
-    readings: types.sequence[TaskReading] = field(default_factory=list)
+    findings: Annotated[list[Finding], types.sequence(Finding)] = field(default_factory=list)
+    readings: Annotated[list[TaskReading], types.sequence(TaskReading)] = field(default_factory=list)
     dataset_profile: DatasetProfile = field(default_factory=DatasetProfile)
-    candidates: types.sequence[ModelCandidate] = field(default_factory=list)
-    excluded: types.sequence[str] = field(default_factory=list)
-    stages: types.sequence[StageRecord] = field(default_factory=list)
+    candidates: Annotated[list[ModelCandidate], types.sequence(ModelCandidate)] = field(default_factory=list)
+    excluded: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
+    stages: Annotated[list[StageRecord], types.sequence(StageRecord)] = field(default_factory=list)
     stages_summary: str = ""
-    forecasts: types.sequence[TrainingForecast] = field(default_factory=list)
+    forecasts: Annotated[list[TrainingForecast], types.sequence(TrainingForecast)] = field(default_factory=list)
     problem: UserInput = field(default_factory=UserInput)
     revision: types.uint32 = 0
     measuring_s: float = 0.0
@@ -551,7 +553,7 @@ class CatalogueRequest(IdlStruct, typename="sustainml_v1::CatalogueRequest"):
 @appendable
 class CatalogueReply(IdlStruct, typename="sustainml_v1::CatalogueReply"):
     request_id: str = ""
-    models: types.sequence[ModelCandidate] = field(default_factory=list)
+    models: Annotated[list[ModelCandidate], types.sequence(ModelCandidate)] = field(default_factory=list)
     error: str = ""
 
 
@@ -589,7 +591,7 @@ class EncodeReply(IdlStruct, typename="sustainml_v1::EncodeReply"):
 class OnnxRequest(IdlStruct, typename="sustainml_v1::OnnxRequest"):
     request_id: str = ""
     model: str = ""
-    input_shape: types.sequence[types.uint32] = field(default_factory=list)
+    input_shape: Annotated[list[types.uint32], types.sequence(types.uint32)] = field(default_factory=list)
     batch_size: types.uint32 = 0
 
 
@@ -598,8 +600,8 @@ class OnnxRequest(IdlStruct, typename="sustainml_v1::OnnxRequest"):
 class OnnxReply(IdlStruct, typename="sustainml_v1::OnnxReply"):
     request_id: str = ""
     model: str = ""
-    onnx: types.sequence[types.byte] = field(default_factory=list)
-    input_shape: types.sequence[types.uint32] = field(default_factory=list)
+    onnx: Annotated[Sequence[int], types.sequence(types.byte)] = field(default_factory=list)
+    input_shape: Annotated[list[types.uint32], types.sequence(types.uint32)] = field(default_factory=list)
     input_name: str = ""
     output_name: str = ""
     error: str = ""
@@ -618,7 +620,7 @@ class ResultRequest(IdlStruct, typename="sustainml_v1::ResultRequest"):
 @appendable
 class ResultReply(IdlStruct, typename="sustainml_v1::ResultReply"):
     request_id: str = ""
-    results: types.sequence[TaskResult] = field(default_factory=list)
+    results: Annotated[list[TaskResult], types.sequence(TaskResult)] = field(default_factory=list)
     error: str = ""
 
 
@@ -662,8 +664,8 @@ class EvidenceRequest(IdlStruct, typename="sustainml_v1::EvidenceRequest"):
 @appendable
 class EvidenceReply(IdlStruct, typename="sustainml_v1::EvidenceReply"):
     request_id: str = ""
-    records: types.sequence[EvidenceRecord] = field(default_factory=list)
-    notes: types.sequence[OptionNote] = field(default_factory=list)
+    records: Annotated[list[EvidenceRecord], types.sequence(EvidenceRecord)] = field(default_factory=list)
+    notes: Annotated[list[OptionNote], types.sequence(OptionNote)] = field(default_factory=list)
     error: str = ""
 
 

@@ -4,7 +4,9 @@ Regenerate with ``python -m sustainml._idl``; tests/test_idl.py fails when this 
 differ. Field comments and units are in the IDL.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Annotated
 
 from cyclonedds.idl import IdlEnum, IdlStruct, types
 from cyclonedds.idl.annotations import final, key
@@ -66,7 +68,7 @@ class DatasetInfo(IdlStruct, typename="sustainml::DatasetInfo"):
     path: str = ""
     description: str = ""
     num_samples: types.uint64 = 0
-    input_shape: types.sequence[types.uint32] = field(default_factory=list)
+    input_shape: Annotated[list[types.uint32], types.sequence(types.uint32)] = field(default_factory=list)
     num_classes: types.uint32 = 0
     num_features: types.uint32 = 0
     target_column: str = ""
@@ -96,11 +98,11 @@ class DatasetProfile(IdlStruct, typename="sustainml::DatasetProfile"):
     size_bytes: types.uint64 = 0
     rows: types.uint64 = 0
     columns: types.uint32 = 0
-    column_profiles: types.sequence[ColumnProfile] = field(default_factory=list)
+    column_profiles: Annotated[list[ColumnProfile], types.sequence(ColumnProfile)] = field(default_factory=list)
     missing_values: types.uint64 = 0
     target_column: str = ""
-    class_balance: types.sequence[ClassCount] = field(default_factory=list)
-    sample_shape: types.sequence[types.uint32] = field(default_factory=list)
+    class_balance: Annotated[list[ClassCount], types.sequence(ClassCount)] = field(default_factory=list)
+    sample_shape: Annotated[list[types.uint32], types.sequence(types.uint32)] = field(default_factory=list)
     summary: str = ""
 
 
@@ -143,12 +145,12 @@ class UserInput(IdlStruct, typename="sustainml::UserInput"):
     epochs: types.uint32 = 0
     train_region: str = ""
     inference_region: str = ""
-    alternative_regions: types.sequence[str] = field(default_factory=list)
-    allowed_hardware: types.sequence[str] = field(default_factory=list)
-    candidate_models: types.sequence[str] = field(default_factory=list)
+    alternative_regions: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
+    allowed_hardware: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
+    candidate_models: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
     experiment_runs: types.uint32 = 0
-    allowed_regions: types.sequence[str] = field(default_factory=list)
-    intensity_overrides: types.sequence[RegionFigure] = field(default_factory=list)
+    allowed_regions: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
+    intensity_overrides: Annotated[list[RegionFigure], types.sequence(RegionFigure)] = field(default_factory=list)
     pue: float = 0.0
     measurement_budget_s: float = 0.0
     measurement_budget_j: float = 0.0
@@ -165,22 +167,22 @@ class EncodedTask(IdlStruct, typename="sustainml::EncodedTask"):
     higher_is_better: bool = False
     confidence: float = 0.0
     explanation: str = ""
-    warnings: types.sequence[str] = field(default_factory=list)
+    warnings: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
     dataset: DatasetInfo = field(default_factory=DatasetInfo)
     constraints: TaskConstraints = field(default_factory=TaskConstraints)
     usage: UsageProfile = field(default_factory=UsageProfile)
     epochs: types.uint32 = 0
     train_region: str = ""
     inference_region: str = ""
-    alternative_regions: types.sequence[str] = field(default_factory=list)
-    allowed_hardware: types.sequence[str] = field(default_factory=list)
-    candidate_models: types.sequence[str] = field(default_factory=list)
-    findings: types.sequence[Finding] = field(default_factory=list)
-    readings: types.sequence[TaskReading] = field(default_factory=list)
+    alternative_regions: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
+    allowed_hardware: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
+    candidate_models: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
+    findings: Annotated[list[Finding], types.sequence(Finding)] = field(default_factory=list)
+    readings: Annotated[list[TaskReading], types.sequence(TaskReading)] = field(default_factory=list)
     dataset_profile: DatasetProfile = field(default_factory=DatasetProfile)
     experiment_runs: types.uint32 = 0
-    allowed_regions: types.sequence[str] = field(default_factory=list)
-    intensity_overrides: types.sequence[RegionFigure] = field(default_factory=list)
+    allowed_regions: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
+    intensity_overrides: Annotated[list[RegionFigure], types.sequence(RegionFigure)] = field(default_factory=list)
     pue: float = 0.0
     measurement_budget_s: float = 0.0
     measurement_budget_j: float = 0.0
@@ -205,10 +207,10 @@ class GreenerVariant(IdlStruct, typename="sustainml::GreenerVariant"):
 class BuilderSetting(IdlStruct, typename="sustainml::BuilderSetting"):
     name: str = ""
     is_list: bool = False
-    booleans: types.sequence[bool] = field(default_factory=list)
-    integers: types.sequence[types.int64] = field(default_factory=list)
-    numbers: types.sequence[float] = field(default_factory=list)
-    strings: types.sequence[str] = field(default_factory=list)
+    booleans: Annotated[list[bool], types.sequence(bool)] = field(default_factory=list)
+    integers: Annotated[list[types.int64], types.sequence(types.int64)] = field(default_factory=list)
+    numbers: Annotated[list[float], types.sequence(float)] = field(default_factory=list)
+    strings: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
 
 
 @dataclass
@@ -216,7 +218,7 @@ class BuilderSetting(IdlStruct, typename="sustainml::BuilderSetting"):
 class ModelBuilder(IdlStruct, typename="sustainml::ModelBuilder"):
     kind: str = ""
     name: str = ""
-    settings: types.sequence[BuilderSetting] = field(default_factory=list)
+    settings: Annotated[list[BuilderSetting], types.sequence(BuilderSetting)] = field(default_factory=list)
     num_outputs: types.uint32 = 0
 
 
@@ -228,7 +230,7 @@ class ModelCandidate(IdlStruct, typename="sustainml::ModelCandidate"):
     task_type: str = ""
     params: float = 0.0
     flops_per_sample: float = 0.0
-    input_shape: types.sequence[types.uint32] = field(default_factory=list)
+    input_shape: Annotated[list[types.uint32], types.sequence(types.uint32)] = field(default_factory=list)
     quality_metric: str = ""
     quality_value: float = 0.0
     higher_is_better: bool = False
@@ -241,15 +243,15 @@ class ModelCandidate(IdlStruct, typename="sustainml::ModelCandidate"):
     licence: str = ""
     library: str = ""
     builder: ModelBuilder = field(default_factory=ModelBuilder)
-    variants: types.sequence[GreenerVariant] = field(default_factory=list)
+    variants: Annotated[list[GreenerVariant], types.sequence(GreenerVariant)] = field(default_factory=list)
 
 
 @dataclass
 @final
 class ModelCandidates(IdlStruct, typename="sustainml::ModelCandidates"):
     task_id: TaskId = field(default_factory=TaskId)
-    candidates: types.sequence[ModelCandidate] = field(default_factory=list)
-    excluded: types.sequence[str] = field(default_factory=list)
+    candidates: Annotated[list[ModelCandidate], types.sequence(ModelCandidate)] = field(default_factory=list)
+    excluded: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
 
 
 @dataclass
@@ -271,7 +273,7 @@ class HardwareInventory(IdlStruct, typename="sustainml::HardwareInventory"):
     cpu_model: str = ""
     cpu_cores: types.uint32 = 0
     ram_mb: float = 0.0
-    devices: types.sequence[DeviceInfo] = field(default_factory=list)
+    devices: Annotated[list[DeviceInfo], types.sequence(DeviceInfo)] = field(default_factory=list)
     software: str = ""
 
 
@@ -313,8 +315,8 @@ class JobMeasurement(IdlStruct, typename="sustainml::JobMeasurement"):
 class HardwareMeasurement(IdlStruct, typename="sustainml::HardwareMeasurement"):
     task_id: TaskId = field(default_factory=TaskId)
     host: str = ""
-    measurements: types.sequence[JobMeasurement] = field(default_factory=list)
-    excluded: types.sequence[str] = field(default_factory=list)
+    measurements: Annotated[list[JobMeasurement], types.sequence(JobMeasurement)] = field(default_factory=list)
+    excluded: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
     message_index: types.uint32 = 0
     plan_done: bool = False
     budget_s: float = 0.0
@@ -376,8 +378,8 @@ class FootprintDetail(IdlStruct, typename="sustainml::FootprintDetail"):
     intensity_year: types.int32 = 0
     total_co2_uncertainty_g: float = 0.0
     sci_uncertainty_g_per_request: float = 0.0
-    greener_regions: types.sequence[Alternative] = field(default_factory=list)
-    equivalents: types.sequence[Equivalent] = field(default_factory=list)
+    greener_regions: Annotated[list[Alternative], types.sequence(Alternative)] = field(default_factory=list)
+    equivalents: Annotated[list[Equivalent], types.sequence(Equivalent)] = field(default_factory=list)
 
 
 @dataclass
@@ -385,7 +387,7 @@ class FootprintDetail(IdlStruct, typename="sustainml::FootprintDetail"):
 class CarbonFootprint(IdlStruct, typename="sustainml::CarbonFootprint"):
     task_id: TaskId = field(default_factory=TaskId)
     host: str = ""
-    footprints: types.sequence[FootprintDetail] = field(default_factory=list)
+    footprints: Annotated[list[FootprintDetail], types.sequence(FootprintDetail)] = field(default_factory=list)
     message_index: types.uint32 = 0
     measuring_energy_j: float = 0.0
     measuring_co2_g: float = 0.0
@@ -473,7 +475,7 @@ class TaskOption(IdlStruct, typename="sustainml::TaskOption"):
     rank: types.uint32 = 0
     note: str = ""
     footprint: FootprintDetail = field(default_factory=FootprintDetail)
-    alternatives: types.sequence[Alternative] = field(default_factory=list)
+    alternatives: Annotated[list[Alternative], types.sequence(Alternative)] = field(default_factory=list)
     basis: str = ""
     latency_uncertainty_ms: float = 0.0
 
@@ -489,19 +491,19 @@ class TaskResult(IdlStruct, typename="sustainml::TaskResult"):
     explanation: str = ""
     task_type: str = ""
     metric: str = ""
-    options: types.sequence[TaskOption] = field(default_factory=list)
+    options: Annotated[list[TaskOption], types.sequence(TaskOption)] = field(default_factory=list)
     submitted_unix_s: float = 0.0
     finished_unix_s: float = 0.0
     modality: str = ""
     confidence: float = 0.0
-    findings: types.sequence[Finding] = field(default_factory=list)
-    readings: types.sequence[TaskReading] = field(default_factory=list)
+    findings: Annotated[list[Finding], types.sequence(Finding)] = field(default_factory=list)
+    readings: Annotated[list[TaskReading], types.sequence(TaskReading)] = field(default_factory=list)
     dataset_profile: DatasetProfile = field(default_factory=DatasetProfile)
-    candidates: types.sequence[ModelCandidate] = field(default_factory=list)
-    excluded: types.sequence[str] = field(default_factory=list)
-    stages: types.sequence[StageRecord] = field(default_factory=list)
+    candidates: Annotated[list[ModelCandidate], types.sequence(ModelCandidate)] = field(default_factory=list)
+    excluded: Annotated[list[str], types.sequence(str)] = field(default_factory=list)
+    stages: Annotated[list[StageRecord], types.sequence(StageRecord)] = field(default_factory=list)
     stages_summary: str = ""
-    forecasts: types.sequence[TrainingForecast] = field(default_factory=list)
+    forecasts: Annotated[list[TrainingForecast], types.sequence(TrainingForecast)] = field(default_factory=list)
     problem: UserInput = field(default_factory=UserInput)
     revision: types.uint32 = 0
     measuring_s: float = 0.0
@@ -574,7 +576,7 @@ class CatalogueRequest(IdlStruct, typename="sustainml::CatalogueRequest"):
 @final
 class CatalogueReply(IdlStruct, typename="sustainml::CatalogueReply"):
     request_id: str = ""
-    models: types.sequence[ModelCandidate] = field(default_factory=list)
+    models: Annotated[list[ModelCandidate], types.sequence(ModelCandidate)] = field(default_factory=list)
     error: str = ""
 
 
@@ -612,7 +614,7 @@ class EncodeReply(IdlStruct, typename="sustainml::EncodeReply"):
 class OnnxRequest(IdlStruct, typename="sustainml::OnnxRequest"):
     request_id: str = ""
     model: str = ""
-    input_shape: types.sequence[types.uint32] = field(default_factory=list)
+    input_shape: Annotated[list[types.uint32], types.sequence(types.uint32)] = field(default_factory=list)
     batch_size: types.uint32 = 0
 
 
@@ -621,8 +623,8 @@ class OnnxRequest(IdlStruct, typename="sustainml::OnnxRequest"):
 class OnnxReply(IdlStruct, typename="sustainml::OnnxReply"):
     request_id: str = ""
     model: str = ""
-    onnx: types.sequence[types.byte] = field(default_factory=list)
-    input_shape: types.sequence[types.uint32] = field(default_factory=list)
+    onnx: Annotated[Sequence[int], types.sequence(types.byte)] = field(default_factory=list)
+    input_shape: Annotated[list[types.uint32], types.sequence(types.uint32)] = field(default_factory=list)
     input_name: str = ""
     output_name: str = ""
     error: str = ""
@@ -641,7 +643,7 @@ class ResultRequest(IdlStruct, typename="sustainml::ResultRequest"):
 @final
 class ResultReply(IdlStruct, typename="sustainml::ResultReply"):
     request_id: str = ""
-    results: types.sequence[TaskResult] = field(default_factory=list)
+    results: Annotated[list[TaskResult], types.sequence(TaskResult)] = field(default_factory=list)
     error: str = ""
 
 
@@ -685,8 +687,8 @@ class EvidenceRequest(IdlStruct, typename="sustainml::EvidenceRequest"):
 @final
 class EvidenceReply(IdlStruct, typename="sustainml::EvidenceReply"):
     request_id: str = ""
-    records: types.sequence[EvidenceRecord] = field(default_factory=list)
-    notes: types.sequence[OptionNote] = field(default_factory=list)
+    records: Annotated[list[EvidenceRecord], types.sequence(EvidenceRecord)] = field(default_factory=list)
+    notes: Annotated[list[OptionNote], types.sequence(OptionNote)] = field(default_factory=list)
     error: str = ""
 
 

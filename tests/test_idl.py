@@ -11,7 +11,8 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
+from typing import Annotated, Any, get_args, get_origin
 
 import pytest
 from cyclonedds.idl import IdlEnum, IdlStruct, types
@@ -36,14 +37,38 @@ PYTHON_TYPE: dict[str, Any] = {
 
 
 def python_type(idl_type: str) -> Any:
-    """The annotation msg.py must carry for an IDL member type."""
+    """The type cyclonedds must read for an IDL member type (a sequence: a ``types.sequence`` instance)."""
     if idl_type == "sequence<octet>":
-        return types.sequence[types.byte]
+        return types.sequence(types.byte)
     if idl_type.startswith("sequence<") and idl_type.endswith(">"):
-        return types.sequence[python_type(idl_type[len("sequence<"):-1])]
+        return types.sequence(python_type(idl_type[len("sequence<"):-1]))
     if idl_type in PYTHON_TYPE:
         return PYTHON_TYPE[idl_type]
     return getattr(msg, idl_type)  # a struct or enum of the module
+
+
+def static_type(idl_type: str) -> Any:
+    """The type a type checker must read for an IDL member type: lists for sequences (what readers get);
+    octets as ``Sequence[int]`` (readers get a list, writers may pass bytes)."""
+    if idl_type == "sequence<octet>":
+        return Sequence[int]
+    if idl_type.startswith("sequence<") and idl_type.endswith(">"):
+        return list[python_type(idl_type[len("sequence<"):-1])]
+    return python_type(idl_type)
+
+
+def cyclonedds_view(annotation: Any) -> Any:
+    """What cyclonedds takes from a member annotation: the ``types.sequence`` of an ``Annotated`` one."""
+    if get_origin(annotation) is Annotated and isinstance(get_args(annotation)[1], types.sequence):
+        return get_args(annotation)[1]
+    return annotation
+
+
+def checker_view(annotation: Any) -> Any:
+    """What a type checker takes from a member annotation: the first argument of an ``Annotated`` sequence."""
+    if get_origin(annotation) is Annotated and isinstance(get_args(annotation)[1], types.sequence):
+        return get_args(annotation)[0]
+    return annotation
 
 
 # ---------------------------------------------------------------- generated file is current
@@ -74,8 +99,10 @@ def test_struct_matches_idl(struct: _idl.Struct) -> None:
     fields = dataclasses.fields(cls)
     assert [f.name for f in fields] == [m.name for m in struct.members], "member names or order differ"
     for f, member in zip(fields, struct.members):
-        assert f.type == python_type(member.idl_type), (
+        assert cyclonedds_view(f.type) == python_type(member.idl_type), (
             f"{struct.name}.{f.name}: IDL says {member.idl_type}, msg.py has {f.type}")
+        assert checker_view(f.type) == static_type(member.idl_type), (
+            f"{struct.name}.{f.name}: a type checker reads {checker_view(f.type)}")
 
     assert cls.__idl_annotations__.get("extensibility") == struct.extensibility
     keys = [name for name, ann in cls.__idl_field_annotations__.items() if ann.get("key")]
