@@ -3,8 +3,8 @@
 The weights are a lower bound of the memory a model needs (activations, the runtime and, for
 training, gradients and optimiser state come on top; the hardware node measures the peak), so a
 model whose fp32 weights alone exceed the budget is excluded for sure, with the figures. Device
-classes and their memory for a model are the task encoder's (``task_encoder/knowledge.yaml``,
-``deploy_targets``), so that both nodes read a target the same way: a target's memory applies only
+classes and their memory for a model are the library's (``sustainml.deploy_targets``, which the task
+encoder reads too), so that both nodes read a target the same way: a target's memory applies only
 when ``max_memory_mb`` is 0, as in the encoder, which fills ``max_memory_mb`` from the target (a
 partner's encoder may leave it to the provider) and lets a user's own figure win.
 
@@ -13,50 +13,20 @@ Units: MiB (2^20 bytes), as every ``_mb`` of the IDL.
 
 from __future__ import annotations
 
-import functools
-import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sustainml import units
-from sustainml.exceptions import SustainMLError
+from sustainml.deploy_targets import DEPLOY_TARGETS, DeployTarget
 from sustainml.msg import TaskConstraints
 
-__all__ = ["BYTES_PER_PARAM", "DeployTarget", "MemoryBudget", "deploy_targets", "memory_budget", "weights_mb"]
+__all__ = ["BYTES_PER_PARAM", "MemoryBudget", "memory_budget", "weights_mb"]
 
 BYTES_PER_PARAM = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
-
-_log = logging.getLogger(__name__)
 
 
 def weights_mb(params: int, precision: str = "fp32") -> float:
     """Size of ``params`` weights in ``precision``. Units: MiB."""
     return units.bytes_to_mb(params * BYTES_PER_PARAM[precision])
-
-
-@dataclass(frozen=True)
-class DeployTarget:
-    """A device class a model may be served on, and the memory a model may take there (Units: MiB)."""
-
-    name: str
-    description: str
-    memory_mb: float
-
-
-@functools.lru_cache(maxsize=1)
-def deploy_targets() -> Mapping[str, DeployTarget]:
-    """The device classes the task encoder knows; empty if its knowledge cannot be read here."""
-    try:
-        from sustainml_nodes.task_encoder.knowledge import load_knowledge
-
-        known = load_knowledge().deploy_targets
-    except (ImportError, OSError, SustainMLError) as e:  # another node's data: without it no target is known
-        _log.warning("deploy targets unknown (the task encoder's knowledge cannot be read: %s)", e)
-        return {}
-    return {
-        name: DeployTarget(name=name, description=t.description, memory_mb=float(t.memory_mb))
-        for name, t in known.items()
-    }
 
 
 @dataclass(frozen=True)
@@ -83,7 +53,7 @@ class MemoryBudget:
         """(why a model of ``params`` weights is excluded, or None; what to say when it is kept)."""
         unknown_target = (
             f"deploy_target {self.deploy_target!r} is not a device class the provider knows "
-            f"({', '.join(deploy_targets()) or 'none'}): not checked"
+            f"({', '.join(DEPLOY_TARGETS)}): not checked"
             if self.deploy_target and self.target is None else ""
         )
         limits = self._limits()
@@ -109,5 +79,5 @@ def memory_budget(constraints: TaskConstraints) -> MemoryBudget:
     return MemoryBudget(
         max_memory_mb=max(0.0, constraints.max_memory_mb),
         deploy_target=name,
-        target=deploy_targets().get(name) if name else None,
+        target=DEPLOY_TARGETS.get(name) if name else None,
     )

@@ -1,10 +1,12 @@
 """The task encoder's knowledge as typed values: task types, metrics, modalities and deploy targets.
 
 What each task type, modality and metric is (modality and metric of a task type, higher-is-better,
-fraction) is defined once in ``sustainml.task_types``; the encoder's words for them (cues, exemplars,
+fraction) is defined once in ``sustainml.task_types``, and each deploy target (its memory and hardware) in
+``sustainml.deploy_targets``; the encoder's words for them (cues, exemplars,
 phrases, model families) live in ``knowledge.yaml`` next to this module (or a file a caller names),
 which names them. This module reads and checks that file, so that a malformed entry, or a task type,
-modality or metric the library does not define, is a ``ConfigError`` naming the file and the entry.
+modality, metric or deploy target the library does not define, is a ``ConfigError`` naming the file and
+the entry.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from sustainml import task_types as defined
+from sustainml.deploy_targets import DEPLOY_TARGETS
 from sustainml.exceptions import ConfigError
 
 __all__ = ["DeployTarget", "Knowledge", "MetricInfo", "TaskTypeInfo", "load_knowledge"]
@@ -58,7 +61,7 @@ class TaskTypeInfo:
 
 @dataclass(frozen=True)
 class DeployTarget:
-    """A device class a model may be served on, with the model memory budget it implies.
+    """A device class of ``sustainml.deploy_targets`` with the encoder's words for it (``phrases``).
 
     Units: ``memory_mb`` in MiB. ``hardware`` is the allowed_hardware it implies ("cpu"), empty for none.
     """
@@ -135,15 +138,17 @@ def _parse_knowledge(text: str, origin: str) -> Knowledge:
                 exemplars=_strings(entry.get("exemplars", [])),
                 families=_strings(entry.get("families", [])),
             )
+        targets = data.get("deploy_targets") or {}
+        _check_names(origin, "deploy target", targets, DEPLOY_TARGETS, defined_in="sustainml/deploy_targets.py")
         deploy_targets = {
             name: DeployTarget(
                 name=name,
                 phrases=_strings(entry["phrases"]),
-                description=str(entry.get("description", "")),
-                memory_mb=float(entry.get("memory_mb", 0)),
-                hardware=_strings(entry.get("hardware", [])),
+                description=DEPLOY_TARGETS[name].description,
+                memory_mb=DEPLOY_TARGETS[name].memory_mb,
+                hardware=DEPLOY_TARGETS[name].hardware,
             )
-            for name, entry in (data.get("deploy_targets") or {}).items()
+            for name, entry in targets.items()
         }
         ml_words = _strings(data.get("ml_words", []))
     except ConfigError:
@@ -159,19 +164,20 @@ def _parse_knowledge(text: str, origin: str) -> Knowledge:
     )
 
 
-def _check_names(origin: str, kind: str, section: object, known: Iterable[str], *, complete: bool = False) -> None:
-    """Raise ConfigError unless ``section`` (a mapping) names only what ``sustainml.task_types`` defines
-    (every one of it, when ``complete``)."""
+def _check_names(origin: str, kind: str, section: object, known: Iterable[str], *, complete: bool = False,
+                 defined_in: str = "sustainml/task_types.py") -> None:
+    """Raise ConfigError unless ``section`` (a mapping) names only what the library defines (in
+    ``defined_in``; every one of it, when ``complete``)."""
     if not isinstance(section, Mapping):
         raise TypeError(f"expected the {kind}s by name, got {section!r}")
     known = list(known)
     unknown = [name for name in section if name not in known]
     if unknown:
-        raise ConfigError(f"{origin}: {kind} {unknown[0]!r} is not defined in sustainml/task_types.py "
+        raise ConfigError(f"{origin}: {kind} {unknown[0]!r} is not defined in {defined_in} "
                           f"(it defines {', '.join(known)}); define it there first or correct the name")
     missing = [name for name in known if name not in section] if complete else []
     if missing:
-        raise ConfigError(f"{origin}: no entry for {kind} {missing[0]!r} of sustainml/task_types.py; "
+        raise ConfigError(f"{origin}: no entry for {kind} {missing[0]!r} of {defined_in}; "
                           f"give its words here, or the encoder can never name it")
 
 
