@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -164,11 +163,10 @@ def test_wrong_key(service: FakeService) -> None:
 
 
 def test_timeout(service: FakeService) -> None:
-    service.mode = "slow"
-    started = time.monotonic()
+    service.mode = "slow"   # holds the request until the test ends, then answers 200 with a reading
     text = failure(lambda: provider(service, timeout_s=0.3).latest(resolve_region("DEU")))
-    assert "no answer within 0.3 s" in text
-    assert time.monotonic() - started < 3.0
+    assert "no answer within 0.3 s" in text   # it gave up, rather than waiting for that reading
+    assert len(service.requests) == 1
 
 
 def test_malformed_json(service: FakeService) -> None:

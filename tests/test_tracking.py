@@ -56,11 +56,12 @@ def test_a_stage_on_this_machines_real_cpu_source(run_store):
     tracker = Tracker(region="Germany", pue=1.2, devices="cpu")
     before = time.time()
     with tracker.stage("featurize", run="RF") as handle:
+        entered = time.time()
         _busy(0.3)
     record = handle.record
     assert record is tracker.records[0]
     assert (record.run, record.stage, record.devices, record.host) == ("RF", "featurize", "cpu", socket.gethostname())
-    assert before <= record.started_unix_s <= before + 0.1 and record.duration_s >= 0.3
+    assert before <= record.started_unix_s <= entered and record.duration_s >= 0.3
     assert record.energy_method in ("rapl", "estimate")
     assert record.energy_j > 0 and record.energy_uncertainty_j > 0
     if record.energy_method == "estimate":   # no RAPL here: the declared estimate, ±30 % and said so
