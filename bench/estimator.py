@@ -42,12 +42,14 @@ import sys
 import time
 from dataclasses import dataclass
 
+from sustainml.energy import make_energy_source
+from sustainml.energy_source import EnergySource
 from sustainml.exceptions import MeasurementError
+from sustainml.models import zoo
+from sustainml.models.catalogue import CatalogueEntry, load_catalogue, to_candidate
 from sustainml.msg import JobMeasurement
 from sustainml.units import MS_PER_S
 from sustainml_nodes.hw_constraints.cache import MeasurementCache
-from sustainml.energy import make_energy_source
-from sustainml.energy_source import EnergySource
 from sustainml_nodes.hw_constraints.estimate import DeviceCalibration, calibrate
 from sustainml_nodes.hw_constraints.learning import PHASES, Correction, Observation, correction_for
 from sustainml_nodes.hw_constraints.measure import (
@@ -58,8 +60,6 @@ from sustainml_nodes.hw_constraints.measure import (
 )
 from sustainml_nodes.hw_constraints.plan import repetitions_for
 from sustainml_nodes.hw_constraints.prerun import JobEstimate, PreRunEstimator, RawFigures
-from sustainml_nodes.model_provider import zoo
-from sustainml_nodes.model_provider.catalogue import CatalogueEntry, load_catalogue, to_candidate
 
 #: Batch sizes by task type when ``--batch`` / ``--train-batch`` are 0: single samples for images and
 #: text (a 2-core CPU spends seconds on one detection image or one 128-token training step), 64 rows

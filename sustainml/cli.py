@@ -3,6 +3,7 @@
 1 for anything else."""
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -40,8 +41,6 @@ def _client(args: argparse.Namespace):
 
 # -------------------------------------------------------------------- commands
 def cmd_node(args: argparse.Namespace) -> int:
-    import importlib
-
     from .launch import NODE_KINDS
     if args.kind not in NODE_KINDS:
         raise ConfigError(f"unknown node {args.kind!r}; known: {', '.join(NODE_KINDS)}")
@@ -268,39 +267,9 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_encode(args: argparse.Namespace) -> int:
-    """Run the task encoder in this process, on free text or a problem file: no pipeline needed."""
-    from sustainml.datasets import DEFAULT_MAX_DATASET_MB, DataPolicy, profile_dataset
-    from sustainml_nodes.task_encoder.encoding import encode
-
-    from . import msg
-    from .problem import load_problem
-    from .report import encoded_to_dict, print_encoded
-    if bool(args.text) == bool(args.problem):
-        raise InvalidProblem("give the goal as TEXT or a problem file with --problem, not both or neither")
-    problem = load_problem(args.problem) if args.problem else msg.UserInput(text=args.text)
-    for field, value in (("task_type_hint", args.task_type), ("train_region", args.region)):
-        if value:
-            setattr(problem, field, value)
-    if args.dataset:
-        problem.dataset.path = args.dataset
-    if args.target_column:
-        problem.dataset.target_column = args.target_column
-    profile = None
-    if problem.dataset.path:
-        policy = DataPolicy.from_params(args.data_dir, args.max_dataset_mb or DEFAULT_MAX_DATASET_MB)
-        profile = profile_dataset(problem.dataset.path, policy=policy, target_column=problem.dataset.target_column)
-    task = encode(problem, profile=profile)
-    if args.json:
-        print(json.dumps(encoded_to_dict(task), indent=2))
-    else:
-        print_encoded(task, Console())
-    return 0
-
-
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     """Write a catalogue model as ONNX, in this process (the model provider serves the same over DDS)."""
-    from sustainml_nodes.model_provider.onnx_export import export_onnx
+    from .models.onnx_export import export_onnx
     shape = tuple(args.input_shape) if args.input_shape else None
     exported = export_onnx(args.model, input_shape=shape, batch_size=args.batch)
     out = Path(args.output or f"{args.model}.onnx")
@@ -358,6 +327,14 @@ def _web_args(parser: argparse.ArgumentParser) -> None:
 
 
 # -------------------------------------------------------------------- parser
+def _add_node_command(sub: Any, module: str) -> None:
+    """Register a command that runs a node's own logic in this process (``encode``: the task encoder's,
+    ``measure``: the hardware node's). It is the node's, so it lives in the node's folder with an
+    ``add_parser(subparsers)``; the library names its module, as the launcher names a node's module
+    (``launch.NODE_KINDS``), and never imports a node: the layers hold and a node stays replaceable."""
+    importlib.import_module(module).add_parser(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sustainml", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -392,19 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     _runtime_args(p)
     p.set_defaults(func=cmd_submit)
 
-    p = sub.add_parser("encode", help="run the task encoder alone on a description and print the encoded task")
-    p.add_argument("text", nargs="?", default="", help='the goal in your words, e.g. "detect defects in photos of welds"')
-    p.add_argument("--problem", help="encode a problem file instead of TEXT")
-    p.add_argument("--task-type", default="", help="task type hint (skips inferring it)")
-    p.add_argument("--region", default="", help="train region, e.g. DEU or gcp:europe-west3")
-    p.add_argument("--dataset", default="", help="CSV, Parquet or image folder to profile, under --data-dir")
-    p.add_argument("--target-column", default="", help="column to predict (default: the last one)")
-    p.add_argument("--data-dir", default=os.environ.get("SUSTAINML_DATA_DIR", "."),
-                   help="the only folder datasets may be read from (default: SUSTAINML_DATA_DIR or .)")
-    p.add_argument("--max-dataset-mb", type=float, default=0.0,
-                   help="largest dataset to profile, MiB (default: the task encoder's, 512)")
-    p.add_argument("--json", action="store_true", help="print the encoded task as JSON")
-    p.set_defaults(func=cmd_encode)
+    _add_node_command(sub, "sustainml_nodes.task_encoder.encode_cli")
 
     p = sub.add_parser("export-onnx", help="write a catalogue model as an ONNX file, for a runtime without Python")
     p.add_argument("model", help="catalogue name, e.g. resnet18")
@@ -463,8 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     _runtime_args(p)
     p.set_defaults(func=cmd_web)
 
-    from sustainml_nodes.hw_constraints.measure_cli import add_parser as add_measure
-    add_measure(sub)
+    _add_node_command(sub, "sustainml_nodes.hw_constraints.measure_cli")
     from sustainml.codecarbon_import import add_cli as add_codecarbon_import
     add_codecarbon_import(sub)
     return parser

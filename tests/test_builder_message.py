@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from sustainml import msg
-from sustainml_nodes.model_provider import builder_message as bm
-from sustainml_nodes.model_provider.builders import BuilderSpec
-from sustainml_nodes.model_provider.catalogue import default_catalogue, find, to_candidate
-from sustainml_nodes.model_provider.errors import InvalidBuilder
+from sustainml.models import builder_message as bm
+from sustainml.models.builders import BuilderSpec
+from sustainml.models.catalogue import default_catalogue, find, to_candidate
+from sustainml.models.errors import InvalidBuilder
 
 CATALOGUE = default_catalogue()
 

@@ -10,16 +10,16 @@ import torch
 import yaml
 
 from sustainml.msg import TaskConstraints, EncodedTask
-from sustainml_nodes.model_provider import zoo
-from sustainml_nodes.model_provider.catalogue import (
+from sustainml.models import zoo
+from sustainml.models.catalogue import (
     DEFAULT_CATALOGUE_PATH,
     EXTRA_CATALOGUE_ENV,
     default_catalogue,
     find,
     load_catalogue,
-    propose,
 )
-from sustainml_nodes.model_provider.errors import CatalogueError
+from sustainml.models.errors import CatalogueError
+from sustainml_nodes.model_provider.proposal import propose
 
 USER_CATALOGUE = textwrap.dedent("""\
     models:

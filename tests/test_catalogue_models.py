@@ -11,17 +11,17 @@ import transformers
 from torch.utils.flop_counter import FlopCounterMode
 
 from sustainml_nodes.hw_constraints.estimate import profile_model
-from sustainml_nodes.model_provider import zoo
-from sustainml_nodes.model_provider.catalogue import (
+from sustainml.models import zoo
+from sustainml.models.catalogue import (
     CatalogueEntry,
     count_params,
     find,
     flops_per_sample,
     load_catalogue,
 )
-from sustainml_nodes.model_provider.errors import LibraryMismatch
-from sustainml_nodes.model_provider.tasks import TASK_TYPES
-from sustainml_nodes.model_provider.transformer_tasks import DEFAULT_NEW_TOKENS, GreedyGenerator
+from sustainml.models.errors import LibraryMismatch
+from sustainml.models.tasks import TASK_TYPES
+from sustainml.models.transformer_tasks import DEFAULT_NEW_TOKENS, GreedyGenerator
 
 CATALOGUE = load_catalogue(extra=[])
 TORCH = [e for e in CATALOGUE if e.library == "torch"]
@@ -77,7 +77,7 @@ def test_unpublished_counts_are_said_to_be_the_count_as_built():
 
 
 def zoo_summary(entry: CatalogueEntry) -> str:
-    from sustainml_nodes.model_provider.catalogue import summary
+    from sustainml.models.catalogue import summary
 
     return summary(entry)
 

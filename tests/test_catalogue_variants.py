@@ -4,8 +4,9 @@ whether that figure is published (both sources) or an assumption that says so.""
 import pytest
 
 from sustainml.msg import EncodedTask, GreenerVariant
-from sustainml_nodes.model_provider.catalogue import find, flops_per_sample, load_catalogue, propose
+from sustainml.models.catalogue import find, flops_per_sample, load_catalogue
 from sustainml_nodes.model_provider.greener import variants_for
+from sustainml_nodes.model_provider.proposal import propose
 
 CATALOGUE = load_catalogue(extra=[])
 

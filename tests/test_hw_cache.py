@@ -20,8 +20,8 @@ from sustainml_nodes.hw_constraints.cache import CACHE_FILE, SCHEMA_VERSION, Mea
 from sustainml.energy_estimate import EstimateEnergySource
 from sustainml_nodes.hw_constraints.measure import measure
 from sustainml_nodes.hw_constraints.node import HardwareNode, HwParams
-from sustainml_nodes.model_provider.catalogue import find, load_catalogue, to_candidate
-from sustainml_nodes.model_provider.workload import Workload
+from sustainml.models.catalogue import find, load_catalogue, to_candidate
+from sustainml.models.workload import Workload
 
 IN_FEATURES = 16
 

@@ -17,7 +17,7 @@ from sustainml.energy_estimate import EstimateEnergySource
 from sustainml_nodes.hw_constraints.estimate import DeviceCalibration
 from sustainml_nodes.hw_constraints.inventory import read_inventory
 from sustainml_nodes.hw_constraints.prerun import PreRunEstimator
-from sustainml_nodes.model_provider.catalogue import default_catalogue, find, to_candidate
+from sustainml.models.catalogue import default_catalogue, find, to_candidate
 
 TABULAR = "tabular_regression"
 

@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from sustainml_nodes.hw_constraints.cache import CACHE_FILE, MeasurementCache
+from sustainml_nodes.hw_constraints.cache import CACHE_FILE, MeasurementCache, calibration_for
 from sustainml.energy_estimate import EstimateEnergySource
 from sustainml_nodes.hw_constraints.estimate import (
     ESTIMATE_METHOD,
     MODEL_RELATIVE_UNCERTAINTY,
     DeviceCalibration,
     calibrate,
-    calibration_for,
     estimate,
     estimate_profile,
     estimate_training_run,

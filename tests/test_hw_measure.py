@@ -12,7 +12,7 @@ from sustainml.msg import JobMeasurement
 from sustainml.energy_estimate import EstimateEnergySource
 from sustainml.energy_fake import PowerTraceSource
 from sustainml_nodes.hw_constraints.measure import MIN_REPETITIONS, measure
-from sustainml_nodes.model_provider.workload import Workload
+from sustainml.models.workload import Workload
 
 
 def tiny_workload(in_features: int = 32, classes: int = 10) -> Workload:

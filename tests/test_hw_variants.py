@@ -18,7 +18,7 @@ from sustainml.energy_fake import PowerTraceSource
 from sustainml_nodes.hw_constraints.measure import (INT8_DYNAMIC, measure, measure_estimator,
                                                     quantize_dynamic_int8, with_training_of)
 from sustainml_nodes.hw_constraints.answer import MeasuringSettings, TaskMeasuring
-from sustainml_nodes.model_provider.workload import EstimatorWorkload
+from sustainml.models.workload import EstimatorWorkload
 
 from test_hw_measure import tiny_workload
 

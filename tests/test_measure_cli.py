@@ -18,7 +18,7 @@ from sustainml.exceptions import MeasurementError
 from sustainml.msg import JobMeasurement
 from sustainml.energy_estimate import EstimateEnergySource
 from sustainml_nodes.hw_constraints.measure import measure
-from sustainml_nodes.model_provider.workload import Workload
+from sustainml.models.workload import Workload
 
 ROOT = Path(__file__).resolve().parent.parent
 SUSTAINML = [sys.executable, "-m", "sustainml.cli"]

@@ -14,19 +14,19 @@ import yaml
 
 from sustainml.exceptions import InvalidProblem, NoCandidates, SustainMLError
 from sustainml.msg import TaskConstraints, EncodedTask, ModelCandidate, TaskId
-from sustainml_nodes.model_provider import tabular_models, zoo
-from sustainml_nodes.model_provider.catalogue import (
+from sustainml.models import tabular_models, zoo
+from sustainml.models.catalogue import (
     DEFAULT_CATALOGUE_PATH,
     CatalogueEntry,
     find,
     flops_per_sample,
     load_catalogue,
-    propose,
     summary,
     to_candidate,
 )
-from sustainml_nodes.model_provider.errors import CatalogueError, UnknownModel
-from sustainml_nodes.model_provider.tasks import TASK_TYPES
+from sustainml.models.errors import CatalogueError, UnknownModel
+from sustainml.models.tasks import TASK_TYPES
+from sustainml_nodes.model_provider.proposal import propose
 
 # Parameter counts for 1000 classes from the torchvision model docs, written here independently of
 # the catalogue so that a typo in either one fails.

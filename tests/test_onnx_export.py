@@ -13,9 +13,9 @@ import torch
 from sustainml import Client
 from sustainml.exceptions import InvalidProblem
 from sustainml.launch import load_launch
-from sustainml_nodes.model_provider import zoo
-from sustainml_nodes.model_provider.errors import UnknownModel
-from sustainml_nodes.model_provider.onnx_export import export_onnx
+from sustainml.models import zoo
+from sustainml.models.errors import UnknownModel
+from sustainml.models.onnx_export import export_onnx
 
 from conftest import ROOT, RunningPipeline
 

@@ -11,7 +11,7 @@ import yaml
 
 from sustainml import Client, msg
 from sustainml.launch import load_launch
-from sustainml_nodes.model_provider.catalogue import default_catalogue
+from sustainml.models.catalogue import default_catalogue
 
 from conftest import ROOT, RunningPipeline
 

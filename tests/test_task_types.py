@@ -4,9 +4,9 @@ model provider's view of it, its catalogue's metrics, the task encoder's knowled
 import json
 
 from sustainml import task_types
-from sustainml_nodes.model_provider import tasks
-from sustainml_nodes.model_provider.catalogue import METRICS as CATALOGUE_METRICS
-from sustainml_nodes.model_provider.catalogue import default_catalogue
+from sustainml.models import tasks
+from sustainml.models.catalogue import METRICS as CATALOGUE_METRICS
+from sustainml.models.catalogue import default_catalogue
 from sustainml_nodes.task_encoder.knowledge import load_knowledge
 
 from conftest import WebProcess

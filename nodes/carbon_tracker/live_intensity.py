@@ -1,6 +1,6 @@
 """Live grid carbon intensity from an online service: an optional layer over the bundled yearly data.
 
-Why: the bundled figures (``intensity.py``) are yearly averages, while a grid's intensity moves by a
+Why: the bundled figures (``sustainml.carbon.intensity``) are yearly averages, while a grid's intensity moves by a
 factor of two or more within a day. An operator with an API key can let the carbon tracker use the
 latest hourly reading instead. It is never required: no provider configured means the bundled data,
 and a provider that fails (no network, a wrong key, a zone the service does not cover) means the

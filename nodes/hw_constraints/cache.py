@@ -2,7 +2,7 @@
 
 One SQLite file (stdlib ``sqlite3``, WAL mode), by default ``<store_dir>/measurements.sqlite3``,
 shared by the hardware node, ``sustainml measure`` and the estimator's per-device calibrations
-(``estimate.py``).
+(``estimate.py``, kept here by :func:`calibration_for`).
 A measurement is stored as its CDR serialisation (``msg.JobMeasurement.serialize()``): the IDL stays
 the one definition of its fields. The IDL's types are ``@final`` (see its header): a change of
 ``JobMeasurement`` needs a migration here that drops the rows it can no longer read (migration 3 did,
@@ -32,12 +32,15 @@ from collections.abc import Callable
 from dataclasses import astuple, dataclass, fields
 
 from sustainml import msg
+from sustainml.energy import make_energy_source
+from sustainml.energy_source import EnergySource
 from sustainml.sqlite_file import SqliteFile
 
-from .estimate import DeviceCalibration, ModelProfile
+from .estimate import DeviceCalibration, ModelProfile, calibrate
 from .learning import Observation
+from .measure import lookup_device_name
 
-__all__ = ["CACHE_FILE", "SCHEMA_VERSION", "MeasurementCache", "MeasurementKey", "CalibrationKey", "lookup_device_name"]
+__all__ = ["CACHE_FILE", "SCHEMA_VERSION", "MeasurementCache", "MeasurementKey", "CalibrationKey", "calibration_for"]
 
 CACHE_FILE = "measurements.sqlite3"
 
@@ -201,22 +204,6 @@ def _torch_version() -> str:
     import torch
 
     return str(torch.__version__)
-
-
-def lookup_device_name(device: str) -> str:
-    """What is behind a torch device id: the CPU model for ``"cpu"``, the GPU's name for ``"cuda:N"``.
-
-    Raises MeasurementError when the GPU is not there (see :func:`.measure.resolve_device`).
-    """
-    from sustainml.energy_estimate import read_cpu_model
-    from .measure import resolve_device
-
-    dev = resolve_device(device)
-    if dev.type == "cpu":
-        return read_cpu_model()
-    import torch
-
-    return str(torch.cuda.get_device_name(dev))
 
 
 @dataclass(frozen=True)
@@ -461,3 +448,22 @@ def _has_table(db: sqlite3.Connection, table: str) -> bool:
 
 def _shape_text(shape: tuple[int, ...]) -> str:
     return "x".join(str(int(d)) for d in shape)
+
+
+def calibration_for(
+    device: str, precision: str, *, cache: MeasurementCache | None = None, source: EnergySource | None = None,
+    window_s: float = 1.0,
+) -> DeviceCalibration:
+    """The device's calibration in ``precision``: from ``cache`` if it holds one for this device, dtype,
+    energy method and software, else measured now (and stored there)."""
+    source = source or make_energy_source(device)
+    name = lookup_device_name(device)
+    key = CalibrationKey.here(device=device, precision=precision, energy_method=source.method, device_name=name)
+    if cache is not None:
+        found = cache.get_calibration(key)
+        if found is not None:
+            return found
+    calibration = calibrate(device, precision, window_s=window_s, source=source, device_name=name)
+    if cache is not None:
+        cache.put_calibration(key, calibration)
+    return calibration

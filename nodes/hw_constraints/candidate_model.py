@@ -23,10 +23,10 @@ import torch
 
 from sustainml import msg
 from sustainml.exceptions import InvalidProblem, MeasurementError
-from sustainml_nodes.model_provider import builder_message, zoo
-from sustainml_nodes.model_provider.catalogue import CatalogueEntry
-from sustainml_nodes.model_provider.errors import InvalidBuilder, UnknownModel
-from sustainml_nodes.model_provider.workload import EstimatorWorkload, Workload
+from sustainml.models import builder_message, zoo
+from sustainml.models.catalogue import CatalogueEntry
+from sustainml.models.errors import InvalidBuilder, UnknownModel
+from sustainml.models.workload import EstimatorWorkload, Workload
 
 __all__ = ["CandidateModel", "UnbuildableCandidate", "model_of_entry", "resolve"]
 

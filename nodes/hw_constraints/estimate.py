@@ -44,12 +44,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from sustainml.energy import make_energy_source
 from sustainml.energy_source import EnergyMeter, EnergySource
+from sustainml.models.architecture import example_input
 from sustainml.units import MS_PER_S, j_to_kwh
 
 from .measure import (
@@ -61,12 +62,10 @@ from .measure import (
     _PeakMemory,
     _per_sample,
     _sync,
+    lookup_device_name,
     parse_precision,
     resolve_device,
 )
-
-if TYPE_CHECKING:
-    from .cache import MeasurementCache
 
 __all__ = [
     "ESTIMATE_METHOD",
@@ -79,7 +78,6 @@ __all__ = [
     "Estimate",
     "TrainingRunEstimate",
     "calibrate",
-    "calibration_for",
     "profile_model",
     "estimate",
     "estimate_profile",
@@ -194,8 +192,6 @@ def profile_model(module: torch.nn.Module, input_shape: tuple[int, ...]) -> Mode
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_flatten
     from torch.utils.flop_counter import flop_registry
-
-    from sustainml_nodes.model_provider.zoo import example_input
 
     on_meta = all(t.device.type == "meta" for t in [*module.parameters(), *module.buffers()])
     meta = module if on_meta else copy.deepcopy(module).to("meta")
@@ -324,8 +320,6 @@ def calibrate(
     ``max(window_s, 10 counter updates)``; the bandwidth and overhead probes for a fifth of that each
     (timing only). Raises MeasurementError like ``measure``.
     """
-    from .cache import lookup_device_name
-
     dev = resolve_device(device)
     dtype = parse_precision(precision)
     source = source or make_energy_source(device)
@@ -370,27 +364,6 @@ def calibrate(
     log.info("calibrated %s %s: %.3g FLOP/s, %.3g J/FLOP, %.3g B/s, %.3g/%.3g s per operator", device, precision,
              calibration.flop_per_s, calibration.j_per_flop, calibration.memory_bytes_per_s,
              calibration.call_overhead_s, calibration.train_call_overhead_s)
-    return calibration
-
-
-def calibration_for(
-    device: str, precision: str, *, cache: MeasurementCache | None = None, source: EnergySource | None = None,
-    window_s: float = 1.0,
-) -> DeviceCalibration:
-    """The device's calibration in ``precision``: from ``cache`` if it holds one for this device, dtype,
-    energy method and software, else measured now (and stored there)."""
-    from .cache import CalibrationKey, lookup_device_name
-
-    source = source or make_energy_source(device)
-    name = lookup_device_name(device)
-    key = CalibrationKey.here(device=device, precision=precision, energy_method=source.method, device_name=name)
-    if cache is not None:
-        found = cache.get_calibration(key)
-        if found is not None:
-            return found
-    calibration = calibrate(device, precision, window_s=window_s, source=source, device_name=name)
-    if cache is not None:
-        cache.put_calibration(key, calibration)
     return calibration
 
 

@@ -60,14 +60,15 @@ import psutil
 import torch
 
 from sustainml.energy import make_energy_source, parse_device
+from sustainml.energy_estimate import read_cpu_model
 from sustainml.energy_source import MJ_PER_J, EnergyMeter, EnergySource, EnergyWindow
 from sustainml.exceptions import MeasurementError
+from sustainml.models.workload import EstimatorWorkload, Workload
 from sustainml.msg import JobMeasurement
 from sustainml.units import MS_PER_S, bytes_to_mb
-from sustainml_nodes.model_provider.workload import EstimatorWorkload, Workload
 
 __all__ = [
-    "measure", "measure_estimator", "resolve_device", "parse_precision", "PRECISIONS", "INT8_DYNAMIC",
+    "measure", "measure_estimator", "resolve_device", "lookup_device_name", "parse_precision", "PRECISIONS", "INT8_DYNAMIC",
     "with_training_of",
     "MIN_REPETITIONS", "DEFAULT_IDLE_S", "Progress",
 ]
@@ -158,6 +159,17 @@ def resolve_device(device: str) -> torch.device:
     if index >= torch.cuda.device_count():
         raise MeasurementError(f"{device} does not exist: torch sees {torch.cuda.device_count()} GPU(s)")
     return torch.device("cuda", index)
+
+
+def lookup_device_name(device: str) -> str:
+    """What is behind a torch device id: the CPU model for ``"cpu"``, the GPU's name for ``"cuda:N"``.
+
+    Raises MeasurementError when the GPU is not there (see :func:`resolve_device`).
+    """
+    dev = resolve_device(device)
+    if dev.type == "cpu":
+        return read_cpu_model()
+    return str(torch.cuda.get_device_name(dev))
 
 
 def parse_precision(precision: str) -> torch.dtype:

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from sustainml.energy_source import EnergySource
+    from sustainml.models.catalogue import CatalogueEntry
     from sustainml.msg import JobMeasurement
-    from sustainml_nodes.model_provider.catalogue import CatalogueEntry
 
     from .cache import MeasurementCache
-    from sustainml.energy_source import EnergySource
     from .estimate import DeviceCalibration, Estimate, TrainingRunEstimate
 
 __all__ = ["add_parser", "cmd_measure", "PRECISION_CHOICES"]
@@ -101,14 +101,14 @@ def cmd_measure(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from sustainml.config import load_config
-    from sustainml.exceptions import InvalidProblem
-    from sustainml_nodes.model_provider import zoo
-    from sustainml_nodes.model_provider.catalogue import find, load_catalogue
-
-    from .cache import CACHE_FILE, MeasurementCache, MeasurementKey, lookup_device_name
-    from .candidate_model import model_of_entry
     from sustainml.energy import make_energy_source
-    from .measure import ESTIMATOR_TRAIN_SAMPLES, measure, measure_estimator
+    from sustainml.exceptions import InvalidProblem
+    from sustainml.models import zoo
+    from sustainml.models.catalogue import find, load_catalogue
+
+    from .cache import CACHE_FILE, MeasurementCache, MeasurementKey
+    from .candidate_model import model_of_entry
+    from .measure import ESTIMATOR_TRAIN_SAMPLES, lookup_device_name, measure, measure_estimator
 
     entry = find(load_catalogue(), args.model)  # UnknownModel (exit 2) names the known models
     sklearn = zoo.architecture(entry.name).library == "sklearn"
@@ -188,9 +188,10 @@ def _estimate(
 ) -> PreRunEstimates:
     import torch
 
-    from sustainml_nodes.model_provider import zoo
+    from sustainml.models import zoo
 
-    from .estimate import calibration_for, estimate_profile, estimate_training_run, profile_model
+    from .cache import calibration_for
+    from .estimate import estimate_profile, estimate_training_run, profile_model
 
     with err.status(f"calibrating {args.device} in {args.precision} (once, then cached)"):
         calibration = calibration_for(args.device, args.precision, cache=cache, source=source)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from sustainml import msg, topics
 from sustainml.exceptions import ConfigError, MeasurementError
+from sustainml.models.catalogue import default_catalogue
 from sustainml.node import Input, TaskContext, TaskNode, run_node
-from sustainml_nodes.model_provider.catalogue import default_catalogue
 
 from .answer import Budget, MeasuringSettings, TaskMeasuring
 from .cache import CACHE_FILE, MeasurementCache

@@ -26,18 +26,17 @@ from sustainml import msg
 from sustainml.energy import make_energy_source
 from sustainml.energy_source import EnergySource
 from sustainml.exceptions import MeasurementError
+from sustainml.models.catalogue import CatalogueEntry
 from sustainml.units import MS_PER_S
 from sustainml.variants import variant_model_name
-from sustainml_nodes.model_provider.catalogue import CatalogueEntry
 
-from .cache import CalibrationKey, MeasurementCache
+from .cache import CalibrationKey, MeasurementCache, calibration_for
 from .candidate_model import CandidateModel, model_of_entry, resolve
 from .estimate import (
     ESTIMATE_METHOD,
     DeviceCalibration,
     Estimate,
     ModelProfile,
-    calibration_for,
     estimate_profile,
     profile_model,
 )

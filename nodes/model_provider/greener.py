@@ -14,17 +14,16 @@ import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import yaml
 from torch import nn
 
 from sustainml.exceptions import ConfigError
+from sustainml.models.architecture import Architecture, build_architecture
+from sustainml.models.catalogue import CatalogueEntry
 from sustainml.msg import GreenerVariant
-
-if TYPE_CHECKING:
-    from .catalogue import CatalogueEntry
 
 __all__ = ["RULES_PATH", "Rules", "load_rules", "variants_for", "linear_share"]
 
@@ -88,11 +87,9 @@ def _variant(kind: str, name: str, description: str, rule: Mapping[str, Any], en
 
 @functools.lru_cache(maxsize=None)
 def _linear_share(entry: CatalogueEntry) -> float:
-    from . import zoo
-
     with torch.device("meta"):
-        module = zoo.build_architecture(
-            zoo.Architecture(entry.name, entry.task_type, entry.input_shape, entry.num_outputs, entry.builder)
+        module = build_architecture(
+            Architecture(entry.name, entry.task_type, entry.input_shape, entry.num_outputs, entry.builder)
         ).module
     return linear_share(module)
 

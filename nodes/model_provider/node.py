@@ -1,12 +1,13 @@
-"""Model provider node: an encoded task in, candidate models out (logic in ``catalogue.py``)."""
+"""Model provider node: an encoded task in, candidate models out (logic in ``proposal.py``)."""
 
 from dataclasses import dataclass
 
 from sustainml import msg, topics
+from sustainml.models.catalogue import flops_per_sample, load_catalogue, to_candidate
+from sustainml.models.onnx_export import export_onnx
 from sustainml.node import Input, TaskContext, TaskNode, run_node
 
-from .catalogue import flops_per_sample, load_catalogue, propose, to_candidate
-from .onnx_export import export_onnx
+from .proposal import propose
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Task encoder node: a problem description in, an encoded ML task out (logic in ``encoding.py``; the
-dataset a problem points to is profiled by ``dataset_profile.py``)."""
+dataset a problem points to is profiled by the library's ``sustainml.datasets``)."""
 
 import os
 from dataclasses import dataclass

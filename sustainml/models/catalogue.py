@@ -1,4 +1,4 @@
-"""The model catalogue and the provider's decision: which models fit a task, and why.
+"""The model catalogue: which models there are, what builds each, and what is published about them.
 
 The catalogue is data (``catalogue.yaml``, format in ``docs/catalogue.md``): for each model its
 family and size, the builder that makes it (as data: a zoo function, a transformers class with its
@@ -7,15 +7,14 @@ their source, licence and training recipe. ``load_catalogue`` validates it at th
 the pipeline can trust every field; users add models with an extra YAML file of the same format
 (``load_catalogue(extra=[...])`` or the environment variable ``SUSTAINML_CATALOGUE_EXTRA``).
 
-``propose`` filters the catalogue for an ``EncodedTask`` (task type, requested models, quality target,
-memory budget, deploy target) and says, for every model kept or dropped, the reason in words a user
-can check against the cited source; each kept model carries its greener variants.
+The model provider proposes from it (``sustainml_nodes.model_provider.proposal``); a hardware node
+reads it to build and profile the models it may be asked to measure; ``zoo`` builds an entry by name.
 
 Typical use::
 
     entries = load_catalogue()
-    proposal = propose(task, entries)           # task: sustainml.msg.EncodedTask
-    [c.name for c in proposal.candidates], proposal.excluded
+    entry = find(entries, "resnet18")
+    summary(entry), to_candidate(entry, reason="my pick")    # a line to read; the message to send
 """
 
 from __future__ import annotations
@@ -34,10 +33,11 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from sustainml.exceptions import InvalidProblem, NoCandidates
-from sustainml.msg import EncodedTask, ModelCandidate, ModelCandidates
+from sustainml.exceptions import InvalidProblem
+from sustainml.msg import ModelCandidate
 
-from . import builder_message, deployment, greener, zoo
+from . import builder_message
+from .architecture import ZOO_FUNCTIONS, Architecture, build_architecture, default_num_outputs, example_input
 from .builders import SKLEARN, BuilderSpec, parse_builder
 from .errors import CatalogueError, UnknownModel
 from .tasks import INPUT_RANK, INPUT_SHAPE_FORM, MODALITY_OF_TASK, TASK_TYPES
@@ -54,7 +54,6 @@ __all__ = [
     "find",
     "flops_per_sample",
     "load_catalogue",
-    "propose",
     "summary",
     "to_candidate",
 ]
@@ -309,12 +308,12 @@ def _read_entry(path: Path, index: int, raw: object) -> CatalogueEntry:
     if modality != MODALITY_OF_TASK[task_type]:
         expected = f"{MODALITY_OF_TASK[task_type]!r}, the modality of {task_type}"
         raise fields.error("modality", expected, modality)
-    builder = parse_builder(fields.require("builder"), task_type, fields.fail, zoo.ZOO_FUNCTIONS)
+    builder = parse_builder(fields.require("builder"), task_type, fields.fail, ZOO_FUNCTIONS)
     input_shape = fields.shape("input_shape", task_type)
     num_outputs = fields.optional_positive_int("num_outputs", "a positive integer (classes, targets or horizon)")
     if num_outputs is None:
         try:
-            num_outputs = zoo.default_num_outputs(builder, task_type)
+            num_outputs = default_num_outputs(builder, task_type)
         except (TypeError, ValueError) as e:
             raise fields.fail("builder", f"its config cannot be built: {e}") from None
     quality = _read_quality(path, label, raw.get("quality"), fields)
@@ -328,7 +327,7 @@ def _read_entry(path: Path, index: int, raw: object) -> CatalogueEntry:
             raise fields.error("params", "null for a scikit-learn model (its size depends on the data)", params)
     else:  # built once on the meta device: a config that cannot build fails here, not on a hardware node
         try:
-            built = count_params(zoo.Architecture(name, task_type, input_shape, num_outputs, builder), params_scope)
+            built = count_params(Architecture(name, task_type, input_shape, num_outputs, builder), params_scope)
         except (InvalidProblem, ValueError, TypeError, RuntimeError, AttributeError) as e:
             problem = " ".join(str(e).split())[:300]
             raise fields.fail("builder", f"{builder.describe()} cannot be built: {type(e).__name__}: {problem}") from None
@@ -434,31 +433,31 @@ def find(entries: Iterable[CatalogueEntry], name: str) -> CatalogueEntry:
 # ---------------------------------------------------------------------------------------------- figures
 
 
-def count_params(arch: zoo.Architecture, scope: str = "model") -> int:
+def count_params(arch: Architecture, scope: str = "model") -> int:
     """Parameters of ``arch`` as built (on the meta device: nothing allocated); ``scope`` as ``params_scope``."""
     with torch.device("meta"):
-        module = zoo.build_architecture(arch).module
+        module = build_architecture(arch).module
     if scope == "backbone":
         module = getattr(getattr(module, "model", module), "base_model", module)
     return sum(p.numel() for p in module.parameters())
 
 
 @functools.lru_cache(maxsize=None)
-def _count_flops(arch: zoo.Architecture) -> float | None:
+def _count_flops(arch: Architecture) -> float | None:
     # On the meta device nothing is allocated or computed: the counter only sees the operators.
     try:
         with torch.device("meta"):
-            module = zoo.build_architecture(arch).module
+            module = build_architecture(arch).module
         module.eval()
         with FlopCounterMode(display=False) as counter, torch.no_grad():
-            module(zoo.example_input(module, arch.default_input_shape, device="meta"))
+            module(example_input(module, arch.default_input_shape, device="meta"))
     except (RuntimeError, NotImplementedError):  # a model that reads its data (``.item()``) cannot run on meta
         return None
     return float(counter.get_total_flops())
 
 
-def _architecture(entry: CatalogueEntry) -> zoo.Architecture:
-    return zoo.Architecture(entry.name, entry.task_type, entry.input_shape, entry.num_outputs, entry.builder)
+def _architecture(entry: CatalogueEntry) -> Architecture:
+    return Architecture(entry.name, entry.task_type, entry.input_shape, entry.num_outputs, entry.builder)
 
 
 def flops_per_sample(entry: CatalogueEntry) -> float | None:
@@ -531,186 +530,4 @@ def to_candidate(
         library=entry.library,
         builder=builder_message.to_message(entry.builder, entry.num_outputs),
         variants=list(variants),
-    )
-
-
-# ---------------------------------------------------------------------------------------------- proposing
-
-
-def _requested(task: EncodedTask, entries: Sequence[CatalogueEntry]) -> list[str]:
-    """The task's candidate_models without repeats, each checked to be a catalogue name."""
-    known = [e.name for e in entries]
-    names = list(dict.fromkeys(task.candidate_models))
-    for name in names:
-        if name not in known:
-            raise UnknownModel(name, known)
-    return names
-
-
-def _check_target(target: float, metric: Metric) -> None:
-    if metric.is_fraction and target > 1:
-        raise InvalidProblem(
-            f"quality_target {target:g} for {metric.name} is above 1: {metric.name} is a fraction, "
-            f"e.g. {target / 100:g} for {target:g}%"
-        )
-
-
-def _quality_verdict(entry: CatalogueEntry, task: EncodedTask, target: float) -> tuple[str | None, str]:
-    """(why it is excluded, or None; what to say when kept) for the quality target."""
-    metric, q = entry.metric, entry.quality
-    if q is None or metric is None:
-        if target:
-            return "publishes no quality figure, so the quality target cannot be checked", ""
-        return None, "quality unknown until you evaluate it"
-    if target and task.metric and task.metric != metric.name:
-        return f"publishes {metric.name}, not {task.metric}, so the quality target cannot be checked", ""
-    if not metric.meets(q.value, target):
-        return f"{metric.describe(q.value)} on {q.benchmark} misses the {metric.describe_target(target)} target", ""
-    return None, f"meets the {metric.describe_target(target)} target" if target else "no quality target set"
-
-
-_ON_FRONT, _DOMINATED, _NOT_COMPARED = 0, 1, 2   # ranking groups, best first
-
-
-def _front_notes(kept: Sequence[CatalogueEntry]) -> dict[str, tuple[int, str]]:
-    """For each kept model, whether another kept one is both better and cheaper on the same benchmark:
-    its ranking group and the note that says so."""
-    notes = {}
-    for entry in kept:
-        q, metric, flops = entry.quality, entry.metric, flops_per_sample(entry)
-        if q is None or metric is None or not flops:
-            notes[entry.name] = (_NOT_COMPARED, "not compared with the others (quality or FLOPs unknown)")
-            continue
-        better = [
-            other for other in kept
-            if other is not entry and other.quality is not None and other.quality.metric == q.metric
-            and other.quality.benchmark == q.benchmark and (other_flops := flops_per_sample(other))
-            and not metric.better(q.value, other.quality.value) and other_flops <= flops
-            and (metric.better(other.quality.value, q.value) or other_flops < flops)
-        ]  # fmt: skip
-        if better:
-            names = ", ".join(o.name for o in better)
-            verb = "is" if len(better) == 1 else "are"
-            notes[entry.name] = (_DOMINATED, f"dominated: {names} {verb} as good or better for fewer FLOPs")
-        else:
-            notes[entry.name] = (_ON_FRONT, "on the quality/compute front of its benchmark")
-    return notes
-
-
-def _rank_key(entry: CatalogueEntry, notes: Mapping[str, tuple[int, str]]) -> tuple[int, float]:
-    """Front first, then dominated, then unknown; within each, fewer FLOPs first (the greener first)."""
-    return notes[entry.name][0], flops_per_sample(entry) or math.inf
-
-
-def propose(task: EncodedTask, entries: Sequence[CatalogueEntry]) -> ModelCandidates:
-    """The catalogue models that fit ``task``, ranked, each with its reason and its greener variants,
-    and the dropped ones with theirs.
-
-    Filters, in order: the task type; the task's ``candidate_models`` (names; empty = all); the
-    quality target (0 = none), a floor for metrics where higher is better and a ceiling for error
-    metrics; ``constraints.max_memory_mb`` and ``constraints.deploy_target`` against the size of the
-    weights. Kept models are ranked: those on the quality/compute front of their benchmark first
-    (no other kept model is as good for fewer FLOPs), then the dominated ones, then those whose
-    quality is unknown; fewer FLOPs first within each group. Raises ``UnknownModel`` for a requested
-    name the catalogue lacks, ``InvalidProblem`` for an impossible target and ``NoCandidates`` when
-    nothing is left, naming what would have to change.
-    """
-    entries = list(entries)
-    task_type = task.task_type
-    of_type = [e for e in entries if e.task_type == task_type]
-    if not of_type:
-        covered = ", ".join(sorted({e.task_type for e in entries}))
-        raise NoCandidates(
-            f"no catalogue model does {task_type!r}; the catalogue covers {covered}. "
-            "Describe the task as one of those, or add models for it to the catalogue."
-        )
-
-    excluded: list[str] = []
-    pool = of_type
-    requested = _requested(task, entries)
-    if requested:
-        for name in requested:
-            other = find(entries, name)
-            if other.task_type != task_type:
-                excluded.append(f"{name}: built for {other.task_type}, the task is {task_type}")
-        excluded += [
-            f"{e.name}: not among the requested candidate_models" for e in of_type if e.name not in requested
-        ]
-        pool = [e for e in of_type if e.name in requested]
-        if not pool:
-            raise NoCandidates(
-                f"none of the requested candidate_models ({', '.join(requested)}) is built for {task_type}; "
-                f"the {task_type} models are {', '.join(e.name for e in of_type)}. "
-                "Request some of those, or leave candidate_models empty."
-            )
-
-    target = task.constraints.quality_target
-    if target < 0 or not math.isfinite(target):
-        raise InvalidProblem(f"quality_target must be a finite number >= 0 (0 = none); got {target}")
-    budget = deployment.memory_budget(task.constraints)
-    kept: list[CatalogueEntry] = []
-    verdicts: dict[str, list[str]] = {}
-    comparable: list[CatalogueEntry] = []
-    too_big: list[CatalogueEntry] = []  # good enough, but its weights do not fit
-    for entry in pool:
-        if entry.metric is not None:
-            _check_target(target, entry.metric)
-        quality_out, quality_note = _quality_verdict(entry, task, target)
-        if entry.metric is not None and not (target and task.metric and task.metric != entry.metric.name):
-            comparable.append(entry)
-        memory_out, memory_note = budget.check(entry.params)
-        if quality_out or memory_out:
-            excluded.append(f"{entry.name}: {'; '.join(w for w in (quality_out, memory_out) if w)}")
-            if memory_out and not quality_out:
-                too_big.append(entry)
-            continue
-        kept.append(entry)
-        verdicts[entry.name] = [n for n in (quality_note, memory_note) if n]
-
-    if not kept:
-        raise NoCandidates(_nothing_left(task, pool, comparable, too_big, budget, bool(requested), target))
-
-    notes = _front_notes(kept)
-    kept.sort(key=lambda e: _rank_key(e, notes))
-    candidates = []
-    for entry in kept:
-        reason = "; ".join([summary(entry), *verdicts[entry.name], notes[entry.name][1]])
-        candidates.append(to_candidate(entry, reason, greener.variants_for(entry, entries, flops_per_sample)))
-    return ModelCandidates(task_id=task.task_id, candidates=candidates, excluded=excluded)
-
-
-def _nothing_left(
-    task: EncodedTask,
-    pool: Sequence[CatalogueEntry],
-    comparable: Sequence[CatalogueEntry],
-    too_big: Sequence[CatalogueEntry],
-    budget: deployment.MemoryBudget,
-    requested: bool,
-    target: float,
-) -> str:
-    """Why no model is left, and what would have to change."""
-    which = "requested" if requested else "known"
-    task_type = task.task_type
-    if too_big or not target:
-        smallest = min((e for e in pool if e.params), key=lambda e: e.params, default=None)
-        hint = (
-            f"; the smallest is {smallest.name} with {deployment.weights_mb(smallest.params):.3g} MiB of fp32 weights"
-            if smallest else ""
-        )
-        return (
-            f"no {which} {task_type} model fits {budget.describe()}{hint}. "
-            "Raise max_memory_mb, choose a larger deploy_target, or add a smaller model to the catalogue."
-        )
-    if not comparable:
-        published = ", ".join(sorted({e.quality.metric for e in pool if e.quality})) or "no quality figure"
-        return (
-            f"no {which} {task_type} model publishes {task.metric}; they publish {published}. "
-            f"Set the metric to one of those, or quality_target to 0."
-        )
-    metric = comparable[0].metric
-    best = (max if metric.higher_is_better else min)(comparable, key=lambda e: e.quality.value)
-    return (
-        f"no {which} {task_type} model reaches {metric.name} {metric.comparison} {target:g}; "
-        f"the best is {best.name} at {best.quality.value:.3g} ({best.quality.source}). "
-        f"{'Lower' if metric.higher_is_better else 'Raise'} quality_target."
     )

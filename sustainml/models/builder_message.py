@@ -36,7 +36,7 @@ from typing import Any
 
 from sustainml import msg
 
-from . import zoo
+from .architecture import ZOO_FUNCTIONS, default_num_outputs
 from .builders import SKLEARN, TRANSFORMERS, ZOO, BuilderSpec, parse_builder
 from .errors import InvalidBuilder
 
@@ -171,7 +171,7 @@ def from_message(builder: msg.ModelBuilder, task_type: str) -> BuilderSpec:
                 field = new + field[len(old):]
         return InvalidBuilder(field, problem)
 
-    return parse_builder(raw, task_type, fail, zoo.ZOO_FUNCTIONS)
+    return parse_builder(raw, task_type, fail, ZOO_FUNCTIONS)
 
 
 def num_outputs_of(builder: msg.ModelBuilder, spec: BuilderSpec, task_type: str) -> int:
@@ -179,7 +179,7 @@ def num_outputs_of(builder: msg.ModelBuilder, spec: BuilderSpec, task_type: str)
     if builder.num_outputs:
         return int(builder.num_outputs)
     try:
-        return zoo.default_num_outputs(spec, task_type)
+        return default_num_outputs(spec, task_type)
     except (TypeError, ValueError) as e:
         raise InvalidBuilder("builder.settings", f"settings {spec.describe()} accepts; it says: {e}") from None
 

@@ -1,29 +1,27 @@
-"""Build any catalogue model by name, with synthetic data of the shape its published figures refer to.
+"""Build a model from what builds it (an ``Architecture``: its builder and reference data shape), with
+synthetic data of the shape its published figures refer to. Knows nothing of the catalogue: the
+catalogue validates its entries by building them here, and ``zoo`` builds a catalogue model by name.
 
-The hardware node measures what it is given, so the zoo must hand it the very architectures whose
-quality the catalogue quotes. What builds an entry is written in the catalogue (``builders``): one of
-the zoo's own functions below (torchvision's ImageNet models, the tabular models of Gorishniy et al.
-2021, DLinear, all written with ``torch.nn``), a transformers model class built from its config (never
-``from_pretrained``: no weights are fetched), or a scikit-learn estimator. Data is synthetic and
-seeded: measurements need the right shapes and dtypes, not real images or text.
+The hardware node measures what it is given, so the very architectures whose quality the catalogue
+quotes must be built the same everywhere. A builder (``builders``) is one of the zoo's own functions
+below (torchvision's ImageNet models, the tabular models of Gorishniy et al. 2021, DLinear, all written
+with ``torch.nn``), a transformers model class built from its config (never ``from_pretrained``: no
+weights are fetched), or a scikit-learn estimator. Data is synthetic and seeded: measurements need the
+right shapes and dtypes, not real images or text.
 
 Typical use::
 
-    workload = build("resnet18")                  # a torch model: module, inputs, targets, loss
+    arch = Architecture("my_mlp", TABULAR_REGRESSION, (8,), 1, builder)   # builder: a BuilderSpec
+    workload = build_architecture(arch)      # a torch model: module, inputs, targets, loss
     loss = workload.loss(workload.module(workload.inputs(2)), workload.targets(2))
-    estimator = build_estimator("random_forest_regressor")   # a scikit-learn model: estimator, data
-    X, y = estimator.data(100)
-
-Names resolve against the default catalogue (the bundled one plus ``SUSTAINML_CATALOGUE_EXTRA``) unless
-``entries`` is given, e.g. a catalogue loaded with ``load_catalogue(extra=[...])``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +31,7 @@ from torch.nn import functional as F
 from sustainml.exceptions import InvalidProblem
 
 from .builders import SKLEARN, ZOO, BuilderSpec, sklearn_class, transformers_class
-from .errors import LibraryMismatch, UnknownModel
+from .errors import LibraryMismatch
 from .forecasting_models import DLinear
 from .image_models import BasicBlock, Bottleneck, MobileNetV2, ResNet, SqueezeNet11
 from .tabular_models import (
@@ -59,24 +57,14 @@ from .tasks import (
 from .transformer_tasks import DEFAULT_NEW_TOKENS, TokenModel, wrap
 from .workload import EstimatorWorkload, Workload
 
-if TYPE_CHECKING:
-    from .catalogue import CatalogueEntry
-
 __all__ = [
-    "IMAGE_CLASSIFICATION",
-    "TABULAR_REGRESSION",
     "Architecture",
     "ZooFunction",
     "ZOO_FUNCTIONS",
-    "architecture",
-    "architecture_of",
-    "build",
     "build_architecture",
-    "build_estimator",
     "build_estimator_architecture",
     "default_num_outputs",
     "example_input",
-    "known_models",
 ]
 
 IMAGENET_INPUT_SHAPE = (3, 224, 224)
@@ -294,39 +282,6 @@ def default_num_outputs(spec: BuilderSpec, task_type: str) -> int:
     return int(config.num_labels)
 
 
-def architecture_of(entry: CatalogueEntry) -> Architecture:
-    """The zoo's view of a catalogue entry."""
-    return Architecture(
-        name=entry.name,
-        task_type=entry.task_type,
-        default_input_shape=entry.input_shape,
-        default_num_outputs=entry.num_outputs,
-        builder=entry.builder,
-    )
-
-
-def _entries(entries: Iterable[CatalogueEntry] | None) -> list[CatalogueEntry]:
-    if entries is not None:
-        return list(entries)
-    from .catalogue import default_catalogue  # the catalogue imports the zoo: resolve names late
-
-    return default_catalogue()
-
-
-def known_models(entries: Iterable[CatalogueEntry] | None = None) -> list[str]:
-    """The names ``build`` and ``build_estimator`` accept, in catalogue order."""
-    return [e.name for e in _entries(entries)]
-
-
-def architecture(name: str, entries: Iterable[CatalogueEntry] | None = None) -> Architecture:
-    """The zoo's description of ``name``; raises ``UnknownModel`` listing the known names."""
-    known = _entries(entries)
-    for entry in known:
-        if entry.name == name:
-            return architecture_of(entry)
-    raise UnknownModel(name, [e.name for e in known], where="the model zoo")
-
-
 # ------------------------------------------------------------------------------------------ data
 
 
@@ -440,7 +395,17 @@ def build_architecture(
 ) -> Workload:
     """Build a torch ``arch`` with seeded weights, plus seeded synthetic inputs, targets and its loss.
 
-    See ``build``; this is the same for an ``Architecture`` at hand (``architecture_of(entry)``).
+    ``num_outputs`` defaults to the reference task's (1000 ImageNet classes, 2 SST-2 labels, 1
+    regression target, 96 forecast steps) and ``input_shape`` (per sample) to the one its published
+    figures refer to. The module is on the CPU in training mode; inputs and targets are CPU tensors
+    for the caller to move. Built under ``torch.device("meta")`` the module holds no memory, which is
+    how FLOPs are counted.
+
+    Targets and losses per task: class indices and cross-entropy (classification); float targets
+    ``[n, outputs]`` and mean squared error (regression); ``[n, horizon, channels]`` and MSE
+    (forecasting); the prompt itself and next-token cross-entropy (text generation); one-hot classes
+    and boxes with the surrogate detection loss (object detection, see ``_detection_loss``).
+    Raises ``LibraryMismatch`` for a scikit-learn model (``build_estimator_architecture`` builds those).
     """
     if arch.library != "torch":
         raise LibraryMismatch(arch.name, arch.library, "build_estimator")
@@ -496,52 +461,15 @@ def build_architecture(
     return Workload(name=arch.name, module=module, inputs=inputs, targets=targets, loss=loss)
 
 
-def build(
-    name: str,
-    *,
-    num_outputs: int | None = None,
-    input_shape: tuple[int, ...] | None = None,
-    entries: Iterable[CatalogueEntry] | None = None,
-) -> Workload:
-    """Build the torch model ``name`` with seeded weights, plus seeded synthetic inputs, targets and its loss.
-
-    ``num_outputs`` defaults to the reference task's (1000 ImageNet classes, 2 SST-2 labels, 1
-    regression target, 96 forecast steps) and ``input_shape`` (per sample) to the one its published
-    figures refer to. The module is on the CPU in training mode; inputs and targets are CPU tensors
-    for the caller to move. Built under ``torch.device("meta")`` the module holds no memory, which is
-    how FLOPs are counted.
-
-    Targets and losses per task: class indices and cross-entropy (classification); float targets
-    ``[n, outputs]`` and mean squared error (regression); ``[n, horizon, channels]`` and MSE
-    (forecasting); the prompt itself and next-token cross-entropy (text generation); one-hot classes
-    and boxes with the surrogate detection loss (object detection, see ``_detection_loss``).
-    Raises ``UnknownModel`` for a name the catalogue lacks and ``LibraryMismatch`` for a
-    scikit-learn model (``build_estimator`` builds those).
-    """
-    return build_architecture(architecture(name, entries), num_outputs=num_outputs, input_shape=input_shape)
-
-
-def build_estimator(
-    name: str,
-    *,
-    input_shape: tuple[int, ...] | None = None,
-    num_outputs: int | None = None,
-    entries: Iterable[CatalogueEntry] | None = None,
-) -> EstimatorWorkload:
-    """Build the scikit-learn model ``name``, unfitted and seeded, with seeded synthetic data of its shape.
-
-    ``data(n)`` gives ``X`` float32 ``[n, features]`` and ``y``: class indices below ``num_outputs``
-    (default 2) for classification, float32 targets for regression. Raises ``LibraryMismatch`` for
-    a torch model (``build`` builds those).
-    """
-    return build_estimator_architecture(architecture(name, entries), input_shape=input_shape,
-                                        num_outputs=num_outputs)
-
-
 def build_estimator_architecture(
     arch: Architecture, *, input_shape: tuple[int, ...] | None = None, num_outputs: int | None = None
 ) -> EstimatorWorkload:
-    """``build_estimator`` for an ``Architecture`` at hand (a candidate's builder, read by a hardware node)."""
+    """Build the scikit-learn ``arch``, unfitted and seeded, with seeded synthetic data of its shape.
+
+    ``data(n)`` gives ``X`` float32 ``[n, features]`` and ``y``: class indices below ``num_outputs``
+    (default 2) for classification, float32 targets for regression. Raises ``LibraryMismatch`` for
+    a torch model (``build_architecture`` builds those).
+    """
     name = arch.name
     if arch.library != SKLEARN:
         raise LibraryMismatch(arch.name, arch.library, "build")
