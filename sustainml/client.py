@@ -3,7 +3,7 @@
     from sustainml import Client
 
     with Client() as client:
-        task = client.submit("examples/tool_wear_tabular.yaml")
+        task = client.submit("examples/tool_wear_tabular.yaml")   # a problem file of the project's examples/
         first = task.first_result(timeout_s=60)      # ranked at once, from estimates and stored measurements
         for result in task.revisions():              # refined as measurements land; the last one is final
             print(result.revision, result.state, sum(o.basis != "estimated" for o in result.options))
@@ -18,6 +18,7 @@ publishes no status: it is not a node.
 import queue
 import threading
 import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,47 @@ __all__ = ["Client", "TaskHandle"]
 
 #: How long ``cancel`` waits for the nodes to be discovered before it sends (control is volatile).
 CONTROL_MATCH_S = 3.0
+#: Tasks whose latest result a client keeps: a long-lived client (the web UI) hears every task of the
+#: deployment, so past this many the least recently updated one that nobody waits on is forgotten.
+MAX_KEPT_RESULTS = 1000
+
+
+class _KeptResults:
+    """The latest result of each task a client heard of, bounded by ``limit`` tasks: a new result
+    forgets the least recently updated task that nobody waits on (``hold``), so a waiter never loses
+    its task's result however many others arrive. Not thread-safe: the client holds its lock."""
+
+    def __init__(self, limit: int = MAX_KEPT_RESULTS) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1 task, got {limit}")
+        self.limit = limit
+        self._results: OrderedDict[TaskKey, msg.TaskResult] = OrderedDict()
+        self._held: Counter[TaskKey] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def get(self, key: TaskKey) -> msg.TaskResult | None:
+        return self._results.get(key)
+
+    def values(self) -> list[msg.TaskResult]:
+        return list(self._results.values())
+
+    def put(self, key: TaskKey, result: msg.TaskResult) -> None:
+        self._results[key] = result
+        self._results.move_to_end(key)
+        if len(self._results) > self.limit:
+            for old in [k for k in self._results if k not in self._held][: len(self._results) - self.limit]:
+                del self._results[old]
+
+    def hold(self, key: TaskKey) -> None:
+        """Keep ``key``'s result until as many ``release`` calls: someone waits for it."""
+        self._held[key] += 1
+
+    def release(self, key: TaskKey) -> None:
+        self._held[key] -= 1
+        if self._held[key] <= 0:
+            del self._held[key]
 
 
 class TaskHandle:
@@ -84,7 +126,7 @@ class Client:
         self.bus = Participant(config or load_config(domain_id=domain_id))
         self._born = time.monotonic()
         self._lock = threading.Condition()
-        self._results: dict[TaskKey, msg.TaskResult] = {}
+        self._results = _KeptResults()
         self._status_queues: dict[TaskKey, list[queue.Queue[msg.TaskStatus]]] = {}
         self._result_queues: dict[TaskKey, list[queue.Queue[msg.TaskResult]]] = {}
         self._nodes: dict[str, msg.NodeStatus] = {}
@@ -92,6 +134,7 @@ class Client:
         self._status_callbacks: list[Callable[[msg.TaskStatus], None]] = []
         self._node_callbacks: list[Callable[[msg.NodeStatus | Gone], None]] = []
         self._services: dict[str, ServiceClient] = {}
+        self._services_lock = threading.Lock()   # two threads asking at once still make one client per service
         self._control = self.bus.publisher(topics.NODE_CONTROL)
         self._subs = [
             self.bus.subscribe(topics.TASK_RESULT, self._on_result),
@@ -112,7 +155,7 @@ class Client:
     def _on_result(self, result: msg.TaskResult) -> None:
         with self._lock:
             key = task_key(result.task_id)
-            self._results[key] = result
+            self._results.put(key, result)
             for q in self._result_queues.get(key, []):
                 q.put(result)
             callbacks = list(self._result_callbacks)
@@ -143,9 +186,10 @@ class Client:
             callback(gone)
 
     def _service(self, spec: topics.ServiceSpec) -> ServiceClient:
-        if spec.name not in self._services:
-            self._services[spec.name] = ServiceClient(self.bus, spec)
-        return self._services[spec.name]
+        with self._services_lock:
+            if spec.name not in self._services:
+                self._services[spec.name] = ServiceClient(self.bus, spec)
+            return self._services[spec.name]
 
     # ---------------------------------------------------------------- tasks
     def submit(self, problem: msg.UserInput | Mapping[str, Any] | str | Path, *,
@@ -168,14 +212,18 @@ class Client:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         key = task_key(task_id)
         with self._lock:
-            while True:
-                result = self._results.get(key)
-                if result is not None and result.state in TERMINAL:
-                    return result
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise RequestTimeout(f"task {key[0]}/{key[1]} gave no result within {timeout_s:g} s")
-                self._lock.wait(timeout=0.5 if left is None else min(left, 0.5))
+            self._results.hold(key)
+            try:
+                while True:
+                    result = self._results.get(key)
+                    if result is not None and result.state in TERMINAL:
+                        return result
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise RequestTimeout(f"task {key[0]}/{key[1]} gave no result within {timeout_s:g} s")
+                    self._lock.wait(timeout=0.5 if left is None else min(left, 0.5))
+            finally:
+                self._results.release(key)
 
     def revisions(self, task_id: msg.TaskId, timeout_s: float | None = 600.0) -> Iterator[msg.TaskResult]:
         """See ``TaskHandle.revisions``. Raises RequestTimeout when the task has not ended in ``timeout_s``."""
@@ -214,6 +262,7 @@ class Client:
         q: queue.Queue[msg.TaskStatus] = queue.Queue()
         with self._lock:
             self._status_queues.setdefault(key, []).append(q)
+            self._results.hold(key)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         try:
             while True:
@@ -237,13 +286,15 @@ class Client:
                 self._status_queues[key].remove(q)
                 if not self._status_queues[key]:
                     del self._status_queues[key]
+                self._results.release(key)
 
     def on_result(self, callback: Callable[[msg.TaskResult], None]) -> None:
         """Call ``callback(result)`` for every result published from now on (and the recent ones
-        the orchestrator still holds, delivered at subscription)."""
+        the orchestrator still holds, delivered at subscription: the latest of up to
+        ``MAX_KEPT_RESULTS`` tasks)."""
         with self._lock:
             self._result_callbacks.append(callback)
-            known = list(self._results.values())
+            known = self._results.values()
         for result in known:
             callback(result)
 
