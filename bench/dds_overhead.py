@@ -1,7 +1,7 @@
 """What our runtime costs on top of Cyclone DDS, measured side by side in one run.
 
-    /work/venv/bin/python bench/dds_overhead.py            # 15-25 s on 2 cores
-    /work/venv/bin/python bench/dds_overhead.py --round-trips 100 --tasks 3
+    .venv/bin/python bench/dds_overhead.py            # 15-25 s on 2 cores
+    .venv/bin/python bench/dds_overhead.py --round-trips 100 --tasks 3
 
 (a) raw cyclonedds-python ping-pong between two processes, (a') the same ping-pong through
 ``sustainml.bus``, (b) the same payload relayed through two TaskNode processes of our runtime,

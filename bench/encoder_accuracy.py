@@ -1,7 +1,7 @@
 """How well does the task encoder read descriptions? Labelled sets through the real ``encode()``.
 
-    /work/venv/bin/python bench/encoder_accuracy.py            # about 15 s on 2 cores, most of it loading
-    /work/venv/bin/python bench/encoder_accuracy.py --sets tests/data/encoder_descriptions.yaml -v
+    .venv/bin/python bench/encoder_accuracy.py            # about 15 s on 2 cores, most of it loading
+    .venv/bin/python bench/encoder_accuracy.py --sets tests/data/encoder_descriptions.yaml -v
 
 Each labelled description (``tests/data/encoder_descriptions*.yaml``) becomes a ``UserInput`` with
 only ``text`` set and goes through ``encode()`` with the packaged all-MiniLM-L6-v2. Prints, per set:

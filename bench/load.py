@@ -1,7 +1,7 @@
 """Many clients at once: does every task get exactly one result, and how many tasks per second?
 
-    /work/venv/bin/python bench/load.py                        # 10 clients x 100 tasks
-    /work/venv/bin/python bench/load.py --clients 2 --tasks 5  # smoke run
+    .venv/bin/python bench/load.py                        # 10 clients x 100 tasks
+    .venv/bin/python bench/load.py --clients 2 --tasks 5  # smoke run
 
 Launches the real pipeline (``launch/pipeline.yaml``, short measurement windows) on a private DDS
 domain, runs one task to fill the hardware node's measurement cache, then starts ``--clients``

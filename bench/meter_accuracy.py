@@ -1,7 +1,7 @@
 """How close is each energy meter to the truth on short workloads? Ours, CodeCarbon's and Zeus's, one run.
 
-    /work/venv/bin/python bench/meter_accuracy.py                  # the first GPU if there is one, else the CPU
-    /work/venv/bin/python bench/meter_accuracy.py --device cpu --repeats 3
+    .venv/bin/python bench/meter_accuracy.py                  # the first GPU if there is one, else the CPU
+    .venv/bin/python bench/meter_accuracy.py --device cpu --repeats 3
 
 The workload is a run of identical matrix products (8192² bf16 on a GPU, 512² fp32 on the CPU) sized
 to last about 0.1 s, 1 s and 10 s. Each meter measures the same number of products on its own (one
