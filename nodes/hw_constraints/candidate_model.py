@@ -1,7 +1,7 @@
 """What a hardware node builds for a candidate: the model its ``builder`` describes, not a catalogue name.
 
 A candidate carries its builder as data (``ModelCandidate.builder``, read by
-:mod:`sustainml_nodes.model_provider.builder_message` through the same whitelist a catalogue file
+:mod:`sustainml.models.builder_message` through the same whitelist a catalogue file
 passes), so this node measures models no catalogue of its own holds: a partner's provider, or one
 started with another catalogue, may propose anything the three kinds of builder can make. A
 candidate without a builder (``builder.kind`` empty: a provider older than the field) is built from

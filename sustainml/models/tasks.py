@@ -1,4 +1,4 @@
-"""The task types as the model provider's modules use them, taken from ``sustainml.task_types`` (the one
+"""The task types as the model-building modules use them, taken from ``sustainml.task_types`` (the one
 definition of task types, their modality, metric and input shape): names, and per-name lookups."""
 
 from sustainml.task_types import (
