@@ -25,13 +25,13 @@ from cyclonedds.topic import Topic
 
 from .config import RuntimeConfig, apply_dds_config, load_config
 from .exceptions import RequestTimeout, SustainMLError
-from .topics import ServiceSpec, TopicSpec
+from .topics import ServiceReply, ServiceRequest, ServiceSpec, TopicSpec
 
 __all__ = ["Participant", "Publisher", "Subscription", "ServiceClient", "Gone"]
 
 T = TypeVar("T")
-ReqT = TypeVar("ReqT")
-RepT = TypeVar("RepT")
+ReqT = TypeVar("ReqT", bound=ServiceRequest)
+RepT = TypeVar("RepT", bound=ServiceReply)
 
 log = logging.getLogger("sustainml.bus")
 
@@ -165,7 +165,7 @@ class Participant:
         self._topics: dict[str, Topic] = {}
         self._subscriptions: list[Subscription] = []
         self._lock = threading.Lock()
-        self._closed = False
+        self._closed = threading.Event()  # set by close(), from any thread
         # One thread per participant takes the samples and runs the callbacks. Not DDS listeners:
         # cyclonedds-python holds the GIL inside write(), and delivering to a local reader whose
         # listener waits for the GIL deadlocks the process (upstream issue #208). A WaitSet wait
@@ -177,13 +177,13 @@ class Participant:
         self._dispatcher.start()
 
     def _dispatch(self) -> None:
-        while not self._closed:
+        while not self._closed.is_set():
             self._waitset.wait(duration(milliseconds=200))
             self._wake.set(False)
             with self._lock:
                 subscriptions = list(self._subscriptions)
             for subscription in subscriptions:
-                if self._closed:
+                if self._closed.is_set():
                     return
                 subscription.drain()
 
@@ -208,8 +208,8 @@ class Participant:
 
     def close(self) -> None:
         """Delete the participant and everything in it (readers, writers, topics). Idempotent."""
-        if not self._closed:
-            self._closed = True
+        if not self._closed.is_set():
+            self._closed.set()
             self._wake.set(True)
             if threading.current_thread() is not self._dispatcher:
                 self._dispatcher.join(timeout=10)
@@ -237,7 +237,7 @@ class ServiceServer(Generic[ReqT, RepT]):
         self._sub = participant.subscribe(spec.request_topic, self._on_request)
 
     def _on_request(self, request: ReqT) -> None:
-        rid = getattr(request, "request_id", "")
+        rid = request.request_id
         with self._lock:
             if rid in self._replies:
                 done = self._replies[rid]
@@ -250,18 +250,23 @@ class ServiceServer(Generic[ReqT, RepT]):
         self._pool.submit(self._answer, request)
 
     def _answer(self, request: ReqT) -> None:
-        rid = getattr(request, "request_id", "")
+        rid = request.request_id
         try:
             reply = self._handler(request)
         except SustainMLError as e:
-            reply = self.spec.reply_type(request_id=rid, error=str(e))
+            reply = self._error_reply(str(e))
         except Exception as e:  # noqa: BLE001 - a bug in a handler still answers the client
             log.exception("service %s failed", self.spec.name)
-            reply = self.spec.reply_type(request_id=rid, error=f"internal error: {type(e).__name__}: {e}")
+            reply = self._error_reply(f"internal error: {type(e).__name__}: {e}")
         reply.request_id = rid
         with self._lock:
             self._replies[rid] = reply
         self._writer.publish(reply)
+
+    def _error_reply(self, error: str) -> RepT:
+        reply = self.spec.reply_type()  # every field of a message has a default
+        reply.error = error
+        return reply
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -286,7 +291,7 @@ class ServiceClient(Generic[ReqT, RepT]):
 
     def _on_reply(self, reply: RepT) -> None:
         with self._lock:
-            q = self._waiting.get(getattr(reply, "request_id", ""))
+            q = self._waiting.get(reply.request_id)
         if q is not None:
             q.put(reply)
 
@@ -311,7 +316,7 @@ class ServiceClient(Generic[ReqT, RepT]):
         hardware node per host), at least one, else RequestTimeout."""
         deadline = time.monotonic() + timeout_s
         self._wait_for_server(deadline)
-        if not getattr(request, "request_id", ""):
+        if not request.request_id:
             request.request_id = self.new_request_id()
         rid = request.request_id
         q: queue.Queue[RepT] = queue.Queue()

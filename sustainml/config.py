@@ -11,7 +11,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
@@ -19,7 +19,10 @@ from .exceptions import ConfigError
 
 __all__ = ["RuntimeConfig", "load_config", "apply_dds_config", "LOOPBACK_XML", "node_params", "is_loopback_host"]
 
-P = TypeVar("P")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+P = TypeVar("P", bound="DataclassInstance")
 
 #: Loopback only, no multicast (``lo`` has none), peers found by unicast on 127.0.0.1.
 LOOPBACK_XML = (

@@ -236,11 +236,11 @@ class Launcher:
     def _on_status(self, status: msg.NodeStatus) -> None:
         if status.state not in SERVING:
             return
-        waiting = {}
-        for node in self.nodes:
-            proc = node.proc   # once: the launcher's thread may clear it meanwhile
-            if proc is not None and not node.ready:
-                waiting[proc.pid] = node
+        waiting: dict[int, _Running] = {}
+        for running in self.nodes:
+            proc = running.proc   # once: the launcher's thread may clear it meanwhile
+            if proc is not None and not running.ready:
+                waiting[proc.pid] = running
         if not waiting:
             return
         node = waiting.get(int(status.pid))
@@ -367,20 +367,20 @@ class Launcher:
         self._stop.set()
 
     def _stop_all(self) -> None:
-        live = [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
-        for node in live:
-            _signal_group(node.proc, signal.SIGINT)
+        live = [(n, proc) for n in self.nodes if (proc := n.proc) is not None and proc.poll() is None]
+        for _, proc in live:
+            _signal_group(proc, signal.SIGINT)
         deadline = time.monotonic() + self.stop_grace_s
-        while any(n.proc.poll() is None for n in live) and time.monotonic() < deadline:
+        while any(proc.poll() is None for _, proc in live) and time.monotonic() < deadline:
             if self._hurry.wait(0.05):
                 break
-        for node in live:
-            if node.proc.poll() is None:
+        for node, proc in live:
+            if proc.poll() is None:
                 self._say(node, "killed" if self._hurry.is_set() else
                           "did not stop within the grace period; killing it")
             # The whole group: a node's own children (a partner's helpers) go with it.
-            _signal_group(node.proc, signal.SIGKILL)
-            node.proc.wait()
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
         for node in self.nodes:
             if node.proc is not None:
                 self._forget(node)

@@ -18,6 +18,7 @@ A minimal node (README has the full partner guide)::
 
 import abc
 import argparse
+import inspect
 import logging
 import os
 import signal
@@ -26,7 +27,8 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from . import msg, topics
 from .bus import Gone, Participant, Publisher, ServiceServer, Subscription
@@ -34,6 +36,9 @@ from .config import RuntimeConfig, load_config, node_params
 from .exceptions import ConfigError, SustainMLError, TaskCancelled
 from .task_inputs import Outcome, TaskInputs
 from .topics import ServiceSpec, TopicSpec
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = ["Node", "TaskNode", "Input", "TaskContext", "run_node", "task_key", "TaskKey",
            "NoParams"]
@@ -66,12 +71,13 @@ class Node:
     ``on_shutdown`` (release resources) and leaves the bus. A constructor that fails releases what
     it holds (the participant included) before the error propagates."""
 
-    name: ClassVar[str] = "node"
+    #: The node's name: a class default that an instance may override (``name=``, ``unique_per_host``).
+    name: str = "node"
     #: What the node does; defaults to ``name``. Instances of one kind on several hosts need
     #: distinct names (NodeStatus is keyed by name): see ``unique_per_host``.
-    kind: ClassVar[str] = ""
+    kind: str = ""
     unique_per_host: ClassVar[bool] = False
-    Params: ClassVar[type] = NoParams
+    Params: ClassVar[type["DataclassInstance"]] = NoParams
     heartbeat_period_s: ClassVar[float] = 1.0
     #: How long shutdown waits for the node's threads (a task's work) to stop before it gives up on
     #: them (Units: s). Shorter than the launcher's grace period, so a clean exit still comes first.
@@ -320,6 +326,10 @@ class TaskNode(Node, abc.ABC):
     #: How long activation waits for the input subscriptions to meet a writer (Units: s).
     match_timeout_s: ClassVar[float] = 5.0
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _check_process_takes_inputs(cls)
+
     def __init__(self, **kwargs: Any) -> None:
         self._lock = threading.Lock()
         self._work_ready = threading.Condition(self._lock)
@@ -337,7 +347,7 @@ class TaskNode(Node, abc.ABC):
         self.create_subscription(topics.NODE_CONTROL, self._on_control)
         self.create_subscription(topics.TASK_STATUS, self._on_task_status)
         self._subscribed_at = time.monotonic()
-        self._input_subs = [self.create_subscription(spec.topic, lambda m, n=input_name: self._on_input(n, m))
+        self._input_subs = [self.create_subscription(spec.topic, partial(self._on_input, input_name))
                             for input_name, spec in self.inputs.items()]
 
     def _activate(self) -> None:
@@ -369,9 +379,14 @@ class TaskNode(Node, abc.ABC):
         return task_key(task_id)
 
     @abc.abstractmethod
-    def process(self, ctx: TaskContext, **inputs: Any) -> Any:
+    def process(self, ctx: TaskContext, *_: Any, **inputs: Any) -> Any:
         """Turn one task's inputs into the output message (or None to publish nothing). Every task
-        node implements it; one that does not fails when it is constructed, before it joins the bus."""
+        node implements it; one that does not fails when it is constructed, before it joins the bus.
+
+        The inputs come by name, one keyword argument per entry of ``inputs``; a subclass names them
+        with their message types (``task: msg.EncodedTask``), which a type checker accepts as an
+        override of this ``(ctx, *args: Any, **kwargs: Any)`` form. The names are checked against
+        ``inputs`` when the class is defined."""
 
     # ---------------------------------------------------------------- bookkeeping
     def is_cancelled(self, task_id: msg.TaskId) -> bool:
@@ -482,6 +497,28 @@ class TaskNode(Node, abc.ABC):
 
 
 # -------------------------------------------------------------------- entry point
+def _check_process_takes_inputs(cls: type[TaskNode]) -> None:
+    """Raise TypeError when the class is defined if its ``process`` cannot take its ``inputs`` by name,
+    which would otherwise fail each task at run time, from the first message on."""
+    if getattr(cls.process, "__isabstractmethod__", False):
+        return  # said when the class is constructed
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    params = list(inspect.signature(cls.process).parameters.values())[2:]  # after self, ctx
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return  # takes any name
+    takes = [p.name for p in params if p.kind in kinds]
+    needs = {p.name for p in params if p.default is inspect.Parameter.empty
+             and p.kind is not inspect.Parameter.VAR_POSITIONAL}
+    unknown = sorted(set(cls.inputs) - set(takes))
+    unfed = sorted(needs - set(cls.inputs))
+    if unknown or unfed:
+        problems = ([f"it takes no parameter for the input(s) {unknown}"] if unknown else []) + \
+                   ([f"it needs {unfed}, which no input declares"] if unfed else [])
+        raise TypeError(f"{cls.__qualname__}.process(ctx, {', '.join(takes)}) does not match "
+                        f"inputs = {sorted(cls.inputs)}: {'; '.join(problems)}. Name one keyword "
+                        "parameter of process after each key of inputs.")
+
+
 def _parse_params(pairs: Sequence[str]) -> dict[str, str]:
     values = {}
     for pair in pairs:

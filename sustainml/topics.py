@@ -6,15 +6,29 @@ the IDL's interface version.
 """
 
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from cyclonedds.core import Qos
 
 from . import msg, qos
 
+
+class ServiceRequest(Protocol):
+    """What every request type of the IDL carries: the id its replies echo."""
+
+    request_id: str
+
+
+class ServiceReply(Protocol):
+    """What every reply type of the IDL carries: the request's id and, when it failed, one readable line."""
+
+    request_id: str
+    error: str
+
+
 T = TypeVar("T")
-ReqT = TypeVar("ReqT")
-RepT = TypeVar("RepT")
+ReqT = TypeVar("ReqT", bound=ServiceRequest)
+RepT = TypeVar("RepT", bound=ServiceReply)
 
 #: Every topic name starts with the interface version of ``idl/sustainml.idl`` (its ``VERSION``):
 #: nodes built from different versions of the IDL never match one another.
