@@ -177,14 +177,18 @@ def test_arguments_are_checked_before_anything_runs(option: str, value: float) -
 
 
 class _SlowPass(torch.nn.Module):
-    """A model whose one pass takes longer than the window: a real forward, then a deliberate wait."""
+    """A model whose one pass takes longer than the window: a real forward, then 80 ms of busy work
+    (not a sleep: the CPU estimate meters this process's CPU time, so a sleeping pass would have an
+    energy of about nothing, whose relative spread is the machine's noise)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.layer = torch.nn.Linear(32, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        time.sleep(0.08)
+        busy_until = time.perf_counter() + 0.08
+        while time.perf_counter() < busy_until:
+            torch.mm(self.layer.weight, self.layer.weight.T)
         return self.layer(x)
 
 
