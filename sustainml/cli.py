@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,6 +21,10 @@ from rich.table import Table
 from .exceptions import (ConfigError, InvalidProblem, LaunchError, RequestTimeout, SustainMLError,
                          TaskFailed, UnknownRegion)
 from .report import to_plain
+
+if TYPE_CHECKING:  # imported where used: each command pays only for what it needs
+    from .client import Client
+    from .web.server import WebConfig
 
 EXIT_CODES = {InvalidProblem: 2, UnknownRegion: 2, ConfigError: 2, LaunchError: 2, TaskFailed: 3, RequestTimeout: 4}
 
@@ -33,7 +37,7 @@ def _runtime_args(parser: argparse.ArgumentParser) -> None:
     add_runtime_arguments(parser)
 
 
-def _client(args: argparse.Namespace):
+def _client(args: argparse.Namespace) -> "Client":
     from .client import Client
     from .config import load_config
     return Client(load_config(args.config, domain_id=args.domain, dds_config=args.dds_config))
@@ -294,7 +298,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.launch or _default_launch(), problems, keep=args.keep, timeout_s=args.timeout, web=web)
 
 
-def _web_config(args: argparse.Namespace):
+def _web_config(args: argparse.Namespace) -> "WebConfig":
     from .web.server import TOKEN_ENV, WebConfig
     return WebConfig(host=args.host, port=args.port, token=os.environ.get(TOKEN_ENV, ""),
                      data_dir=Path(args.data_dir), max_upload_mb=args.max_upload_mb,

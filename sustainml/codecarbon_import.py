@@ -170,7 +170,7 @@ def _read_table(file: Path) -> tuple[list[str], list[dict[str, str]]]:
     if frame.empty:
         raise InvalidProblem(f"{file}: has a header but no rows; CodeCarbon writes one row per run when the "
                              "tracker stops")
-    return header, frame.to_dict(orient="records")
+    return header, [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
 def _check_rows(file: Path, header: list[str], cells: list[dict[str, str]]) -> list[_Row]:

@@ -14,12 +14,15 @@ from __future__ import annotations
 import dataclasses
 import typing
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cyclonedds.idl import IdlEnum, IdlStruct
 
 from . import _msg_v1, msg
 from .exceptions import SustainMLError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = ["RENAMED_FIELDS_V1", "RENAMED_TYPES_V1", "UpgradeError", "interface_version", "upgrade_v1"]
 
@@ -108,7 +111,7 @@ def upgrade_v1(blob: bytes, type_name: str) -> Any:
     return _convert(old, current)
 
 
-def _convert(old: IdlStruct, current: type) -> Any:
+def _convert(old: DataclassInstance, current: type) -> Any:
     renames = RENAMED_FIELDS_V1.get(current.__name__, {})
     targets = _field_types(current)
     values = {}

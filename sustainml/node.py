@@ -88,7 +88,8 @@ class Node:
         self.kind = self.kind or self.name
         name = name or os.environ.get("SUSTAINML_NODE_NAME") or None
         self.config = config or load_config()
-        self.params = params if params is not None else node_params(
+        # An instance of the subclass's Params dataclass; Any, so that a node reads its own fields.
+        self.params: Any = params if params is not None else node_params(
             self.Params, self.config.node_params.get(self.name, {}), node=self.name)
         self.log = logging.getLogger(f"sustainml.{self.name}")
         self._stop = threading.Event()
@@ -349,6 +350,12 @@ class TaskNode(Node, abc.ABC):
         self._subscribed_at = time.monotonic()
         self._input_subs = [self.create_subscription(spec.topic, partial(self._on_input, input_name))
                             for input_name, spec in self.inputs.items()]
+
+    def publish_output(self, message: Any) -> None:
+        """Publish on the output topic before ``process`` returns (e.g. partial results of a long task)."""
+        if self._publisher is None:
+            raise TypeError(f"{type(self).__name__} declares no output topic to publish on")
+        self._publisher.publish(message)
 
     def _activate(self) -> None:
         # Announce "ready" only once the inputs are connected (to the orchestrator's writers at

@@ -1,22 +1,28 @@
 """Problem files: YAML (or a dict) in, a ``UserInput`` message out, with one readable line for
 anything malformed. The keys mirror the IDL's ``UserInput`` fields; README documents each."""
 
+from __future__ import annotations
+
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from . import msg
 from .exceptions import InvalidProblem
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 __all__ = ["load_problem", "problem_from_dict", "problem_to_dict", "parse_task_id", "task_text", "PROBLEM_KEYS"]
 
 # file key -> UserInput field (short names for the fields people write most)
 _ALIASES = {"task_type": "task_type_hint", "modality": "modality_hint",
             "hardware": "allowed_hardware", "models": "candidate_models"}
-_NESTED = {"dataset": msg.DatasetInfo, "constraints": msg.TaskConstraints, "usage": msg.UsageProfile}
-_STRUCT_LISTS = {"intensity_overrides": msg.RegionFigure}
+_NESTED: dict[str, type[DataclassInstance]] = {
+    "dataset": msg.DatasetInfo, "constraints": msg.TaskConstraints, "usage": msg.UsageProfile}
+_STRUCT_LISTS: dict[str, type[DataclassInstance]] = {"intensity_overrides": msg.RegionFigure}
 _SKIP = {"task_id"}
 _INT_LISTS = {"dataset.input_shape"}
 PROBLEM_KEYS = sorted(
@@ -91,7 +97,7 @@ def _given(value: Any) -> bool:
     return value not in ("", 0, None, [], {})
 
 
-def _nested(key: str, value: Any, cls: type) -> Any:
+def _nested(key: str, value: Any, cls: type[DataclassInstance]) -> Any:
     if not isinstance(value, Mapping):
         raise InvalidProblem(f"{key!r} must be a mapping, got {value!r}")
     obj = cls()
@@ -103,7 +109,7 @@ def _nested(key: str, value: Any, cls: type) -> Any:
     return obj
 
 
-def _struct_list(key: str, value: Any, cls: type) -> list[Any]:
+def _struct_list(key: str, value: Any, cls: type[DataclassInstance]) -> list[Any]:
     """A list of mappings, each one ``cls``; a single mapping is a list of one."""
     items = [value] if isinstance(value, Mapping) else value
     if not isinstance(items, list):

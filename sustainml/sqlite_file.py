@@ -8,11 +8,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from .exceptions import ConfigError
 
 __all__ = ["SqliteFile"]
+
+_FileT = TypeVar("_FileT", bound="SqliteFile")
 
 BUSY_TIMEOUT_MS = 5000  # how long to wait for another process's write lock on the same file
 
@@ -53,7 +55,7 @@ class SqliteFile:
         with self._lock:
             self._db.close()
 
-    def __enter__(self):  # noqa: ANN204 - returns the subclass
+    def __enter__(self: _FileT) -> _FileT:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

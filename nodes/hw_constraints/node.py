@@ -13,6 +13,7 @@ One runs on every machine that should contribute devices; each is named ``hw_con
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sustainml import msg, topics
 from sustainml.exceptions import ConfigError, MeasurementError
@@ -43,7 +44,7 @@ class HardwareNode(TaskNode):
     inputs = {"task": Input(topics.ENCODED_TASK), "candidates": Input(topics.MODEL_CANDIDATES)}
     output = topics.HARDWARE_MEASUREMENT
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         host = (kwargs.get("params") or HwParams()).host or os.environ.get("SUSTAINML_HOST", "")
         if host and not kwargs.get("name"):
             kwargs["name"] = f"{self.name}@{host}"
@@ -101,7 +102,7 @@ class HardwareNode(TaskNode):
         measuring = TaskMeasuring(
             task=task, candidates=candidates, devices=devices, excluded=excluded, inventory=self.inventory,
             cache=self.cache, estimator=self.estimator, settings=self.settings, budget=budget,
-            publish=self._publisher.publish, progress=ctx.progress, check=ctx.check_cancelled)
+            publish=self.publish_output, progress=ctx.progress, check=ctx.check_cancelled)
         return measuring.run()
 
 

@@ -182,9 +182,10 @@ def _nothing_left(
     which = "requested" if requested else "known"
     task_type = task.task_type
     if too_big or not target:
-        smallest = min((e for e in pool if e.params), key=lambda e: e.params, default=None)
+        sized = [(e.params, e) for e in pool if e.params]
+        smallest = min(sized, key=lambda size_entry: size_entry[0], default=None)
         hint = (
-            f"; the smallest is {smallest.name} with {deployment.weights_mb(smallest.params):.3g} MiB of fp32 weights"
+            f"; the smallest is {smallest[1].name} with {deployment.weights_mb(smallest[0]):.3g} MiB of fp32 weights"
             if smallest else ""
         )
         return (
@@ -197,10 +198,11 @@ def _nothing_left(
             f"no {which} {task_type} model publishes {task.metric}; they publish {published}. "
             f"Set the metric to one of those, or quality_target to 0."
         )
-    metric = comparable[0].metric
-    best = (max if metric.higher_is_better else min)(comparable, key=lambda e: e.quality.value)
+    figures = [(e, e.metric, e.quality) for e in comparable if e.metric is not None and e.quality is not None]
+    metric = figures[0][1]
+    best, _, quality = (max if metric.higher_is_better else min)(figures, key=lambda figure: figure[2].value)
     return (
         f"no {which} {task_type} model reaches {metric.name} {metric.comparison} {target:g}; "
-        f"the best is {best.name} at {best.quality.value:.3g} ({best.quality.source}). "
+        f"the best is {best.name} at {quality.value:.3g} ({quality.source}). "
         f"{'Lower' if metric.higher_is_better else 'Raise'} quality_target."
     )

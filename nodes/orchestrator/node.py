@@ -41,7 +41,10 @@ class Orchestrator(Node):
         self.store = TaskStore(path)
         self.book = TaskBook(self.store, stage_timeout_s=self.params.stage_timeout_s,
                              node_down_grace_s=self.params.node_down_grace_s, log=self.log)
-        self._events: queue.Queue[tuple[Callable[..., list[Action]], tuple[Any, ...], Future | None]] = queue.Queue()
+        # (handler, its arguments, the future of a _call): a posted handler returns its actions, a called
+        # one (value, actions).
+        self._events: queue.Queue[tuple[Callable[..., list[Action] | tuple[Any, list[Action]]], tuple[Any, ...],
+                                        Future | None]] = queue.Queue()
         self._published: list[msg.TaskId] = []
         # What the orchestrator publishes: lifecycle and results, and the stage inputs it re-sends
         # to a node that restarted mid-task.
@@ -75,7 +78,7 @@ class Orchestrator(Node):
     def _post(self, handler: Callable[..., list[Action]], *args: Any) -> None:
         self._events.put((handler, args, None))
 
-    def _call(self, handler: Callable[..., Any], *args: Any) -> Any:
+    def _call(self, handler: Callable[..., tuple[Any, list[Action]]], *args: Any) -> Any:
         """Run ``handler`` on the event thread and return what it returns (or raise what it raised)."""
         done: Future = Future()
         self._events.put((handler, args, done))
@@ -89,7 +92,7 @@ class Orchestrator(Node):
                 continue
             try:
                 value = handler(*args)
-                actions = value[1] if done is not None and isinstance(value, tuple) else value
+                actions = value[1] if isinstance(value, tuple) else value
                 self._apply(actions or [])
                 if done is not None:
                     done.set_result(value)

@@ -320,7 +320,8 @@ class TaskStore(SqliteFile):
         their current state and no options."""
         if limit < 0:
             raise ValueError(f"limit must be 0 (= {DEFAULT_RESULT_LIMIT}) or more, got {limit}")
-        where, params = [], []
+        where: list[str] = []
+        params: list[str | int] = []
         if problem_id:
             where.append("problem_id = ?")
             params.append(problem_id)

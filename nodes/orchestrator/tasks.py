@@ -291,8 +291,8 @@ class TaskBook:
             actions.append(self._enter(task, HARDWARE, waiting))
         if task.stage not in (HARDWARE, CARBON):
             return actions
-        for host, answer in task.measurements.items():
-            if answer.final_sequence >= 0 and task.hosts.get(host) in (None, MEASURING, MISSING):
+        for host, measured in task.measurements.items():
+            if measured.final_sequence >= 0 and task.hosts.get(host) in (None, MEASURING, MISSING):
                 task.hosts[host] = FOOTPRINT
         for host, known in task.footprints.items():
             answer = task.measurements.get(host)
@@ -357,7 +357,7 @@ class TaskBook:
         return self._close(task, self._ranked(task, msg.TaskState.TASK_DONE), "done")
 
     @staticmethod
-    def _result(task: Task, state: msg.TaskState, **fields: object) -> msg.TaskResult:
+    def _result(task: Task, state: msg.TaskState, **fields: Any) -> msg.TaskResult:
         """The result of ``task`` with what the encoder and the provider said, as far as they got."""
         encoded, candidates = task.encoded, task.candidates
         if encoded is not None:
@@ -487,9 +487,9 @@ class TaskBook:
                         if state in (MEASURING, FOOTPRINT):
                             actions += self._host_missing(task, host, f"no answer within {self.stage_timeout_s:g} s")
                 else:
-                    node = ", ".join(waiting) or task.stage
-                    actions += self._fail(task, f"{node} gave no answer within {self.stage_timeout_s:g} s",
-                                          node)
+                    silent = ", ".join(waiting) or task.stage
+                    actions += self._fail(task, f"{silent} gave no answer within {self.stage_timeout_s:g} s",
+                                          silent)
             elif task.stage in (ENCODER, PROVIDER):
                 node = self._node_of_kind(task.stage)
                 if node is not None and not node.alive and now - node.down_since > self.node_down_grace_s:

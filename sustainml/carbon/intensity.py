@@ -164,9 +164,10 @@ def all_regions() -> list[RegionIntensity]:
     (each at its country's figure), in that order."""
     table = _region_table()
     cloud = [
-        _find_cloud(provider, name, table)
+        region
         for provider in ("aws", "azure")
         for name in CLOUD_REGION_COUNTRIES[provider]
+        if (region := _find_cloud(provider, name, table)) is not None
     ]
     return [*table.countries.values(), *table.gcp.values(), *cloud]
 
@@ -230,14 +231,14 @@ def _region_table() -> _RegionTable:
 
     gcp: dict[str, RegionIntensity] = {}
     cloud = data.get_cloud_emissions_data()
-    for row in cloud[cloud["provider"] == "gcp"].itertuples(index=False):
-        name = _GCP_REGION_NAME_FIXES.get(str(row.region), str(row.region))
+    for row in cloud[cloud["provider"] == "gcp"].to_dict("records"):
+        name = _GCP_REGION_NAME_FIXES.get(str(row["region"]), str(row["region"]))
         gcp[name.lower()] = RegionIntensity(
             code=f"gcp:{name}",
-            name=f"Google Cloud {name} ({row.city}, {row.country_name})",
-            intensity_g_per_kwh=float(row.impact),
+            name=f"Google Cloud {name} ({row['city']}, {row['country_name']})",
+            intensity_g_per_kwh=float(row["impact"]),
             source=GCP_SOURCE,
-            country=_GCP_COUNTRY_FIXES.get(name, str(row.countryIsoCode).upper()),
+            country=_GCP_COUNTRY_FIXES.get(name, str(row["countryIsoCode"]).upper()),
         )
 
     suggestions = (

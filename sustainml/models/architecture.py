@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from sustainml.exceptions import InvalidProblem
 
-from .builders import SKLEARN, ZOO, BuilderSpec, sklearn_class, transformers_class
+from .builders import SKLEARN, ZOO, BuilderSpec, sklearn_class, transformers_class, transformers_config_class
 from .errors import LibraryMismatch
 from .forecasting_models import DLinear
 from .image_models import BasicBlock, Bottleneck, MobileNetV2, ResNet, SqueezeNet11
@@ -56,6 +56,9 @@ from .tasks import (
 )
 from .transformer_tasks import DEFAULT_NEW_TOKENS, TokenModel, wrap
 from .workload import EstimatorWorkload, Workload
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 __all__ = [
     "Architecture",
@@ -200,7 +203,8 @@ def _plain(function: Callable[..., nn.Module]) -> Callable[[Mapping[str, Any], t
     return lambda _params, shape, outputs: function(num_outputs=outputs, input_shape=shape)
 
 
-def _configured(function: Callable[..., nn.Module], config_class: type):
+def _configured(function: Callable[..., nn.Module],
+                config_class: type) -> Callable[[Mapping[str, Any], tuple[int, ...], int], nn.Module]:
     def build(params: Mapping[str, Any], shape: tuple[int, ...], outputs: int) -> nn.Module:
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
         return function(num_outputs=outputs, input_shape=shape, config=config_class(**values))
@@ -262,9 +266,10 @@ class Architecture:
         return torch.int64 if self.task_type in TOKEN_INPUT_TASKS else torch.float32
 
 
-def _transformers_config(spec: BuilderSpec, task_type: str) -> Any:
+def _transformers_config(spec: BuilderSpec, task_type: str) -> tuple[type[PreTrainedModel], Any]:
+    """The model class and its config (Any: each config class has its own attributes)."""
     cls = transformers_class(spec.name, task_type)
-    return cls, cls.config_class(**spec.settings_dict())
+    return cls, transformers_config_class(cls)(**spec.settings_dict())
 
 
 def default_num_outputs(spec: BuilderSpec, task_type: str) -> int:
@@ -489,6 +494,7 @@ def build_estimator_architecture(
     def data(n: int) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(INPUTS_SEED)
         X = rng.standard_normal((n, *shape), dtype=np.float32)
+        y: np.ndarray
         if classify:
             y = np.arange(n) % classes  # every class present, whatever n
             rng.shuffle(y)

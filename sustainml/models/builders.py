@@ -24,7 +24,7 @@ import inspect
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .tasks import (
     OBJECT_DETECTION,
@@ -35,6 +35,9 @@ from .tasks import (
     TIME_SERIES_FORECASTING,
 )
 
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel  # imported where used at run time: a heavy import
+
 __all__ = [
     "BUILDER_KINDS",
     "TRANSFORMERS_CLASS_SUFFIXES",
@@ -42,6 +45,7 @@ __all__ = [
     "BuilderSpec",
     "parse_builder",
     "transformers_class",
+    "transformers_config_class",
     "sklearn_class",
 ]
 
@@ -125,7 +129,7 @@ def _close(name: str, known: list[str]) -> str:
     return f"; did you mean {', '.join(matches)}?" if matches else ""
 
 
-def transformers_class(name: str, task_type: str) -> type:
+def transformers_class(name: str, task_type: str) -> type[PreTrainedModel]:
     """The transformers model class called ``name``, if it may build ``task_type``; ValueError otherwise."""
     suffixes = TRANSFORMERS_CLASS_SUFFIXES.get(task_type)
     if suffixes is None:
@@ -168,8 +172,14 @@ def sklearn_class(name: str, task_type: str) -> type:
     return known[name]
 
 
-def _transformers_config_keys(cls: type) -> set[str]:
-    config_class = cls.config_class
+def transformers_config_class(cls: type[PreTrainedModel]) -> type[PretrainedConfig]:
+    """The config class that ``cls`` is built from; ValueError for a model class without one."""
+    if cls.config_class is None:
+        raise ValueError(f"a transformers model class with a config class; {cls.__name__} has none")
+    return cls.config_class
+
+
+def _transformers_config_keys(config_class: type[PretrainedConfig]) -> set[str]:
     keys = set(config_class().to_dict()) | _COMMON_CONFIG_KEYS
     keys |= {p for p in inspect.signature(config_class.__init__).parameters if p not in ("self", "kwargs")}
     return keys
@@ -186,16 +196,16 @@ def _refuse_download_settings(config: Mapping[str, Any]) -> None:
                          "backbone/backbone_kwargs: a backbone name is looked up on the model hub")
 
 
-def _refuse_downloading_defaults(cls: type, config: dict[str, Any]) -> None:
+def _refuse_downloading_defaults(config_class: type[PretrainedConfig], config: dict[str, Any]) -> None:
     """Refuse a config whose defaults would fetch weights (a pretrained or a timm backbone)."""
-    built = cls.config_class(**config)
+    built = config_class(**config)
     for key in ("use_pretrained_backbone", "use_timm_backbone"):
         if getattr(built, key, False):
-            raise ValueError(f"{key}: false, set explicitly: {cls.config_class.__name__} defaults to true, which "
+            raise ValueError(f"{key}: false, set explicitly: {config_class.__name__} defaults to true, which "
                              f"would download a backbone")
     backbone = getattr(built, "backbone_config", None)
     if backbone is not None and getattr(backbone, "model_type", "") == "timm_backbone":
-        raise ValueError(f"a transformers backbone_config (e.g. {{model_type: resnet}}): {cls.config_class.__name__} "
+        raise ValueError(f"a transformers backbone_config (e.g. {{model_type: resnet}}): {config_class.__name__} "
                          "defaults to a timm backbone, which needs timm and downloads its weights")
 
 
@@ -243,7 +253,7 @@ def parse_builder(
 
     if kind == ZOO:
         name = raw.get("name")
-        if name not in zoo_functions:
+        if not isinstance(name, str) or name not in zoo_functions:
             raise fail("builder.name", f"expected a zoo builder, one of {', '.join(zoo_functions)}; got {name!r}")
         function = zoo_functions[name]
         if task_type not in function.task_types:
@@ -258,7 +268,7 @@ def parse_builder(
         raise fail("builder.class", f"expected the class name as a string, got {name!r}")
     if kind == TRANSFORMERS:
         try:
-            cls = transformers_class(name, task_type)
+            config_class = transformers_config_class(transformers_class(name, task_type))
         except ValueError as e:
             raise fail("builder.class", f"expected {e}") from None
         config = _settings(raw, "config", fail)
@@ -266,21 +276,21 @@ def parse_builder(
             _refuse_download_settings(config)
         except ValueError as e:
             raise fail("builder.config", f"expected {e}") from None
-        _check_keys(config, _transformers_config_keys(cls), cls.config_class.__name__, "builder.config", fail)
+        _check_keys(config, _transformers_config_keys(config_class), config_class.__name__, "builder.config", fail)
         try:
-            _refuse_downloading_defaults(cls, config)
+            _refuse_downloading_defaults(config_class, config)
         except ValueError as e:
             raise fail("builder.config", f"expected {e}") from None
         except (TypeError, KeyError) as e:  # a config class that refuses a value's type
-            raise fail("builder.config", f"expected values {cls.config_class.__name__} accepts; it says: {e}") from None
+            raise fail("builder.config", f"expected values {config_class.__name__} accepts; it says: {e}") from None
         return BuilderSpec(kind, name, _freeze(config))
 
     try:
-        cls = sklearn_class(name, task_type)
+        estimator = sklearn_class(name, task_type)
     except ValueError as e:
         raise fail("builder.class", f"expected {e}") from None
     params = _settings(raw, "params", fail)
-    _check_keys(params, set(cls().get_params()), name, "builder.params", fail)
+    _check_keys(params, set(estimator().get_params()), name, "builder.params", fail)
     for key, value in params.items():
         if isinstance(value, dict):
             raise fail(f"builder.params.{key}", f"expected a number, string, boolean or list, got {value!r}")

@@ -62,7 +62,9 @@ def export_onnx(name: str, *, input_shape: tuple[int, ...] | None = None, batch_
     try:
         with warnings.catch_warnings(), _quiet_exporter(), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, (example,), buffer, dynamo=True, input_names=[INPUT_NAME],
+            # torch types f as a path, but writes to a file object as its documentation says.
+            torch.onnx.export(module, (example,), buffer,  # type: ignore[arg-type]
+                              dynamo=True, input_names=[INPUT_NAME],
                               output_names=[OUTPUT_NAME], dynamic_shapes=dynamic, verbose=False)
     except Exception as e:  # the exporter raises many kinds (export, dispatch, onnxscript): one line for all
         reason = " ".join(str(e).split())[:200]

@@ -19,11 +19,15 @@ Token models subclass ``TokenModel`` so that ``zoo.example_input`` knows to feed
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .tasks import OBJECT_DETECTION, TEXT_CLASSIFICATION, TEXT_GENERATION, TIME_SERIES_FORECASTING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 __all__ = [
     "DEFAULT_NEW_TOKENS",
@@ -44,7 +48,7 @@ class TokenModel(nn.Module):
 
     vocab_size: int
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: PreTrainedModel):
         super().__init__()
         self.model = model
         self.vocab_size = int(model.config.vocab_size)
@@ -75,7 +79,7 @@ class GreedyGenerator(TokenModel):
     forward pass plus ``new_tokens - 1`` single-token passes over a growing cache.
     """
 
-    def __init__(self, model: nn.Module, new_tokens: int = DEFAULT_NEW_TOKENS):
+    def __init__(self, model: PreTrainedModel, new_tokens: int = DEFAULT_NEW_TOKENS):
         super().__init__(model)
         if new_tokens < 1:
             raise ValueError(f"new_tokens must be at least 1; got {new_tokens}")
@@ -128,7 +132,7 @@ class Forecaster(nn.Module):
         return self.model(past_values=past_values).prediction_outputs
 
 
-def wrap(task_type: str, model: nn.Module) -> nn.Module:
+def wrap(task_type: str, model: PreTrainedModel) -> nn.Module:
     """``model`` as the plain module of ``task_type``; ValueError for a task with no wrapper."""
     wrappers = {
         TEXT_CLASSIFICATION: SequenceClassifier,

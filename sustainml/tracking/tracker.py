@@ -93,14 +93,12 @@ def visible_devices() -> list[str]:
     imported when an NVIDIA driver is present (``/dev/nvidiactl``, or ``/dev/dxg`` under WSL):
     without one no CUDA device can be visible, and importing torch costs seconds."""
     devices = ["cpu"]
-    torch = sys.modules.get("torch")
-    if torch is None:
-        if not any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/dxg")):
-            return devices
-        try:
-            import torch
-        except ImportError:
-            return devices
+    if "torch" not in sys.modules and not any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/dxg")):
+        return devices
+    try:
+        import torch  # already imported, or a driver is present
+    except ImportError:
+        return devices
     if torch.cuda.is_available():
         devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     return devices

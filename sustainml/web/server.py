@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import plotly
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from .. import msg, task_types
 from ..client import Client
@@ -239,7 +239,7 @@ class WebApp:
         except (AssertionError, ValueError):
             raise views.WebInputError("expected a multipart form with a field 'file'") from None
         part = await reader.next()
-        if part is None or getattr(part, "name", "") != "file" or not getattr(part, "filename", ""):
+        if not isinstance(part, BodyPartReader) or part.name != "file" or not part.filename:
             raise views.WebInputError("expected a multipart form with a field 'file' holding the table")
         name = views.upload_name(part.filename)
         folder = self.data_dir / "uploads"
