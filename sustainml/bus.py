@@ -61,7 +61,7 @@ class Gone:
 class Publisher(Generic[T]):
     """Writes messages of one type on one topic."""
 
-    def __init__(self, writer: DataWriter, spec: TopicSpec[T]) -> None:
+    def __init__(self, writer: DataWriter[T], spec: TopicSpec[T]) -> None:
         self._writer = writer
         self.spec = spec
 
@@ -109,7 +109,7 @@ class Subscription(Generic[T]):
         """Dispatch every sample waiting in the reader (called by the participant's dispatcher)."""
         self._drain(self._reader)
 
-    def _drain(self, reader: DataReader) -> None:
+    def _drain(self, reader: DataReader[Any]) -> None:
         with self._lock:
             # Samples of live instances first, in batches. Then those of instances that lost their
             # writers one at a time: for a keyless type, cyclonedds-python 11.0.1 fails to decode
@@ -120,7 +120,7 @@ class Subscription(Generic[T]):
             while self._take(reader, 1, self._not_alive):
                 pass
 
-    def _take(self, reader: DataReader, n: int, condition: ReadCondition) -> bool:
+    def _take(self, reader: DataReader[Any], n: int, condition: ReadCondition) -> bool:
         """Take and dispatch up to ``n`` samples; False once there are none left."""
         try:
             samples = reader.take(N=n, condition=condition)
@@ -162,8 +162,8 @@ class Participant:
                 f"cannot join DDS domain {self.config.domain_id}: {e}; check the Cyclone XML "
                 f"(CYCLONEDDS_URI={os.environ.get('CYCLONEDDS_URI', '')[:80]!r})") from e
         self.host = socket.gethostname()
-        self._topics: dict[str, Topic] = {}
-        self._subscriptions: list[Subscription] = []
+        self._topics: dict[str, Topic[Any]] = {}
+        self._subscriptions: list[Subscription[Any]] = []
         self._lock = threading.Lock()
         self._closed = threading.Event()  # set by close(), from any thread
         # One thread per participant takes the samples and runs the callbacks. Not DDS listeners:
@@ -187,7 +187,7 @@ class Participant:
                     return
                 subscription.drain()
 
-    def topic(self, spec: TopicSpec) -> Topic:
+    def topic(self, spec: TopicSpec[Any]) -> Topic[Any]:
         with self._lock:
             if spec.name not in self._topics:
                 self._topics[spec.name] = Topic(self.dp, spec.name, spec.type)

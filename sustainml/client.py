@@ -30,6 +30,7 @@ from .exceptions import InvalidProblem, RequestTimeout, TaskFailed
 from .node import TERMINAL, TaskKey, task_key
 from .problem import load_problem, problem_from_dict
 from .report import status_name
+from .topics import RepT, ReqT
 
 __all__ = ["Client", "TaskHandle"]
 
@@ -133,7 +134,7 @@ class Client:
         self._result_callbacks: list[Callable[[msg.TaskResult], None]] = []
         self._status_callbacks: list[Callable[[msg.TaskStatus], None]] = []
         self._node_callbacks: list[Callable[[msg.NodeStatus | Gone], None]] = []
-        self._services: dict[str, ServiceClient] = {}
+        self._services: dict[str, ServiceClient[Any, Any]] = {}
         self._services_lock = threading.Lock()   # two threads asking at once still make one client per service
         self._control = self.bus.publisher(topics.NODE_CONTROL)
         self._subs = [
@@ -185,7 +186,7 @@ class Client:
         for callback in callbacks:
             callback(gone)
 
-    def _service(self, spec: topics.ServiceSpec) -> ServiceClient:
+    def _service(self, spec: topics.ServiceSpec[ReqT, RepT]) -> ServiceClient[ReqT, RepT]:
         with self._services_lock:
             if spec.name not in self._services:
                 self._services[spec.name] = ServiceClient(self.bus, spec)

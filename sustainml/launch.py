@@ -146,7 +146,7 @@ class _Running:
     def __init__(self, spec: NodeSpec, colour: str) -> None:
         self.spec = spec
         self.colour = colour
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[str] | None = None
         self.started = 0.0
         self.started_unix_s = 0.0
         self.ready = False
@@ -292,7 +292,7 @@ class Launcher:
         self._say(node, f"started (pid {node.proc.pid})")
         threading.Thread(target=self._pump, args=(node, node.proc), daemon=True).start()
 
-    def _pump(self, node: _Running, proc: subprocess.Popen) -> None:
+    def _pump(self, node: _Running, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = raw.rstrip("\n")
@@ -395,7 +395,7 @@ class Launcher:
         return all(n.ready for n in self.nodes)
 
 
-def _signal_group(proc: subprocess.Popen, signum: int) -> None:
+def _signal_group(proc: subprocess.Popen[str], signum: int) -> None:
     """Signal the process group the node leads (its pid: it was started in a new session)."""
     try:
         os.killpg(proc.pid, signum)

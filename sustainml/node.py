@@ -35,7 +35,7 @@ from .bus import Gone, Participant, Publisher, ServiceServer, Subscription
 from .config import RuntimeConfig, load_config, node_params
 from .exceptions import ConfigError, SustainMLError, TaskCancelled
 from .task_inputs import Outcome, TaskInputs
-from .topics import ServiceSpec, TopicSpec
+from .topics import RepT, ReqT, ServiceSpec, TopicSpec
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -95,8 +95,8 @@ class Node:
         self._stop = threading.Event()
         self._configured = False
         self._threads: list[threading.Thread] = []
-        self._services: list[ServiceServer] = []
-        self._subs: list[Subscription] = []
+        self._services: list[ServiceServer[Any, Any]] = []
+        self._subs: list[Subscription[Any]] = []
         self.bus = Participant(self.config)
         try:
             self._start(name)
@@ -177,7 +177,8 @@ class Node:
         self._subs.append(sub)
         return sub
 
-    def create_service(self, spec: ServiceSpec, handler: Callable[[Any], Any], **options: Any) -> ServiceServer:
+    def create_service(self, spec: ServiceSpec[ReqT, RepT], handler: Callable[[ReqT], RepT],
+                       **options: Any) -> ServiceServer[ReqT, RepT]:
         """Answer ``spec``'s requests with ``handler`` on worker threads; ``options`` go to ServiceServer
         (``workers``, and ``remember``: how many replies are kept for clients that re-send)."""
         server = ServiceServer(self.bus, spec, handler, **options)
@@ -316,8 +317,8 @@ class TaskNode(Node, abc.ABC):
     the node configures is lost, but their messages are only held then: they are joined and processed
     once the node is active (after ``on_activate``), in the order they came."""
 
-    inputs: ClassVar[dict[str, Input]] = {}
-    output: ClassVar[TopicSpec | None] = None
+    inputs: ClassVar[dict[str, Input[Any]]] = {}
+    output: ClassVar[TopicSpec[Any] | None] = None
     pending_ttl_s: ClassVar[float] = 900.0
     max_pending: ClassVar[int] = 512
     remember_finished: ClassVar[int] = 8192

@@ -6,7 +6,7 @@ the IDL's interface version.
 """
 
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from cyclonedds.core import Qos
 
@@ -96,14 +96,14 @@ EVIDENCE = ServiceSpec("evidence", msg.EvidenceRequest, msg.EvidenceReply,
                        "orchestrator: every measurement it keeps, with the notes on their options")
 NOTE = ServiceSpec("note", msg.NoteRequest, msg.NoteReply, "orchestrator: attach a note to an option of a result")
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (
+ALL_TOPICS: tuple[TopicSpec[Any], ...] = (
     USER_INPUT, ENCODED_TASK, MODEL_CANDIDATES, HARDWARE_MEASUREMENT, CARBON_FOOTPRINT,
     HARDWARE_INVENTORY, TASK_STATUS, TASK_RESULT, NODE_STATUS, NODE_CONTROL, STAGE_RECORD, TRAINING_FORECAST,
 )
-ALL_SERVICES: tuple[ServiceSpec, ...] = (SUBMIT, RESULTS, CATALOGUE, INVENTORY, ENCODE, EXPORT_ONNX, EVIDENCE, NOTE)
+ALL_SERVICES: tuple[ServiceSpec[Any, Any], ...] = (SUBMIT, RESULTS, CATALOGUE, INVENTORY, ENCODE, EXPORT_ONNX, EVIDENCE, NOTE)
 
 
-def by_name(name: str) -> TopicSpec:
+def by_name(name: str) -> TopicSpec[Any]:
     """The topic called ``name`` (with or without the ``sustainml/v2/`` prefix), request/reply included."""
     every = list(ALL_TOPICS) + [t for s in ALL_SERVICES for t in (s.request_topic, s.reply_topic)]
     wanted = name if name.startswith(PREFIX) else PREFIX + name.removeprefix("sustainml/")

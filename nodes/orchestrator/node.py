@@ -44,7 +44,7 @@ class Orchestrator(Node):
         # (handler, its arguments, the future of a _call): a posted handler returns its actions, a called
         # one (value, actions).
         self._events: queue.Queue[tuple[Callable[..., list[Action] | tuple[Any, list[Action]]], tuple[Any, ...],
-                                        Future | None]] = queue.Queue()
+                                        Future[Any] | None]] = queue.Queue()
         self._published: list[msg.TaskId] = []
         # What the orchestrator publishes: lifecycle and results, and the stage inputs it re-sends
         # to a node that restarted mid-task.
@@ -80,7 +80,7 @@ class Orchestrator(Node):
 
     def _call(self, handler: Callable[..., tuple[Any, list[Action]]], *args: Any) -> Any:
         """Run ``handler`` on the event thread and return what it returns (or raise what it raised)."""
-        done: Future = Future()
+        done: Future[Any] = Future()
         self._events.put((handler, args, done))
         return done.result(timeout=60)
 
