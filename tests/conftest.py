@@ -1,5 +1,10 @@
 """Shared fixtures. Every test that touches DDS gets a fresh domain id and a discovery tag that
-carries the process id, so parallel runs and consecutive tests never cross-talk."""
+carries the process id, so parallel runs and consecutive tests never cross-talk.
+
+Tiers (markers, registered in pyproject.toml): ``pipeline`` for a test that starts the whole pipeline
+(``pipeline`` and ``shared_pipeline`` mark their tests here; other starts are marked in their module),
+``browser`` for chromium, ``netns`` for network namespaces, and ``slow`` for every one of those and any
+other test over about 10 s. ``pytest -m "not slow"`` is the fast tier."""
 
 import itertools
 import json
@@ -32,20 +37,44 @@ class FakeClock:
         return self.now_s
 
 
+#: Markers that make a test ``slow`` as well.
+SLOW_KINDS = ("pipeline", "browser", "netns")
+#: Fixtures that start the whole pipeline: a test that uses one is marked ``pipeline``.
+PIPELINE_FIXTURES = frozenset({"pipeline", "shared_pipeline"})
+
+
+@pytest.hookimpl(tryfirst=True)   # before -m deselects by these markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.pipeline)
+        if any(item.get_closest_marker(kind) for kind in SLOW_KINDS):
+            item.add_marker(pytest.mark.slow)
+
+
+def private_domain(store_dir: Path, tag: str = "test") -> dict[str, str]:
+    """The environment of a fresh DDS domain: its id, a discovery tag with our pid, a store folder."""
+    domain = 1 + next(_domains) % 230
+    return {
+        "SUSTAINML_DOMAIN_ID": str(domain),
+        "SUSTAINML_DISCOVERY_TAG": f"{tag}-{os.getpid()}-{domain}",
+        "SUSTAINML_STORE_DIR": str(store_dir),
+    }
+
+
+def use_environment(mp: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    """Point this process (and what it starts) at ``env``'s domain, ignoring the caller's DDS settings."""
+    for name in ("CYCLONEDDS_URI", "SUSTAINML_DDS_CONFIG", "SUSTAINML_CONFIG"):
+        mp.delenv(name, raising=False)
+    for key, value in env.items():
+        mp.setenv(key, value)
+
+
 @pytest.fixture
 def dds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
     """A private DDS domain for this test; the environment every process of the test inherits."""
-    domain = 1 + next(_domains) % 230
-    env = {
-        "SUSTAINML_DOMAIN_ID": str(domain),
-        "SUSTAINML_DISCOVERY_TAG": f"test-{os.getpid()}-{domain}",
-        "SUSTAINML_STORE_DIR": str(tmp_path / "store"),
-    }
-    monkeypatch.delenv("CYCLONEDDS_URI", raising=False)
-    monkeypatch.delenv("SUSTAINML_DDS_CONFIG", raising=False)
-    monkeypatch.delenv("SUSTAINML_CONFIG", raising=False)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    env = private_domain(tmp_path / "store")
+    use_environment(monkeypatch, env)
     return env
 
 
@@ -106,9 +135,51 @@ def fast_pipeline(**overrides: str) -> LaunchDescription:
 
 @pytest.fixture
 def pipeline(dds: dict[str, str]) -> Iterator[RunningPipeline]:
+    """A pipeline of this test's own, for a test that kills nodes or needs an empty store."""
     running = RunningPipeline(fast_pipeline()).start()
     yield running
     running.stop()
+
+
+#: The shared pipeline's parameters: measurements of every task type (in tests/test_task_types_pipeline.py)
+#: run at once, so stages get 10 minutes and training steps 2 samples.
+SHARED_PIPELINE_PARAMS = {"hw_constraints": {"train_batch_size": "2"}, "orchestrator": {"stage_timeout_s": "600"}}
+_shared_users: set[str] = set()   # the collected tests that use shared_pipeline, until each has run
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _shared_users.update(item.nodeid for item in session.items
+                         if "shared_pipeline" in getattr(item, "fixturenames", ()))
+
+
+@pytest.fixture(scope="session")
+def _shared_pipeline_running(tmp_path_factory: pytest.TempPathFactory
+                             ) -> Iterator[tuple[RunningPipeline, dict[str, str]]]:
+    env = private_domain(tmp_path_factory.mktemp("shared") / "store", tag="shared")
+    description = fast_pipeline(**SHARED_PIPELINE_PARAMS)
+    description.env.update(env)   # a respawned node joins this domain whatever the environment is by then
+    with pytest.MonkeyPatch.context() as mp:
+        use_environment(mp, env)   # the launcher's own bus, while it starts
+        running = RunningPipeline(description).start()
+    try:
+        yield running, env
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def shared_pipeline(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+                    _shared_pipeline_running: tuple[RunningPipeline, dict[str, str]]) -> Iterator[RunningPipeline]:
+    """One pipeline for every test that only submits problems and reads answers, started by the first
+    and stopped after the last (one start is about 20 s). The test's environment points at its domain
+    and store, as ``dds`` does. Such a test must not kill or stop nodes, change parameters, or count on
+    an empty store or on tasks of its own alone (filter by its problem id): use ``pipeline`` for that."""
+    running, env = _shared_pipeline_running
+    use_environment(monkeypatch, env)
+    yield running
+    _shared_users.discard(request.node.nodeid)
+    if not _shared_users:
+        running.stop()   # no test left for it: free the cores now, not at the end of the session
 
 
 class WebProcess:

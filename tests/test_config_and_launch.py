@@ -84,6 +84,7 @@ def test_shipped_launch_files_load():
         assert load_launch(path).nodes
 
 
+@pytest.mark.pipeline
 def test_ctrl_c_stops_every_node_and_exits_zero(dds):
     proc = subprocess.Popen([sys.executable, "-m", "sustainml.cli", "launch"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

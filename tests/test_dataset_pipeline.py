@@ -12,27 +12,35 @@ import pytest
 from sustainml import Client, msg
 from sustainml.exceptions import TaskFailed
 
-from conftest import ROOT, RunningPipeline, fast_pipeline
+from conftest import ROOT, RunningPipeline, fast_pipeline, private_domain, use_environment
 
 TOOL_WEAR = ROOT / "examples" / "data" / "cnc_tool_wear.csv"
 
+pytestmark = pytest.mark.pipeline
 
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "data"
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("datasets") / "data"
     folder.mkdir()
     pd.read_csv(TOOL_WEAR).head(600).to_csv(folder / "wear.csv", index=False)
     (folder / "empty.csv").touch()
     (folder / "photo.csv").write_bytes(bytes(range(256)) * 4)
-    (tmp_path / "elsewhere.csv").write_text("a,b\n1,2\n")
+    (folder.parent / "elsewhere.csv").write_text("a,b\n1,2\n")
     return folder
 
 
-@pytest.fixture
-def pipeline_with_data(dds, data_dir: Path):
-    running = RunningPipeline(fast_pipeline(task_encoder={"data_dir": str(data_dir), "max_dataset_mb": "1"})).start()
-    yield running
-    running.stop()
+@pytest.fixture(scope="module")
+def pipeline_with_data(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):
+    """One pipeline for this module's tests (they only submit and read), in a DDS domain of its own."""
+    with pytest.MonkeyPatch.context() as mp:
+        use_environment(mp, private_domain(tmp_path_factory.mktemp("store")))
+        running = RunningPipeline(fast_pipeline(task_encoder={"data_dir": str(data_dir),
+                                                              "max_dataset_mb": "1"})).start()
+        try:
+            yield running
+        finally:
+            running.stop()
 
 
 def problem(path: str) -> dict:

@@ -67,7 +67,7 @@ def test_malformed_problem_file_gives_one_line_and_exit_2(tmp_path: Path, conten
     assert expected in one_line(done.stderr)
 
 
-def test_impossible_constraints_fail_with_the_node_that_refused(pipeline, tmp_path: Path):
+def test_impossible_constraints_fail_with_the_node_that_refused(shared_pipeline, tmp_path: Path):
     cases = [
         ({**IMAGES, "constraints": {"quality_target": 0.99}}, "model_provider", "reaches top1_accuracy"),
         ({**IMAGES, "constraints": {"quality_target": 90}}, "task_encoder", "0.9"),
@@ -104,11 +104,9 @@ def test_sigkill_of_the_hardware_node_mid_task_is_survived(pipeline):
         task = client.submit(IMAGES)
         busy = wait_for(lambda: _hw_busy_on(client, task.task_id), 60, "the hardware node to start measuring")
         pid = pipeline.launcher.pid_of("hw_constraints")
-        killed_at = time.monotonic()
         os.kill(pid, signal.SIGKILL)
         # the orchestrator and every client learn it is down within the liveliness lease (3 s)
         wait_for(lambda: busy.node not in {n.node for n in client.nodes(wait_s=0)}, 6, "the node to be seen down")
-        assert time.monotonic() - killed_at < 6
         pipeline.wait_line("hw_constraints", "respawning", timeout_s=10)
         result = task.result(timeout_s=240, raise_on_failure=False)
     # either it completed after the respawn, or it failed naming the node; never a hang
@@ -123,14 +121,12 @@ def test_cancel_stops_the_work_and_reports_cancelled(pipeline):
     with Client() as client:
         task = client.submit(IMAGES)
         wait_for(lambda: _hw_busy_on(client, task.task_id), 60, "the hardware node to start measuring")
-        started = time.monotonic()
         task.cancel("changed my mind")
         result = task.result(timeout_s=30, raise_on_failure=False)
         assert result.state == msg.TaskState.TASK_CANCELLED
         assert "changed my mind" in result.error
         # the hardware node stops within one measurement phase and goes idle
         wait_for(lambda: not _hw_busy_on(client, task.task_id), 30, "the hardware node to stop")
-        assert time.monotonic() - started < 30
     pipeline.wait_line("hw_constraints", "cancelled", timeout_s=10)
 
 
@@ -150,7 +146,7 @@ def test_orchestrator_restart_resumes_unfinished_tasks_and_keeps_history(pipelin
     assert (first.task_id.problem_id, 1) in ids and (task.task_id.problem_id, 1) in ids
 
 
-def test_iteration_reuses_cached_measurements(pipeline):
+def test_iteration_reuses_cached_measurements(shared_pipeline):
     tabular = {"text": "predict tool wear", "task_type": "tabular_regression",
                "dataset": {"num_samples": 1000}, "train_region": "DEU"}
     with Client() as client:
@@ -168,7 +164,7 @@ def test_iteration_reuses_cached_measurements(pipeline):
     assert second.measuring_s == 0.0
 
 
-def test_status_topics_and_echo(pipeline):
+def test_status_topics_and_echo(shared_pipeline):
     done = run_cli("status", "--json")
     assert done.returncode == 0, done.stderr
     kinds = {n["kind"] for n in json.loads(done.stdout)}
@@ -184,6 +180,7 @@ def test_status_topics_and_echo(pipeline):
     assert json.loads(out.splitlines()[0])["task_id"]["problem_id"]
 
 
+@pytest.mark.slow
 def test_launch_fails_with_one_clear_line_when_a_node_cannot_start(dds, tmp_path: Path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("nodes:\n  - name: broken\n    cmd: [%s, -c, 'import sys; print(\"no GPU\"); sys.exit(3)']\n"

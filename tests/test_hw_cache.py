@@ -177,6 +177,7 @@ class Orchestrator:
         return self.answers[iteration]
 
 
+@pytest.mark.slow
 def test_a_restarted_hardware_node_answers_from_its_store(dds: dict[str, str]) -> None:
     bus = Participant()
     try:

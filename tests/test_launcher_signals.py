@@ -127,6 +127,7 @@ def test_demo_stops_its_nodes_on_a_stop_signal(dds, tmp_path: Path, signum: sign
         launched.kill()
 
 
+@pytest.mark.pipeline
 def test_sigterm_to_demo_web_leaves_no_node_behind_mid_task(dds):
     """The way systemd or `docker stop` ends the main job: while it measures the first example."""
     launched = Launched("demo", "--web", "--port", "0", "examples/tool_wear_tabular.yaml")
@@ -143,6 +144,7 @@ def test_sigterm_to_demo_web_leaves_no_node_behind_mid_task(dds):
         launched.kill()
 
 
+@pytest.mark.pipeline
 def test_readiness_comes_from_the_bus_at_warning_level_and_counts_cmd_partners(dds, monkeypatch):
     """No log line says "ready" here: the nodes log warnings only and the partners log nothing."""
     monkeypatch.setenv("SUSTAINML_LOG_LEVEL", "WARNING")

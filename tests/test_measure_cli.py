@@ -23,6 +23,8 @@ from sustainml.models.workload import Workload
 ROOT = Path(__file__).resolve().parent.parent
 SUSTAINML = [sys.executable, "-m", "sustainml.cli"]
 
+pytestmark = pytest.mark.slow   # each test runs a real measurement or the CLI that loads torch
+
 
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

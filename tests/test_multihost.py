@@ -24,6 +24,8 @@ from conftest import ROOT
 from netns.hosts import NamespaceProcess, Network, render, render_dds_xml, unavailable_reason
 
 SUSTAINML = [sys.executable, "-u", "-m", "sustainml.cli"]
+
+pytestmark = pytest.mark.netns
 ORCHESTRATOR_HOST = "orch"
 HARDWARE_HOSTS = ("laptop", "server")
 ORCHESTRATOR_NODES = ("orchestrator", "task_encoder", "model_provider", "carbon_tracker")

@@ -56,6 +56,7 @@ def test_unknown_models_are_named():
         export_onnx("resnet1000")
 
 
+@pytest.mark.slow
 def test_the_cli_writes_a_file(tmp_path):
     out = tmp_path / "mlp.onnx"
     done = subprocess.run([sys.executable, "-m", "sustainml.cli", "export-onnx", "tabular_mlp", "-o", str(out)],
@@ -68,6 +69,7 @@ def test_the_cli_writes_a_file(tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "nope" in bad.stderr
 
 
+@pytest.mark.slow
 def test_the_model_provider_serves_onnx_over_dds(dds):
     description = load_launch(ROOT / "launch" / "pipeline.yaml")
     description.nodes = [n for n in description.nodes if n.name == "model_provider"]

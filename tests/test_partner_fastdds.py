@@ -35,6 +35,8 @@ EXAMPLE = ROOT / "examples" / "partner_fastdds"
 PROFILE = EXAMPLE / "loopback_profile.xml"
 TIMEOUT_S = 60.0
 
+pytestmark = pytest.mark.pipeline
+
 
 @pytest.fixture(scope="module")
 def partner_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:

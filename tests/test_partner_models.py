@@ -17,6 +17,8 @@ from conftest import ROOT, RunningPipeline
 
 PARTNER = Path(__file__).resolve().parent / "partner_provider" / "partner_provider.py"
 
+pytestmark = pytest.mark.pipeline
+
 
 @pytest.fixture
 def partner_pipeline(dds: dict[str, str], tmp_path: Path):

@@ -22,7 +22,7 @@ TABULAR = {
 }
 
 
-def test_tabular_problem_gives_ranked_options(pipeline):
+def test_tabular_problem_gives_ranked_options(shared_pipeline):
     with Client() as client:
         task = client.submit(TABULAR)
         statuses = list(task.progress(timeout_s=300))
@@ -42,7 +42,7 @@ def test_tabular_problem_gives_ranked_options(pipeline):
         assert o.inference_co2_g == pytest.approx(kwh * o.intensity_g_per_kwh, rel=1e-6)
 
 
-def test_services_answer_direct_queries(pipeline):
+def test_services_answer_direct_queries(shared_pipeline):
     with Client() as client:
         catalogue = client.catalogue("image_classification")
         inventories = client.inventory()
@@ -57,6 +57,7 @@ def test_services_answer_direct_queries(pipeline):
     assert encoded.task_type == "image_classification" and encoded.metric == "top1_accuracy"
 
 
+@pytest.mark.slow
 def test_a_node_stops_cleanly_on_sigterm(dds):
     proc = subprocess.Popen([sys.executable, "-m", "sustainml.cli", "node", "task_encoder"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -72,7 +73,7 @@ def test_a_node_stops_cleanly_on_sigterm(dds):
     assert "shutting down" in out
 
 
-def test_submit_json_against_the_launched_pipeline(pipeline, tmp_path):
+def test_submit_json_against_the_launched_pipeline(shared_pipeline, tmp_path):
     done = subprocess.run([sys.executable, "-m", "sustainml.cli", "submit",
                            str(ROOT / "examples" / "tool_wear_tabular.yaml"), "--json", "--quiet"],
                           capture_output=True, text=True, timeout=300)

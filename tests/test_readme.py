@@ -5,6 +5,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 from sustainml import Client
 from sustainml.launch import NodeSpec
 
@@ -20,6 +22,7 @@ def readme_block(marker: str) -> str:
     raise AssertionError(f"no python block with {marker!r} in README.md")
 
 
+@pytest.mark.pipeline
 def test_partner_example_replaces_the_model_provider(dds, tmp_path: Path):
     node_file = tmp_path / "my_provider.py"
     node_file.write_text(readme_block("class MyProvider(TaskNode)"))

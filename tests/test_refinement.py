@@ -19,7 +19,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +31,8 @@ from sustainml.bus import Gone
 from conftest import ROOT, RunningPipeline, fast_pipeline
 
 SUSTAINML = [sys.executable, "-m", "sustainml.cli"]
+
+pytestmark = pytest.mark.pipeline
 
 SLOW_CATALOGUE = textwrap.dedent("""\
     models:
@@ -156,7 +157,6 @@ def test_cancelling_a_task_stops_the_hardware_nodes_measuring(client: Client) ->
     with changed:
         assert changed.wait_for(measuring, timeout=60), "the hardware node never started measuring"
     task.cancel("test: stop measuring")
-    cancelled_at = time.monotonic()
 
     def stopped() -> bool:
         return any(s.task_id.problem_id == mine and s.state == msg.NodeState.NODE_IDLE and "stopped" in s.message
@@ -164,7 +164,6 @@ def test_cancelling_a_task_stops_the_hardware_nodes_measuring(client: Client) ->
 
     with changed:
         assert changed.wait_for(stopped, timeout=10), [(s.state, s.message) for s in statuses[-5:]]
-    assert time.monotonic() - cancelled_at < 10
     assert task.result(timeout_s=10, raise_on_failure=False).state == msg.TaskState.TASK_CANCELLED
 
 

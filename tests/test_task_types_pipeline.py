@@ -9,10 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from conftest import RunningPipeline, fast_pipeline
-
 PROBLEMS = {
     "image_classification": ("sort photos of seabed organisms into species, 30k images, trained in France",
                              ["squeezenet1_1"]),
@@ -29,16 +25,10 @@ PROBLEMS = {
 }
 
 
-@pytest.fixture
-def pipeline_for_all_types(dds):
-    running = RunningPipeline(fast_pipeline(hw_constraints={"train_batch_size": "2"},
-                                            orchestrator={"stage_timeout_s": "600"})).start()
-    yield running
-    running.stop()
-
-
 def test_every_task_type_from_free_text_gets_candidates_reasons_and_greener_variants(
-        pipeline_for_all_types, tmp_path: Path):
+        shared_pipeline, tmp_path: Path):
+    # The shared pipeline gives stages 600 s and training steps 2 samples (conftest.SHARED_PIPELINE_PARAMS):
+    # seven tasks measure at once here.
     runs = {}
     for task_type, (text, models) in PROBLEMS.items():
         path = tmp_path / f"{task_type}.json"

@@ -350,6 +350,7 @@ def test_publishing_without_an_orchestrator_is_one_clear_error(dds, run_store):
 # ---------------------------------------------------------------------------------- the example
 
 
+@pytest.mark.slow
 def test_the_example_pipeline_prints_a_row_per_model(run_store):
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "stage_tracking.py"), "--region", "FRA",
                            "--epochs", "12"], capture_output=True, text=True, timeout=120,

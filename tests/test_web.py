@@ -265,6 +265,7 @@ def test_the_examples_data_folder_is_listed_from_the_repository():
     assert "examples/data/cnc_tool_wear.csv" in views.data_files(ROOT)
 
 
+@pytest.mark.pipeline
 def test_the_main_job_serves_the_web_ui_until_interrupted(dds):
     """README's main command: `sustainml demo --web` launches, submits, prints, then serves the UI."""
     proc = subprocess.Popen([sys.executable, "-u", "-m", "sustainml.cli", "demo", "--web", "--port", "0",

@@ -26,6 +26,8 @@ except ImportError:                       # pragma: no cover - the test extras i
     sync_playwright = None
 
 pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.pipeline,
     pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install -e .[test])"),
     pytest.mark.skipif(not Path(CHROMIUM).exists(),
                        reason="no chromium: install Debian's chromium package (install.sh does, as root)"),
