@@ -64,6 +64,43 @@ def test_outputs_arriving_early_are_kept(book):
     assert results(book.on_encoded(encoded))[0].state == msg.TaskState.TASK_DONE
 
 
+def test_a_footprint_that_overtakes_its_measurement_still_completes_the_task(book):
+    # The carbon tracker hears the hardware node directly: under load its footprint can reach the
+    # orchestrator before the measurement it answers (the load bench lost such tasks for ever).
+    task_id, _ = book.submit(problem())
+    encoded, candidates, m_laptop, f_laptop = outputs(task_id, "laptop")
+    _, _, m_gpu, f_gpu = outputs(task_id, "gpu")
+    book.on_encoded(encoded)
+    assert not results(book.on_footprint(f_laptop))       # before the candidates, even
+    book.on_candidates(candidates)
+    assert not results(book.on_measurement(m_gpu) + book.on_footprint(f_gpu) + book.on_footprint(f_laptop))
+    done = results(book.on_measurement(m_laptop))
+    assert [r.state for r in done][-1] == msg.TaskState.TASK_DONE
+    assert {o.host for o in done[-1].options} == {"laptop", "gpu"}
+
+
+def test_a_final_footprint_before_the_final_measurement_counts_as_final(book):
+    task_id, _ = book.submit(problem())
+    encoded, candidates, first, _ = outputs(task_id, "laptop")
+    book.on_node_gone("hw_constraints@gpu", now=0.0)
+    book.on_encoded(encoded)
+    book.on_candidates(candidates)
+    first.plan_done = False
+    first.measurements.append(msg.JobMeasurement(model="tabular_resnet", device="cpu", host="laptop",
+                                                 latency_p50_ms=2.0, energy_method="estimate"))
+    last = msg.HardwareMeasurement(task_id=task_id, host="laptop", message_index=1, plan_done=True,
+                                   measurements=[first.measurements[0]])
+    detail = {name: msg.FootprintDetail(model=name, device="cpu", host="laptop", region="DEU", total_co2_g=1.0)
+              for name in ("tabular_mlp", "tabular_resnet")}
+    book.on_measurement(first)
+    book.on_footprint(msg.CarbonFootprint(task_id=task_id, host="laptop", footprints=list(detail.values())))
+    book.on_footprint(msg.CarbonFootprint(task_id=task_id, host="laptop", message_index=1,
+                                          footprints=[detail["tabular_mlp"]]))
+    done = results(book.on_measurement(last))
+    assert done[-1].state == msg.TaskState.TASK_DONE
+    assert [o.model for o in done[-1].options] == ["tabular_mlp"]   # the last message's jobs only
+
+
 def test_a_vanished_host_is_reported_missing_and_the_rest_comes_back(book):
     task_id, _ = book.submit(problem())
     encoded, candidates, m_laptop, f_laptop = outputs(task_id, "laptop")

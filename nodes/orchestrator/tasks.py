@@ -71,8 +71,10 @@ class HostAnswer:
     latest: msg.HardwareMeasurement   # its last message (excluded, budget, plan note, spending)
     figures: dict[tuple[str, str], msg.JobMeasurement] = field(default_factory=dict)   # (model, device) -> latest
     final_sequence: int = -1          # of its plan_done message; -1 = not yet
+    sequences: set[int] = field(default_factory=set)   # message_index of every message in so far
 
     def add(self, message: msg.HardwareMeasurement) -> None:
+        self.sequences.add(int(message.message_index))
         if message.message_index >= self.latest.message_index or message.plan_done:
             self.latest = message
         for m in message.measurements:
@@ -126,6 +128,9 @@ class Task:
     cut_short: dict[str, str] = field(default_factory=dict)      # host -> why its refining was not awaited
     measurements: dict[str, "HostAnswer"] = field(default_factory=dict)   # host -> what it answered so far
     footprints: dict[str, "HostFootprints"] = field(default_factory=dict)
+    # Footprints that came before the hardware message they answer (another writer, another path:
+    # the carbon tracker can answer a measurement before the orchestrator has read it).
+    early_footprints: list[msg.CarbonFootprint] = field(default_factory=list)
     host_deadline: dict[str, float] = field(default_factory=dict)   # monotonic s: its budget with a margin
     revision: int = 0                                            # of the last result published
     last_progress: dict[str, tuple[float, str]] = field(default_factory=dict)  # node -> (progress, message)
@@ -238,12 +243,25 @@ class TaskBook:
         if measured.measurements:
             task_type = task.encoded.task_type if task.encoded is not None else task.problem.task_type_hint
             self.store.add_measurements(measured, task_type=task_type)
-        return self._advance(task)
+        actions = self._advance(task)
+        # The footprints of this message that overtook it count now.
+        overtook = [f for f in task.early_footprints
+                    if f.host == measurement.host and int(f.message_index) in answer.sequences]
+        if overtook:
+            task.early_footprints = [f for f in task.early_footprints if not any(f is o for o in overtook)]
+            for footprint in overtook:
+                actions += self.on_footprint(footprint)
+        return actions
 
     def on_footprint(self, footprint: msg.CarbonFootprint) -> list[Action]:
         task = self.tasks.get(task_key(footprint.task_id))
         answer = task.measurements.get(footprint.host) if task is not None else None
-        if task is None or answer is None or task.hosts.get(footprint.host) == DONE:
+        if task is None or task.hosts.get(footprint.host) == DONE:
+            return []
+        if answer is None or int(footprint.message_index) not in answer.sequences:
+            # It answers a hardware message not read yet: kept until that message comes, which tells
+            # whether it is the host's last (dropping it would leave the task waiting for ever).
+            task.early_footprints.append(footprint)
             return []
         final = footprint.message_index == answer.final_sequence
         known = task.footprints.setdefault(footprint.host, HostFootprints(footprint.host))
