@@ -4,7 +4,7 @@ carries the process id, so parallel runs and consecutive tests never cross-talk.
 Tiers (markers, registered in pyproject.toml): ``pipeline`` for a test that starts the whole pipeline
 (``pipeline`` and ``shared_pipeline`` mark their tests here; other starts are marked in their module),
 ``browser`` for chromium, ``netns`` for network namespaces, and ``slow`` for every one of those and any
-other test over about 10 s. ``pytest -m "not slow"`` is the fast tier."""
+other test over about 5 s. ``pytest -m "not slow"`` is the fast tier."""
 
 import itertools
 import json
