@@ -43,12 +43,30 @@ SLOW_KINDS = ("pipeline", "browser", "netns")
 PIPELINE_FIXTURES = frozenset({"pipeline", "shared_pipeline"})
 
 
+#: Tests without a pipeline that took 2 s or more each in a fast-tier run on the 2-core VM (heavy
+#: models, real processes, the type checker, whose first run takes about 40 s), by node id prefix:
+#: marked slow so that ``-m "not slow"`` stays under two minutes. CI runs them all.
+SLOW_TESTS = (
+    "tests/test_types.py::",
+    "tests/test_builder_message.py::test_every_catalogue_builder_travels_and_reads_back_the_same[gpt2]",
+    "tests/test_builder_message.py::test_every_catalogue_builder_travels_and_reads_back_the_same[distilgpt2]",
+    "tests/test_tracking.py::test_the_example_refuses_an_unknown_region_in_one_line",
+    "tests/test_launcher_signals.py::",
+    "tests/test_catalogue_extension.py::test_a_config_that_would_download_a_backbone_is_refused",
+    "tests/test_hw_measure.py::test_a_stalling_counter_shows_up_as_uncertainty_not_as_a_wrong_mean",
+    "tests/test_hw_estimate.py::test_the_profile_does_not_depend_on_which_tensor_ids_python_reuses",
+    "tests/test_catalogue_models.py::test_the_smallest_model_of_each_task_runs_a_forward_pass_and_a_training_step_on_the_cpu[text_generation",
+    "tests/test_onnx_export.py::test_onnx_runtime_computes_what_torch_computes_at_any_batch[",
+    "tests/test_web.py::test_no_pipeline_is_reported_not_waited_on",
+)
+
+
 @pytest.hookimpl(tryfirst=True)   # before -m deselects by these markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.pipeline)
-        if any(item.get_closest_marker(kind) for kind in SLOW_KINDS):
+        if any(item.get_closest_marker(kind) for kind in SLOW_KINDS) or item.nodeid.startswith(SLOW_TESTS):
             item.add_marker(pytest.mark.slow)
 
 
