@@ -42,6 +42,32 @@ class Metric:
     description: str
     label: str
 
+    def describe(self, value: float) -> str:
+        return f"{value * 100:.1f}% {self.label}" if self.fraction else f"{self.label} {value:.3g}"
+
+    def describe_change(self, change: float) -> str:
+        """``-0.014`` → "-1.4 points of accuracy"; ``+4.8`` → "+4.8 perplexity"."""
+        if self.fraction:
+            return f"{change * 100:+.1f} points of {self.label}"
+        return f"{change:+.3g} {self.label}"
+
+    def describe_target(self, target: float) -> str:
+        return f"{target * 100:g}%" if self.fraction else f"{self.label} {self.comparison} {target:g}"
+
+    @property
+    def comparison(self) -> str:
+        return ">=" if self.higher_is_better else "<="
+
+    def meets(self, value: float, target: float) -> bool:
+        """Whether ``value`` satisfies ``target``; a target of 0 means none."""
+        if target == 0:
+            return True
+        return value >= target if self.higher_is_better else value <= target
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether ``a`` is strictly better than ``b``."""
+        return a > b if self.higher_is_better else a < b
+
 
 @dataclass(frozen=True)
 class TaskType:

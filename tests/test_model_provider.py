@@ -91,7 +91,7 @@ def test_catalogue_entry_agrees_with_the_zoo(entry: CatalogueEntry):
     if entry.quality is not None:
         assert entry.metric.higher_is_better == entry.quality.higher_is_better
         assert entry.quality.source_url.startswith("https://")
-        if entry.metric.is_fraction:
+        if entry.metric.fraction:
             assert 0 < entry.quality.value < 1, "accuracy-like metrics are stored as fractions"
 
 

@@ -18,7 +18,8 @@ import math
 from collections.abc import Mapping, Sequence
 
 from sustainml.exceptions import InvalidProblem, NoCandidates
-from sustainml.models.catalogue import CatalogueEntry, Metric, find, flops_per_sample, summary, to_candidate
+from sustainml.models.catalogue import CatalogueEntry, find, flops_per_sample, summary, to_candidate
+from sustainml.task_types import Metric
 from sustainml.models.errors import UnknownModel
 from sustainml.msg import EncodedTask, ModelCandidates
 
@@ -38,7 +39,7 @@ def _requested(task: EncodedTask, entries: Sequence[CatalogueEntry]) -> list[str
 
 
 def _check_target(target: float, metric: Metric) -> None:
-    if metric.is_fraction and target > 1:
+    if metric.fraction and target > 1:
         raise InvalidProblem(
             f"quality_target {target:g} for {metric.name} is above 1: {metric.name} is a fraction, "
             f"e.g. {target / 100:g} for {target:g}%"

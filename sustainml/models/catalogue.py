@@ -34,6 +34,7 @@ import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 from sustainml.exceptions import InvalidProblem
+from sustainml.task_types import METRICS, Metric
 from sustainml.msg import ModelCandidate
 
 from . import builder_message
@@ -65,55 +66,6 @@ EXTRA_CATALOGUE_ENV = "SUSTAINML_CATALOGUE_EXTRA"
 PARAMS_SCOPES = ("model", "backbone")
 """What a published parameter count covers: the whole model as built, or its pretrained backbone
 without the task head the builder adds (``model.base_model`` of a transformers model)."""
-
-
-@dataclass(frozen=True)
-class Metric:
-    """How a quality metric compares and reads: accuracy is a fraction to maximise, RMSE an error."""
-
-    name: str
-    higher_is_better: bool
-    is_fraction: bool  # stored as 0..1, shown as a percentage
-    label: str  # as written in reasons: "69.8% top-1", "RMSE 0.459"
-
-    def describe(self, value: float) -> str:
-        return f"{value * 100:.1f}% {self.label}" if self.is_fraction else f"{self.label} {value:.3g}"
-
-    def describe_change(self, change: float) -> str:
-        """``-0.014`` → "-1.4 points of accuracy"; ``+4.8`` → "+4.8 perplexity"."""
-        if self.is_fraction:
-            return f"{change * 100:+.1f} points of {self.label}"
-        return f"{change:+.3g} {self.label}"
-
-    def describe_target(self, target: float) -> str:
-        return f"{target * 100:g}%" if self.is_fraction else f"{self.label} {self.comparison} {target:g}"
-
-    @property
-    def comparison(self) -> str:
-        return ">=" if self.higher_is_better else "<="
-
-    def meets(self, value: float, target: float) -> bool:
-        """Whether ``value`` satisfies ``target``; a target of 0 means none."""
-        if target == 0:
-            return True
-        return value >= target if self.higher_is_better else value <= target
-
-    def better(self, a: float, b: float) -> bool:
-        """Whether ``a`` is strictly better than ``b``."""
-        return a > b if self.higher_is_better else a < b
-
-
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in (
-        Metric("top1_accuracy", higher_is_better=True, is_fraction=True, label="top-1"),
-        Metric("accuracy", higher_is_better=True, is_fraction=True, label="accuracy"),
-        Metric("box_map", higher_is_better=True, is_fraction=True, label="box AP"),
-        Metric("perplexity", higher_is_better=False, is_fraction=False, label="perplexity"),
-        Metric("rmse", higher_is_better=False, is_fraction=False, label="RMSE"),
-        Metric("mse", higher_is_better=False, is_fraction=False, label="MSE"),
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -265,7 +217,7 @@ def _read_quality(path: Path, label: str, raw: object, fields: _FieldReader) -> 
         raise fields.error("quality", expected, raw)
     q = _FieldReader(path, label, raw, _QUALITY_FIELDS, prefix="quality.")
     metric = METRICS[q.choice("metric", METRICS)]
-    if metric.is_fraction:
+    if metric.fraction:
         fraction = f"{metric.name} as a fraction 0..1, e.g. 0.69758 for 69.758%"
         value = q.number("value", low=0.0, high=1.0, what=fraction)
     else:
