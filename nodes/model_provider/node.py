@@ -1,5 +1,6 @@
 """Model provider node: an encoded task in, candidate models out (logic in ``proposal.py``)."""
 
+import threading
 from dataclasses import dataclass
 
 from sustainml import msg, topics
@@ -22,6 +23,12 @@ class ModelProvider(TaskNode):
     output = topics.MODEL_CANDIDATES
 
     def on_configure(self) -> None:
+        # torch work of this process (FLOP counting under FlopCounterMode, ONNX export through the FX
+        # exporter) one piece at a time. An export requested in the node's first seconds, while the
+        # background count ran in another thread, failed now and then ("Failed to decompose the FX
+        # graph"; seen twice, in CI and a test run, never alone); concurrent tracing is the suspect,
+        # not proven, and serialising rules it out at the cost of an export waiting one count.
+        self._torch_work = threading.Lock()
         self.entries = load_catalogue(self.params.catalogue or None)
         self.create_service(topics.CATALOGUE, self._catalogue)
         # One export at a time, and few replies remembered: a reply holds a whole model.
@@ -37,12 +44,14 @@ class ModelProvider(TaskNode):
             if self.stopping:
                 return
             try:
-                flops_per_sample(entry)
+                with self._torch_work:
+                    flops_per_sample(entry)
             except Exception as e:  # noqa: BLE001 - counted (and reported) again when a task asks
                 self.log.warning("cannot count the FLOPs of %s ahead of time: %s", entry.name, e)
 
     def process(self, ctx: TaskContext, task: msg.EncodedTask) -> msg.ModelCandidates:
-        return propose(task, self.entries)
+        with self._torch_work:
+            return propose(task, self.entries)
 
     def _catalogue(self, request: msg.CatalogueRequest) -> msg.CatalogueReply:
         entries = [e for e in self.entries if request.task_type in ("", e.task_type)]
@@ -52,8 +61,9 @@ class ModelProvider(TaskNode):
     def _export_onnx(self, request: msg.OnnxRequest) -> msg.OnnxReply:
         """A catalogue model as ONNX, for a partner's hardware node that does not run Python."""
         shape = tuple(int(d) for d in request.input_shape) or None
-        exported = export_onnx(request.model, input_shape=shape, batch_size=int(request.batch_size),
-                               entries=self.entries)   # this node's catalogue, `catalogue` param included
+        with self._torch_work:
+            exported = export_onnx(request.model, input_shape=shape, batch_size=int(request.batch_size),
+                                   entries=self.entries)   # this node's catalogue, `catalogue` param included
         return msg.OnnxReply(request_id=request.request_id, model=exported.name, onnx=exported.onnx,
                              input_shape=list(exported.input_shape), input_name=exported.input_name,
                              output_name=exported.output_name)
