@@ -23,6 +23,7 @@ from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 
+from . import _dds_compat
 from .config import RuntimeConfig, apply_dds_config, load_config
 from .exceptions import RequestTimeout, SustainMLError
 from .topics import ServiceReply, ServiceRequest, ServiceSpec, TopicSpec
@@ -82,7 +83,7 @@ class Publisher(Generic[T]):
             log.debug("unregister on %s failed: %s", self.spec.name, e)
 
     def matched(self) -> int:
-        return len(self._writer.get_matched_subscriptions())
+        return _dds_compat.matched_count(self._writer)
 
     def wait_matched(self, timeout_s: float) -> bool:
         """Wait until a reader has matched (discovery takes a moment; a volatile message written
@@ -142,7 +143,7 @@ class Subscription(Generic[T]):
         return bool(samples)
 
     def matched(self) -> int:
-        return len(self._reader.get_matched_publications())
+        return _dds_compat.matched_count(self._reader)
 
     def wait_matched(self, timeout_s: float) -> bool:
         """Wait until a writer has matched, at most ``timeout_s``; whether one has."""
@@ -152,9 +153,12 @@ class Subscription(Generic[T]):
 class Participant:
     """One process's membership of the pipeline's DDS domain: the participant and its topics."""
 
-    def __init__(self, config: RuntimeConfig | None = None) -> None:
+    def __init__(self, config: RuntimeConfig | None = None, *, identity: str = "client") -> None:
+        """``identity``: who this process is on a secured bus (a node's name; "client" for front
+        ends), which picks its certificate when DDS Security is configured."""
         self.config = config or load_config()
-        apply_dds_config(self.config)
+        self.identity = identity
+        apply_dds_config(self.config, identity=identity)
         try:
             self.dp = DomainParticipant(self.config.domain_id)
         except DDSException as e:

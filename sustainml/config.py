@@ -107,9 +107,10 @@ def _from_file(path: Path) -> RuntimeConfig:
         raise ConfigError(f"config file {path}: {e}") from e
 
 
-def apply_dds_config(cfg: RuntimeConfig) -> None:
+def apply_dds_config(cfg: RuntimeConfig, *, identity: str = "client") -> None:
     """Point Cyclone DDS at the configured XML. Must run before the first participant is created;
-    child processes inherit it through ``CYCLONEDDS_URI``."""
+    child processes inherit it through ``CYCLONEDDS_URI``. ``identity``: the process's name on a
+    secured bus (a node's name, "client" for front ends)."""
     tag = f"<Tag>{cfg.discovery_tag}</Tag>" if cfg.discovery_tag else ""
     if cfg.dds_config:
         src = cfg.dds_config.strip()

@@ -13,7 +13,7 @@ from cyclonedds.idl.annotations import final, key
 
 __all__ = ['Alternative', 'BuilderSetting', 'CarbonFootprint', 'CatalogueReply', 'CatalogueRequest', 'ClassCount', 'ColumnProfile', 'ControlCommand', 'DatasetInfo', 'DatasetProfile', 'DeviceInfo', 'EncodeReply', 'EncodeRequest', 'EncodedTask', 'Equivalent', 'EvidenceRecord', 'EvidenceReply', 'EvidenceRequest', 'Finding', 'FootprintDetail', 'GreenerVariant', 'HardwareInventory', 'HardwareMeasurement', 'InventoryReply', 'InventoryRequest', 'JobMeasurement', 'ModelBuilder', 'ModelCandidate', 'ModelCandidates', 'NodeControl', 'NodeState', 'NodeStatus', 'NoteReply', 'NoteRequest', 'OnnxReply', 'OnnxRequest', 'OptionNote', 'QualityFigure', 'RegionFigure', 'ResultReply', 'ResultRequest', 'StageRecord', 'SubmitReply', 'SubmitRequest', 'TaskConstraints', 'TaskId', 'TaskOption', 'TaskReading', 'TaskResult', 'TaskState', 'TaskStatus', 'TrainingForecast', 'UsageProfile', 'UserInput', 'VERSION']
 
-VERSION = 2
+VERSION = 3
 
 
 @dataclass
@@ -637,6 +637,7 @@ class ResultRequest(IdlStruct, typename="sustainml::ResultRequest"):
     problem_id: str = ""
     iteration: types.uint32 = 0
     limit: types.uint32 = 0
+    before_unix_s: float = 0.0
 
 
 @dataclass
@@ -644,6 +645,7 @@ class ResultRequest(IdlStruct, typename="sustainml::ResultRequest"):
 class ResultReply(IdlStruct, typename="sustainml::ResultReply"):
     request_id: str = ""
     results: Annotated[list[TaskResult], types.sequence(TaskResult)] = field(default_factory=list)
+    next_before_unix_s: float = 0.0
     error: str = ""
 
 

@@ -97,7 +97,7 @@ class Node:
         self._threads: list[threading.Thread] = []
         self._services: list[ServiceServer[Any, Any]] = []
         self._subs: list[Subscription[Any]] = []
-        self.bus = Participant(self.config)
+        self.bus = Participant(self.config, identity=name or self.name)
         try:
             self._start(name)
         except BaseException as e:

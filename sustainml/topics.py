@@ -1,7 +1,7 @@
 """Every topic of the pipeline, listed in one place: name, message type and QoS profile.
 
 Partners writing a node in another language read this table (README has it too): the type names
-are those of ``idl/sustainml.idl``, module ``sustainml``; every name starts with ``sustainml/v2/``,
+are those of ``idl/sustainml.idl``, module ``sustainml``; every name starts with ``sustainml/v3/``,
 the IDL's interface version.
 """
 
@@ -47,7 +47,7 @@ class TopicSpec(Generic[T]):
 
 @dataclass(frozen=True)
 class ServiceSpec(Generic[ReqT, RepT]):
-    """A request/reply service: two topics, ``sustainml/v2/rpc/NAME/request`` and ``.../reply``."""
+    """A request/reply service: two topics, ``sustainml/v3/rpc/NAME/request`` and ``.../reply``."""
 
     name: str
     request_type: type[ReqT]
@@ -104,7 +104,7 @@ ALL_SERVICES: tuple[ServiceSpec[Any, Any], ...] = (SUBMIT, RESULTS, CATALOGUE, I
 
 
 def by_name(name: str) -> TopicSpec[Any]:
-    """The topic called ``name`` (with or without the ``sustainml/v2/`` prefix), request/reply included."""
+    """The topic called ``name`` (with or without the ``sustainml/v3/`` prefix), request/reply included."""
     every = list(ALL_TOPICS) + [t for s in ALL_SERVICES for t in (s.request_topic, s.reply_topic)]
     wanted = name if name.startswith(PREFIX) else PREFIX + name.removeprefix("sustainml/")
     for spec in every:

@@ -13,7 +13,9 @@ from sustainml import _idl, _msg_v1, msg
 from sustainml.msg_upgrade import RENAMED_FIELDS_V1, RENAMED_TYPES_V1, UpgradeError, interface_version, upgrade_v1
 
 STORE_V1 = Path(__file__).parent / "data" / "store_v1.sqlite"  # written by tests/data/make_store_v1.py
-NEW_IN_V2 = {("ModelCandidate", "builder")}
+NEW_IN_V2 = {("ModelCandidate", "builder"),
+             # interface version 3: result paging, on request/reply types that are never stored
+             ("ResultRequest", "before_unix_s"), ("ResultReply", "next_before_unix_s")}
 
 
 def number(name: str) -> float:

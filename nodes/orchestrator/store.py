@@ -6,6 +6,8 @@ tasks and a front end can read the results of earlier iterations. Messages are s
 serialisation (``msg.X.serialize()``): the IDL stays the one definition of their fields. The IDL's
 types do not change within an interface version; a file written by an earlier version is converted
 when it is opened (schema version 3 converts interface version 1's blobs, ``sustainml.msg_upgrade``).
+Interface version 3 changed only ResultRequest and ResultReply, which are never stored: a store
+written by version 2 is read as it is.
 """
 
 from __future__ import annotations
