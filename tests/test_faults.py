@@ -170,7 +170,7 @@ def test_status_topics_and_echo(shared_pipeline):
     kinds = {n["kind"] for n in json.loads(done.stdout)}
     assert kinds == {"orchestrator", "task_encoder", "model_provider", "hw_constraints", "carbon_tracker"}
     done = run_cli("topics")
-    assert "sustainml/v2/task_result" in done.stdout and "TaskResult" in done.stdout
+    assert "sustainml/v3/task_result" in done.stdout and "TaskResult" in done.stdout
     echo = subprocess.Popen([*SUSTAINML, "echo", "task_status", "--count", "1", "--timeout", "60"],
                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
     with Client() as client:

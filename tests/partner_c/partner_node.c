@@ -1,8 +1,8 @@
 /* A partner "model provider" in C, written from idl/sustainml.idl and the topic table alone.
  *
- * It answers every sustainml::EncodedTask on "sustainml/v2/encoded_task" with a sustainml::ModelCandidates
- * on "sustainml/v2/model_candidates" carrying the same task_id and one candidate, "partner_linear", and
- * announces itself as node "partner_c" on "sustainml/v2/node_status" (a keyed type with an enum).
+ * It answers every sustainml::EncodedTask on "sustainml/v3/encoded_task" with a sustainml::ModelCandidates
+ * on "sustainml/v3/model_candidates" carrying the same task_id and one candidate, "partner_linear", and
+ * announces itself as node "partner_c" on "sustainml/v3/node_status" (a keyed type with an enum).
  *
  * Build:  idlc -o OUT idl/sustainml.idl
  *         cc partner_node.c OUT/sustainml.c -I OUT -lddsc -o partner_node
@@ -139,11 +139,11 @@ int main(void)
   }
   dds_qos_t *qos = event_qos();
   dds_entity_t task_topic = dds_create_topic(participant, &sustainml_EncodedTask_desc,
-                                             "sustainml/v2/encoded_task", NULL, NULL);
+                                             "sustainml/v3/encoded_task", NULL, NULL);
   dds_entity_t reply_topic = dds_create_topic(participant, &sustainml_ModelCandidates_desc,
-                                              "sustainml/v2/model_candidates", NULL, NULL);
+                                              "sustainml/v3/model_candidates", NULL, NULL);
   dds_entity_t status_topic = dds_create_topic(participant, &sustainml_NodeStatus_desc,
-                                               "sustainml/v2/node_status", NULL, NULL);
+                                               "sustainml/v3/node_status", NULL, NULL);
   dds_entity_t reader = dds_create_reader(participant, task_topic, qos, NULL);
   dds_entity_t writer = dds_create_writer(participant, reply_topic, qos, NULL);
   dds_delete_qos(qos);
