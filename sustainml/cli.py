@@ -246,7 +246,12 @@ def cmd_echo(args: argparse.Namespace) -> int:
 def cmd_results(args: argparse.Namespace) -> int:
     from .report import result_to_dict, status_name
     with _client(args) as client:
-        results = client.history(args.problem_id, args.iteration, args.limit)
+        if args.all:   # every page, newest first
+            pages = list(client.history_pages(args.problem_id, args.iteration, 200, before_unix_s=args.before))
+        else:
+            pages = [client.history_page(args.problem_id, args.iteration, args.limit, before_unix_s=args.before)]
+    results = [r for page in pages for r in page.results]
+    older = pages[-1].next_before_unix_s
     if args.json:
         print(json.dumps([result_to_dict(r) for r in results], indent=2))
         return 0
@@ -258,6 +263,8 @@ def cmd_results(args: argparse.Namespace) -> int:
         table.add_row(r.task_id.problem_id, str(r.task_id.iteration), status_name(r.state), r.task_type,
                       str(len(r.options)), best, r.error[:60])
     Console().print(table)
+    if older:
+        Console(stderr=True).print(f"[dim]older results: sustainml {args.command} --before {older!r}[/dim]")
     return 0
 
 
@@ -400,10 +407,14 @@ def build_parser() -> argparse.ArgumentParser:
     _runtime_args(p)
     p.set_defaults(func=cmd_echo)
 
-    p = sub.add_parser("results", help="past results from the orchestrator's store")
+    p = sub.add_parser("results", aliases=["history"], help="past results from the orchestrator's store, "
+                       "newest first, a page at a time")
     p.add_argument("--problem-id", default="")
     p.add_argument("--iteration", type=int, default=0)
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=int, default=20, help="results in the page (at most 200)")
+    p.add_argument("--before", type=float, default=0.0, metavar="UNIX_S",
+                   help="only tasks submitted before this time: the next page's start, printed under a page")
+    p.add_argument("--all", action="store_true", help="every page, back to the first task")
     p.add_argument("--json", action="store_true")
     _runtime_args(p)
     p.set_defaults(func=cmd_results)

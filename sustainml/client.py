@@ -40,6 +40,8 @@ CONTROL_MATCH_S = 3.0
 #: Tasks whose latest result a client keeps: a long-lived client (the web UI) hears every task of the
 #: deployment, so past this many the least recently updated one that nobody waits on is forgotten.
 MAX_KEPT_RESULTS = 1000
+#: The most results the orchestrator sends in one reply (ResultRequest.limit, idl/sustainml.idl).
+MAX_RESULTS_PER_PAGE = 200
 
 
 class _KeptResults:
@@ -316,14 +318,48 @@ class Client:
         self._control.publish(msg.NodeControl(command=msg.ControlCommand.CONTROL_CANCEL_TASK,
                                               task_id=task_id, reason=reason))
 
-    def history(self, problem_id: str = "", iteration: int = 0, limit: int = 20,
-                timeout_s: float = 10.0) -> list[msg.TaskResult]:
-        """Past results from the orchestrator's store, newest first."""
-        reply = self._service(topics.RESULTS).call(
-            msg.ResultRequest(problem_id=problem_id, iteration=iteration, limit=limit), timeout_s=timeout_s)
+    def history(self, problem_id: str = "", iteration: int = 0, limit: int = 20, timeout_s: float = 10.0, *,
+                before_unix_s: float = 0.0) -> list[msg.TaskResult]:
+        """Past results from the orchestrator's store, newest first: at most ``limit`` (0 = 20; more than
+        MAX_RESULTS_PER_PAGE are asked for page by page), of one problem and iteration or of all
+        ("" and 0), submitted before ``before_unix_s`` (0 = the newest). ``timeout_s`` is per page.
+        Raises InvalidProblem when the orchestrator refuses the request (an unknown problem id),
+        RequestTimeout when none answers."""
+        if limit < 0:
+            raise InvalidProblem(f"limit must be 0 (= 20) or more, got {limit}")
+        wanted = limit or 20
+        results: list[msg.TaskResult] = []
+        for page in self.history_pages(problem_id, iteration, page_size=min(wanted, MAX_RESULTS_PER_PAGE),
+                                       before_unix_s=before_unix_s, timeout_s=timeout_s):
+            results += page.results[: wanted - len(results)]
+            if len(results) >= wanted:
+                break
+        return results
+
+    def history_page(self, problem_id: str = "", iteration: int = 0, page_size: int = 20, *,
+                     before_unix_s: float = 0.0, timeout_s: float = 10.0) -> msg.ResultReply:
+        """One page of past results, newest first: ``results`` (at most ``page_size``, 0 = 20, at most
+        MAX_RESULTS_PER_PAGE; more only when tasks submitted at one instant would be split) submitted
+        before ``before_unix_s`` (0 = the newest), and ``next_before_unix_s``, the ``before_unix_s`` of
+        the next (older) page, 0 when there is none. Raises like ``history``."""
+        request = msg.ResultRequest(problem_id=problem_id, iteration=iteration, limit=page_size,
+                                    before_unix_s=before_unix_s)
+        reply = self._service(topics.RESULTS).call(request, timeout_s=timeout_s)
         if reply.error:
             raise InvalidProblem(reply.error)
-        return list(reply.results)
+        return reply
+
+    def history_pages(self, problem_id: str = "", iteration: int = 0, page_size: int = 20, *,
+                      before_unix_s: float = 0.0, timeout_s: float = 10.0) -> Iterator[msg.ResultReply]:
+        """Every page of past results, newest first, from ``before_unix_s`` (0 = the newest) back to the
+        first task: each asked for when the previous one has been used (see ``history_page``)."""
+        while True:
+            page = self.history_page(problem_id, iteration, page_size, before_unix_s=before_unix_s,
+                                     timeout_s=timeout_s)
+            yield page
+            if not page.next_before_unix_s:
+                return
+            before_unix_s = page.next_before_unix_s
 
     # ---------------------------------------------------------------- shared evidence
     def evidence(self, task_type: str = "", device: str = "", model: str = "", host: str = "", limit: int = 0,

@@ -114,10 +114,13 @@ class Orchestrator(Node):
         return msg.SubmitReply(request_id=request.request_id, accepted=True, task_id=task_id)
 
     def _results(self, request: msg.ResultRequest) -> msg.ResultReply:
-        results = self.store.results(request.problem_id, int(request.iteration), int(request.limit or 20))
-        if request.problem_id and not results:
+        """One page of past results, read on the service's worker (the store is safe from any thread)."""
+        page = self.store.result_page(request.problem_id, int(request.iteration), int(request.limit),
+                                      float(request.before_unix_s))
+        if request.problem_id and not page.results and not request.before_unix_s:
             raise InvalidProblem(f"no task with problem id {request.problem_id!r}")
-        return msg.ResultReply(request_id=request.request_id, results=results)
+        return msg.ResultReply(request_id=request.request_id, results=page.results,
+                               next_before_unix_s=page.next_before_unix_s)
 
     # The store is safe from any thread; these read and write it on the service's workers.
     def _evidence(self, request: msg.EvidenceRequest) -> msg.EvidenceReply:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,10 +26,15 @@ from sustainml.msg_upgrade import UpgradeError, interface_version, upgrade_v1
 from sustainml.report import status_name
 from sustainml.sqlite_file import SqliteFile
 
-__all__ = ["TaskStore", "Evidence", "SCHEMA_VERSION", "DEFAULT_RESULT_LIMIT", "DEFAULT_EVIDENCE_LIMIT",
+__all__ = ["TaskStore", "Evidence", "ResultPage", "SCHEMA_VERSION", "DEFAULT_RESULT_LIMIT", "MAX_RESULT_LIMIT",
+           "MAX_PROBLEM_BYTES", "DEFAULT_EVIDENCE_LIMIT",
            "MAX_EVIDENCE_LIMIT", "MAX_NOTE_CHARS", "MAX_AUTHOR_CHARS"]
 
 DEFAULT_RESULT_LIMIT = 20  # ResultRequest.limit 0 means this many
+MAX_RESULT_LIMIT = 200  # ResultRequest.limit at most (idl/sustainml.idl): a reply stays a few MB at most
+# The largest problem kept (its CDR, as stored): a real one is a few KB; this bounds what one submission
+# can add to the store and to every reply that carries it.
+MAX_PROBLEM_BYTES = 1_000_000
 DEFAULT_EVIDENCE_LIMIT = 500  # EvidenceRequest.limit 0 means this many
 MAX_EVIDENCE_LIMIT = 5000  # keeps one reply a few MB at most
 MAX_NOTE_CHARS = 2000
@@ -114,6 +120,15 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 @dataclass
+class ResultPage:
+    """What ``TaskStore.result_page`` found: results newest first, and the ``before_unix_s`` of the next
+    (older) page, 0 when there is none."""
+
+    results: list[msg.TaskResult]
+    next_before_unix_s: float
+
+
+@dataclass
 class Evidence:
     """What ``TaskStore.evidence`` found: measurements newest first, and the notes on the options they
     measured (same task, model, device and host), oldest first."""
@@ -169,10 +184,15 @@ class TaskStore(SqliteFile):
         iteration 1); a known one adds that problem's next iteration. ``problem`` is not modified.
 
         Raises:
-            InvalidProblem: the given problem_id is not in the store.
+            InvalidProblem: the given problem_id is not in the store, or the problem is larger than
+                MAX_PROBLEM_BYTES as stored.
         """
         stored = copy.deepcopy(problem)
         now = time.time()
+        blob = stored.serialize()
+        if len(blob) > MAX_PROBLEM_BYTES:
+            raise InvalidProblem(f"the problem is {len(blob) / 1e6:.1f} MB as stored; at most "
+                                 f"{MAX_PROBLEM_BYTES / 1e6:g} MB are kept: shorten its description or lists")
         with self._transaction() as db:
             problem_id = problem.task_id.problem_id
             if problem_id:
@@ -187,6 +207,7 @@ class TaskStore(SqliteFile):
             else:
                 task_id = msg.TaskId(problem_id=uuid.uuid4().hex, iteration=1)
             stored.task_id = task_id
+            blob = stored.serialize()
             db.execute(
                 "INSERT INTO tasks (problem_id, iteration, state, submitted_unix_s, updated_unix_s, user_input)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -196,7 +217,7 @@ class TaskStore(SqliteFile):
                     msg.TaskState.TASK_QUEUED.name,
                     now,
                     now,
-                    stored.serialize(),
+                    blob,
                 ),
             )
         return msg.TaskId(problem_id=task_id.problem_id, iteration=task_id.iteration)
@@ -316,25 +337,58 @@ class TaskStore(SqliteFile):
         rows = self._select("WHERE problem_id = ? AND iteration = ?", (task_id.problem_id, task_id.iteration))
         return _result_of(rows[0]) if rows else None
 
-    def results(self, problem_id: str = "", iteration: int = 0, limit: int = 20) -> list[msg.TaskResult]:
+    def results(self, problem_id: str = "", iteration: int = 0, limit: int = 20,
+                before_unix_s: float = 0.0) -> list[msg.TaskResult]:
         """Results newest first, of one problem (``problem_id``) or of all, of one iteration or of all
-        (``iteration`` 0); at most ``limit`` of them (0 = 20). Tasks without a result yet appear with
-        their current state and no options."""
+        (``iteration`` 0), submitted before ``before_unix_s`` (0 = any time); at most ``limit`` of them
+        (0 = 20, no upper bound: for the store's own callers; a client pages with ``result_page``).
+        Tasks without a result yet appear with their current state and no options."""
         if limit < 0:
             raise ValueError(f"limit must be 0 (= {DEFAULT_RESULT_LIMIT}) or more, got {limit}")
-        where: list[str] = []
-        params: list[str | int] = []
-        if problem_id:
-            where.append("problem_id = ?")
-            params.append(problem_id)
-        if iteration:
-            where.append("iteration = ?")
-            params.append(iteration)
-        clause = ("WHERE " + " AND ".join(where) if where else "") + (
-            " ORDER BY submitted_unix_s DESC, rowid DESC LIMIT ?"
-        )
-        params.append(limit or DEFAULT_RESULT_LIMIT)
-        return [_result_of(row) for row in self._select(clause, tuple(params))]
+        where, params = _result_filter(problem_id, iteration, before_unix_s)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT rowid FROM tasks {where} ORDER BY submitted_unix_s DESC, rowid DESC LIMIT ?",
+                (*params, limit or DEFAULT_RESULT_LIMIT)).fetchall()
+            return self._results_of_rows([rowid for (rowid,) in rows])
+
+    def result_page(self, problem_id: str = "", iteration: int = 0, limit: int = 0,
+                    before_unix_s: float = 0.0) -> ResultPage:
+        """One page of ``results``: at most ``limit`` (0 = DEFAULT_RESULT_LIMIT, at most MAX_RESULT_LIMIT)
+        tasks submitted before ``before_unix_s`` (0 = the newest), newest first, and where the next
+        (older) page starts. The page is chosen on the submission index and only its rows are read and
+        decoded, so a page costs the same in a store of ten tasks or of a million.
+
+        A page never splits the tasks submitted at one same instant (the cursor is a time): it ends
+        before them, or, when more than ``limit`` share the page's first instant, holds all of them.
+
+        Raises:
+            InvalidProblem: ``limit`` out of range, or ``before_unix_s`` not a finite time of 0 or more.
+        """
+        if not 0 <= limit <= MAX_RESULT_LIMIT:
+            raise InvalidProblem(f"limit must be 0 (= {DEFAULT_RESULT_LIMIT}) to {MAX_RESULT_LIMIT}, got {limit}; "
+                                 "ask for the next page with before_unix_s = the reply's next_before_unix_s")
+        limit = limit or DEFAULT_RESULT_LIMIT
+        where, params = _result_filter(problem_id, iteration, before_unix_s)
+        with self._lock:
+            # Only (submitted_unix_s, rowid) from the index: one row more than the page says if it is the last.
+            rows = self._db.execute(
+                f"SELECT submitted_unix_s, rowid FROM tasks {where} ORDER BY submitted_unix_s DESC, rowid DESC"
+                " LIMIT ?", (*params, limit + 1)).fetchall()
+            if len(rows) <= limit:
+                return ResultPage(self._results_of_rows([rowid for _, rowid in rows]), 0.0)
+            edge = rows[limit][0]   # the first instant left out
+            page = [rowid for submitted, rowid in rows[:limit] if submitted > edge]
+            if page:
+                return ResultPage(self._results_of_rows(page), rows[len(page) - 1][0])
+            # More than ``limit`` tasks at the page's first instant: all of them, then what is older.
+            where_at, params_at = _result_filter(problem_id, iteration, 0.0)
+            at = " AND ".join(filter(None, (where_at.removeprefix("WHERE "), "submitted_unix_s = ?")))
+            tied = self._db.execute(f"SELECT rowid FROM tasks WHERE {at} ORDER BY rowid DESC",
+                                    (*params_at, edge)).fetchall()
+            where_older, params_older = _result_filter(problem_id, iteration, edge)
+            older = self._db.execute(f"SELECT 1 FROM tasks {where_older} LIMIT 1", params_older).fetchone()
+            return ResultPage(self._results_of_rows([rowid for (rowid,) in tied]), edge if older else 0.0)
 
     def get_input(self, task_id: msg.TaskId) -> msg.UserInput:
         """The problem as submitted, with its task id filled in.
@@ -416,6 +470,16 @@ class TaskStore(SqliteFile):
         if cursor.rowcount == 0:
             raise InvalidProblem(_no_task(task_id))
 
+    def _results_of_rows(self, rowids: list[int]) -> list[msg.TaskResult]:
+        """The results of the tasks at ``rowids``, in that order. Caller holds the lock."""
+        if not rowids:
+            return []
+        rows = self._db.execute(
+            "SELECT rowid, problem_id, iteration, state, submitted_unix_s, updated_unix_s, result, error, failed_node"
+            f" FROM tasks WHERE rowid IN ({', '.join('?' * len(rowids))})", rowids).fetchall()
+        by_rowid = {row[0]: row[1:] for row in rows}
+        return [_result_of(by_rowid[rowid]) for rowid in rowids if rowid in by_rowid]
+
     def _select(self, clause: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._db.execute(
@@ -423,6 +487,25 @@ class TaskStore(SqliteFile):
                 f" FROM tasks {clause}",
                 params,
             ).fetchall()
+
+
+def _result_filter(problem_id: str, iteration: int, before_unix_s: float) -> tuple[str, tuple[object, ...]]:
+    """The WHERE clause (or "") and its parameters that pick the tasks of ``results`` and ``result_page``."""
+    if not (math.isfinite(before_unix_s) and before_unix_s >= 0):
+        raise InvalidProblem(f"before_unix_s must be a time in seconds since the epoch (0 = the newest), "
+                             f"got {before_unix_s!r}")
+    where: list[str] = []
+    params: list[object] = []
+    if problem_id:
+        where.append("problem_id = ?")
+        params.append(problem_id)
+    if iteration:
+        where.append("iteration = ?")
+        params.append(iteration)
+    if before_unix_s:
+        where.append("submitted_unix_s < ?")
+        params.append(before_unix_s)
+    return ("WHERE " + " AND ".join(where) if where else ""), tuple(params)
 
 
 def _no_task(task_id: msg.TaskId) -> str:
