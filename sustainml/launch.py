@@ -24,8 +24,20 @@ partners in any language are counted alike, whatever their log level.
 Stopping: SIGINT, SIGTERM or SIGHUP to ``sustainml launch`` (or ``sustainml demo``) stops every node
 (SIGINT to each node's process group, SIGKILL after a grace period; a second signal kills at once).
 Each node runs in its own process group, watched by a guard process (``launch_guard.py``) that stops
-the groups if the launcher dies without stopping them, even by SIGKILL.
+the groups if the launcher dies without stopping them, even by SIGKILL; on Linux each node also gets
+SIGTERM from the kernel when the launcher dies (the parent-death signal), should the guard die too.
+
+One launch per store folder (the nodes' ``SUSTAINML_STORE_DIR``): the launcher holds the OS lock of
+``STORE_DIR/launch.lock`` while it runs and keeps there the pid, start time and command line of each
+node it started. A second launch on the same folder is refused with one line naming the first. A
+launch that finds nodes of an earlier launch still running (its launcher died and they outlived it)
+stops them (SIGTERM to their groups, SIGKILL after the grace period) before it starts its own, and
+says so in one line: one pipeline per store, never two. A launch on another folder whose node names
+are already alive on the same DDS domain is refused by the nodes themselves, on the bus.
 """
+
+import ctypes
+import functools
 
 import os
 import signal
@@ -45,6 +57,7 @@ import yaml
 from . import msg, topics
 from .config import load_config
 from .exceptions import LaunchError, SustainMLError
+from .store_lock import StoreInUse, StoreLock
 
 __all__ = ["NODE_KINDS", "NodeSpec", "LaunchDescription", "load_launch", "Launcher", "STOP_SIGNALS",
            "LaunchInterrupted", "stop_on_signals", "launch_main"]
@@ -63,6 +76,8 @@ SERVING = (msg.NodeState.NODE_IDLE, msg.NodeState.NODE_BUSY, msg.NodeState.NODE_
 #: The signals that stop a launcher and its nodes.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _GUARD = Path(__file__).resolve().with_name("launch_guard.py")
+#: The file a launcher holds locked in its store folder, naming its nodes.
+LAUNCH_LOCK = "launch.lock"
 _COLOURS = ("36", "33", "35", "32", "34", "31", "96", "93")
 
 
@@ -79,6 +94,16 @@ class NodeSpec:
 class LaunchDescription:
     nodes: list[NodeSpec]
     env: dict[str, str] = field(default_factory=dict)   # for every node: DDS config, domain
+    source: str = ""                                    # the launch file, for messages
+
+    def store_dir(self) -> Path:
+        """The folder the nodes keep their stores in: their ``SUSTAINML_STORE_DIR``, else the config's."""
+        if self.env.get("SUSTAINML_STORE_DIR"):
+            return Path(self.env["SUSTAINML_STORE_DIR"]).resolve()
+        try:
+            return Path(load_config(self.env.get("SUSTAINML_CONFIG")).store_dir).resolve()
+        except SustainMLError as e:
+            raise LaunchError(f"cannot tell the nodes' store folder: {e}") from e
 
 
 def load_launch(path: str | Path) -> LaunchDescription:
@@ -139,7 +164,7 @@ def load_launch(path: str | Path) -> LaunchDescription:
         nodes.append(NodeSpec(name, cmd, bool(entry.get("respawn", True)),
                               float(entry.get("respawn_delay_s", 1.0)),
                               {str(k): str(v) for k, v in (entry.get("env") or {}).items()}))
-    return LaunchDescription(nodes, env)
+    return LaunchDescription(nodes, env, str(path))
 
 
 class _Running:
@@ -207,6 +232,8 @@ class Launcher:
         self.error = ""
         self._guard: _Guard | None = None
         self._bus: Any = None
+        self._claim: StoreLock | None = None
+        self._records: dict[str, dict[str, Any]] = {}   # per node name: pid, create time, command line
 
     def _say(self, node: _Running | None, line: str) -> None:
         name = node.spec.name if node else "launch"
@@ -277,7 +304,8 @@ class Launcher:
             # stops the nodes in order), and the node, its children included, is stopped as a group.
             node.proc = subprocess.Popen(node.spec.cmd, env=env, stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         text=True, bufsize=1, start_new_session=True)
+                                         text=True, bufsize=1, start_new_session=True,
+                                         preexec_fn=_die_with_parent_fn())
         except OSError as e:
             node.proc = None
             node.last_line = f"{node.spec.cmd[0]}: {e.strerror}"
@@ -286,6 +314,7 @@ class Launcher:
             return
         if self._guard is not None:
             self._guard.tell(f"+{node.proc.pid}")
+        self._record(node.spec.name, node.proc.pid)
         node.started = time.monotonic()
         node.started_unix_s = time.time()
         node.ready = False
@@ -300,8 +329,70 @@ class Launcher:
                 node.last_line = line.strip()
             self._say(node, line)
 
+    # ---------------------------------------------------------------- one launch per store folder
+    def _claim_store_dir(self) -> None:
+        """Hold the store folder's launch lock, and stop the nodes an earlier launch left running there."""
+        folder = self.description.store_dir()
+        lock = StoreLock(folder, lock_file=folder / LAUNCH_LOCK, what="store folder",
+                         holder=f"sustainml launch {self.description.source}".strip(),
+                         hint="one launch per store folder: stop that one first (Ctrl-C in its terminal, or "
+                              "kill its pid), or give this one another folder (SUSTAINML_STORE_DIR)")
+        try:
+            self._claim = lock.acquire()
+        except StoreInUse as e:
+            raise LaunchError(str(e)) from None
+        except OSError as e:
+            raise LaunchError(f"cannot lock the store folder {folder}: {e}") from None
+        if lock.previous is not None:
+            self._replace(lock.previous.pid, lock.previous.extra.get("nodes") or [])
+        lock.write(nodes=[])
+
+    def _replace(self, launcher_pid: int, records: list[dict[str, Any]]) -> None:
+        """Stop the nodes of an earlier launch on this folder that still run: only processes that are
+        really those nodes (same pid, start time and command line as recorded), each with its group."""
+        found: list[tuple[str, psutil.Process]] = []
+        for record in records:
+            try:
+                proc = psutil.Process(int(record["pid"]))
+                if (abs(proc.create_time() - float(record["create_time"])) < 0.5
+                        and proc.cmdline() == list(record["cmd"]) and proc.status() != psutil.STATUS_ZOMBIE):
+                    found.append((str(record["name"]), proc))
+            except (psutil.Error, KeyError, TypeError, ValueError):
+                continue
+        if not found:
+            return
+        started = time.monotonic()
+        for _, proc in found:
+            _signal_pgid(proc.pid, signal.SIGTERM)   # a node stops cleanly on it, as on the guard's
+        _, alive = psutil.wait_procs([proc for _, proc in found], timeout=self.stop_grace_s)
+        for proc in alive:
+            _signal_pgid(proc.pid, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=5.0)
+        names = ", ".join(f"{name} (pid {proc.pid})" for name, proc in found)
+        self._say(None, f"replaced the nodes of an earlier launch on this store folder (launcher pid {launcher_pid}, "
+                        f"gone) that were still running: stopped {names} in {time.monotonic() - started:.1f} s"
+                        f"{f', {len(alive)} of them killed' if alive else ''}; starting this launch's own")
+
+    def _record(self, name: str, pid: int | None) -> None:
+        """Keep the launch lock's list of this launch's live nodes up to date (pid None: gone)."""
+        if pid is None:
+            self._records.pop(name, None)
+        else:
+            try:
+                proc = psutil.Process(pid)
+                self._records[name] = {"name": name, "pid": pid, "create_time": proc.create_time(),
+                                       "cmd": proc.cmdline()}
+            except psutil.Error:
+                self._records.pop(name, None)   # gone already: nothing to stop later
+        if self._claim is not None:
+            try:
+                self._claim.write(nodes=list(self._records.values()))
+            except OSError as e:
+                self._say(None, f"cannot update {self._claim.path}: {e}")
+
     def run(self) -> int:
         try:
+            self._claim_store_dir()
             self._guard = _Guard()
             self._join_bus()
             for node in self.nodes:
@@ -330,12 +421,16 @@ class Launcher:
                 self._bus.close()
             if self._guard is not None:
                 self._guard.close()
+            if self._claim is not None:
+                self._claim.release()
         return 1 if self.error else 0
 
     def _forget(self, node: _Running) -> None:
         """The node's process was reaped: the guard must not signal its group id any more."""
         if node.proc is not None and self._guard is not None:
             self._guard.tell(f"-{node.proc.pid}")
+        if node.proc is not None:
+            self._record(node.spec.name, None)
         node.proc = None
 
     def _after_exit(self, node: _Running, code: int | None) -> None:
@@ -397,10 +492,49 @@ class Launcher:
 
 def _signal_group(proc: subprocess.Popen[str], signum: int) -> None:
     """Signal the process group the node leads (its pid: it was started in a new session)."""
+    _signal_pgid(proc.pid, signum)
+
+
+def _signal_pgid(pgid: int, signum: int) -> None:
     try:
-        os.killpg(proc.pid, signum)
+        os.killpg(pgid, signum)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+_PR_SET_PDEATHSIG = 1   # linux/prctl.h
+
+
+def _load_prctl() -> Any:
+    """libc's ``prctl``, resolved once here in the launcher (never between fork and exec), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
+_PRCTL = _load_prctl()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Runs in the node's process between fork and exec: SIGTERM from the kernel when the launcher's
+    forking thread ends (``Launcher.run``'s, which ends after its nodes, so: when the launcher dies;
+    maybe more than once, as the kernel hands the node to the process's other threads while they exit),
+    kept across exec; and if the launcher died before this, end now rather than run as an orphan.
+    One call into libc through a function resolved before the fork: no import, no lock, no logging
+    (why this is safe in a ``preexec_fn`` and where the guard is still needed: ``launch_guard.py``)."""
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _die_with_parent_fn() -> Callable[[], None] | None:
+    return functools.partial(_die_with_parent, os.getpid()) if _PRCTL is not None else None
 
 
 class LaunchInterrupted(KeyboardInterrupt):

@@ -7,11 +7,18 @@ the pipe's write end, so the guard reads end-of-file exactly when the launcher i
 SIGKILL or a crash; it then sends SIGTERM to every group still listed (a node shuts down cleanly on
 it), and SIGKILL to those still there after a grace period.
 
-Why a guard process and not Linux's PR_SET_PDEATHSIG set in a ``preexec_fn``: the parent-death signal
-fires when the *thread* that forked the child ends, not the process (``sustainml demo`` launches
-from a worker thread); ``preexec_fn`` is unsafe in a process with threads (the launcher has DDS and
-output threads) and cannot reach a node's own children; and it is Linux-only. A process group and a
-guard reading a pipe have none of these limits.
+Why a guard process as well as Linux's parent-death signal (PR_SET_PDEATHSIG, which ``launch.py`` sets
+in each node in a ``preexec_fn``): that signal reaches only the process the launcher forked, not a
+node's own children (a partner's helpers, the program a ``cmd`` shell script starts), and it is
+Linux-only; the guard signals whole process groups, on any POSIX system. The signal covers what the
+guard cannot: the guard killed together with the launcher (``kill -9`` of both, the OOM killer), and
+the moment before the guard is told a new node's group. Two caveats that once ruled the signal out do
+not bite here: it fires when the *thread* that forked the node ends, and every node is forked by the
+thread that runs ``Launcher.run``, which returns only after it stopped them all (``sustainml demo``
+runs it on a worker thread that lives as long); and a ``preexec_fn`` is unsafe in a process with
+threads when it runs Python that may take a lock another thread held at the fork, while the
+launcher's makes one call into libc through a function resolved before the fork, and nothing else
+(``launch._die_with_parent``).
 
 It imports nothing of the package (it runs isolated, from its path), so it starts in milliseconds.
 """

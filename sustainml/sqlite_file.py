@@ -1,6 +1,8 @@
 """An SQLite file that threads and processes share safely, with versioned schema migrations: the base
 of the orchestrator's task store and the hardware node's measurement cache (stdlib sqlite3; nothing
-on PyPI adds what these two need)."""
+on PyPI adds what these two need). A node that must be the file's only user (one orchestrator per
+task store) opens it with ``holder``: a second such process is refused with one line naming the first
+(``store_lock.py``)."""
 
 import sqlite3
 import threading
@@ -11,6 +13,7 @@ from types import TracebackType
 from typing import ClassVar, TypeVar
 
 from .exceptions import ConfigError
+from .store_lock import StoreLock
 
 __all__ = ["SqliteFile"]
 
@@ -24,19 +27,32 @@ class SqliteFile:
 
     Subclasses set ``migrations``: ``migrations[v]`` holds the statements that bring a file at
     ``PRAGMA user_version`` v to v + 1. ``path`` may be ``":memory:"`` for a file that lives as long
-    as the object."""
+    as the object.
+
+    ``holder`` (a node's name): hold the file's lock (``<path>.lock``) until ``close()`` or the end of
+    the process, and refuse (StoreInUse, naming the live holder) if another holder has it. Without it,
+    the file is opened as before, beside any holder (``sustainml measure`` beside the hardware node)."""
 
     migrations: ClassVar[Mapping[int, Sequence[str]]] = {}
     what: ClassVar[str] = "database"   # for error messages: "task store", "measurement cache"
+    #: What a refused holder's user should do (the end of the refusal's line).
+    holder_hint: ClassVar[str] = "stop that process first, or give this one another file"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, holder: str | None = None) -> None:
         self.path: str | Path = path if str(path) == ":memory:" else Path(path)
+        self._holding: StoreLock | None = None
         if isinstance(self.path, Path):
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if holder:
+                self._holding = StoreLock(self.path, holder=holder, what=self.what, hint=self.holder_hint).acquire()
         self._lock = threading.Lock()
-        # isolation_level=None: no implicit transactions; the ones we need are explicit.
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
-                                   timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            # isolation_level=None: no implicit transactions; the ones we need are explicit.
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
+                                       timeout=BUSY_TIMEOUT_MS / 1000)
+        except BaseException:
+            self._release_holding()
+            raise
         try:
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if isinstance(self.path, Path):
@@ -44,6 +60,7 @@ class SqliteFile:
             self._migrate()
         except BaseException:
             self._db.close()
+            self._release_holding()
             raise
 
     @property
@@ -51,9 +68,14 @@ class SqliteFile:
         return len(self.migrations)
 
     def close(self) -> None:
-        """Close the file; a second call does nothing."""
+        """Close the file (and give its lock back); a second call does nothing."""
         with self._lock:
             self._db.close()
+        self._release_holding()
+
+    def _release_holding(self) -> None:
+        if self._holding is not None:
+            self._holding.release()
 
     def __enter__(self: _FileT) -> _FileT:
         return self

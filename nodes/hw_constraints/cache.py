@@ -307,6 +307,10 @@ class MeasurementCache(SqliteFile):
 
     migrations = _MIGRATIONS
     what = "measurement cache"
+    # The hardware node opens it with ``holder``: two hardware nodes on one cache would measure every task
+    # twice on the same devices. ``sustainml measure`` opens it without, beside the node.
+    holder_hint = ("one hardware node per measurement cache: stop that one first, or give this one another "
+                   "cache (SUSTAINML_STORE_DIR, or --param cache=FILE)")
 
     def _migrate(self) -> None:
         """The base class's migrations, saying how many stored figures the migration to builder keys drops."""

@@ -63,7 +63,7 @@ class HardwareNode(TaskNode):
         if not self.params.budget_s > 0:
             raise ConfigError(f"node {self.name}: parameter budget_s is {self.params.budget_s:g}; give the seconds of "
                               "device time a task may spend measuring here (e.g. 30)")
-        self.cache = MeasurementCache(self.params.cache or Path(self.config.store_dir) / CACHE_FILE)
+        self.cache = MeasurementCache(self.params.cache or Path(self.config.store_dir) / CACHE_FILE, holder=self.name)
         self.settings = MeasuringSettings(window_s=self.params.window_s, train_batch_size=self.params.train_batch_size,
                                           precision=self.params.precision)
         self.estimator = PreRunEstimator(self.cache, host=self.host, precision=self.params.precision,

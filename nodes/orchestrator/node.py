@@ -38,7 +38,7 @@ class Orchestrator(Node):
 
     def on_configure(self) -> None:
         path = self.params.store or str(Path(self.config.store_dir) / "orchestrator.sqlite3")
-        self.store = TaskStore(path)
+        self.store = TaskStore(path, holder=self.name)   # one orchestrator per store
         self.book = TaskBook(self.store, stage_timeout_s=self.params.stage_timeout_s,
                              node_down_grace_s=self.params.node_down_grace_s, log=self.log)
         # (handler, its arguments, the future of a _call): a posted handler returns its actions, a called

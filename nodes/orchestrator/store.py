@@ -147,6 +147,9 @@ class TaskStore(SqliteFile):
 
     migrations = _MIGRATIONS
     what = "task store"
+    # The orchestrator opens it with ``holder``: two orchestrators on one store would both run its tasks.
+    holder_hint = ("one orchestrator per task store: stop that one first (or let it serve), or give this one "
+                   "another store (SUSTAINML_STORE_DIR, or --param store=FILE)")
 
     def _migrate(self) -> None:
         """The base class's migrations, with the SQL function that converts interface-version-1 blobs."""
