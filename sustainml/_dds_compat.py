@@ -8,7 +8,7 @@ differs, so the rest of the code does not know which binding it runs on.
 
 from typing import Any
 
-__all__ = ["matched_count"]
+__all__ = ["matched_count", "writer_participant"]
 
 
 def matched_count(entity: Any) -> int:
@@ -16,3 +16,13 @@ def matched_count(entity: Any) -> int:
     if hasattr(entity, "get_matched_publications"):
         return len(entity.get_matched_publications())
     return len(entity.get_matched_subscriptions())
+
+
+def writer_participant(reader: Any, publication_handle: int) -> str:
+    """The GUID of the participant owning the writer of a received sample (its
+    ``sample_info.publication_handle``), as text; "" when the binding cannot tell."""
+    try:
+        endpoint = reader.get_matched_publication_data(publication_handle)
+    except Exception:  # noqa: BLE001 - an older binding lacks the call, or the writer just left
+        return ""
+    return str(endpoint.participant_key) if endpoint is not None else ""

@@ -95,11 +95,13 @@ class Subscription(Generic[T]):
     """Calls ``callback(message)`` for each message on a topic, on the participant's dispatcher
     thread: callbacks must be short (enqueue work, don't do it)."""
 
-    def __init__(self, participant: "Participant", spec: TopicSpec[T], callback: Callable[[Any], None],
-                 *, on_gone: Callable[[Gone], None] | None = None) -> None:
+    def __init__(self, participant: "Participant", spec: TopicSpec[T], callback: Callable[..., None],
+                 *, on_gone: Callable[[Gone], None] | None = None, with_sender: bool = False) -> None:
         self.spec = spec
         self._callback = callback
         self._on_gone = on_gone
+        self._with_sender = with_sender
+        self._senders: OrderedDict[int, str] = OrderedDict()   # publication handle -> its participant
         self._lock = threading.Lock()
         self._reader = DataReader(participant.dp, participant.topic(spec), qos=spec.qos)
         self._alive = ReadCondition(self._reader, SampleState.Any | ViewState.Any | InstanceState.Alive)
@@ -135,12 +137,27 @@ class Subscription(Generic[T]):
             info = sample.sample_info
             try:
                 if info.valid_data:
-                    self._callback(sample)
+                    if self._with_sender:
+                        self._callback(sample, self._sender(reader, info.publication_handle))
+                    else:
+                        self._callback(sample)
                 elif self._on_gone and info.instance_state != InstanceState.Alive:
                     self._on_gone(Gone(sample.key_sample))
             except Exception:  # a callback bug must not kill the DDS listener thread
                 log.exception("callback for %s failed", self.spec.name)
         return bool(samples)
+
+    def _sender(self, reader: DataReader[Any], handle: int) -> str:
+        """The participant (its GUID) whose writer sent a sample: who sent it, as the bus knows it,
+        not as the message claims. "" when the binding cannot tell (see ``_dds_compat``)."""
+        sender = self._senders.get(handle)
+        if sender is None:
+            sender = _dds_compat.writer_participant(reader, handle)
+            if sender:   # an unknown one is asked again next time: discovery may catch up
+                self._senders[handle] = sender
+                while len(self._senders) > 4096:
+                    self._senders.popitem(last=False)
+        return sender
 
     def matched(self) -> int:
         return _dds_compat.matched_count(self._reader)
@@ -166,6 +183,8 @@ class Participant:
                 f"cannot join DDS domain {self.config.domain_id}: {e}; check the Cyclone XML "
                 f"(CYCLONEDDS_URI={os.environ.get('CYCLONEDDS_URI', '')[:80]!r})") from e
         self.host = socket.gethostname()
+        #: This participant's GUID: what ``with_sender`` subscriptions report for its own writers.
+        self.guid = str(self.dp.guid)
         self._topics: dict[str, Topic[Any]] = {}
         self._subscriptions: list[Subscription[Any]] = []
         self._lock = threading.Lock()
@@ -200,9 +219,11 @@ class Participant:
     def publisher(self, spec: TopicSpec[T]) -> Publisher[T]:
         return Publisher(DataWriter(self.dp, self.topic(spec), qos=spec.qos), spec)
 
-    def subscribe(self, spec: TopicSpec[T], callback: Callable[[T], None], *,
-                  on_gone: Callable[[Gone], None] | None = None) -> Subscription[T]:
-        subscription = Subscription(self, spec, callback, on_gone=on_gone)
+    def subscribe(self, spec: TopicSpec[T], callback: Callable[..., None], *,
+                  on_gone: Callable[[Gone], None] | None = None, with_sender: bool = False) -> Subscription[T]:
+        """Call ``callback(message)`` for each message, or ``callback(message, sender)`` with
+        ``with_sender``: the GUID of the participant that wrote it (see ``sustainml.peers``)."""
+        subscription = Subscription(self, spec, callback, on_gone=on_gone, with_sender=with_sender)
         self._waitset.attach(subscription._alive)
         self._waitset.attach(subscription._not_alive)
         with self._lock:
@@ -230,17 +251,21 @@ class ServiceServer(Generic[ReqT, RepT]):
     execution: this makes ``submit`` safe to retry."""
 
     def __init__(self, participant: Participant, spec: ServiceSpec[ReqT, RepT],
-                 handler: Callable[[ReqT], RepT], *, workers: int = 2, remember: int = 4096) -> None:
+                 handler: Callable[..., RepT], *, workers: int = 2, remember: int = 4096,
+                 with_sender: bool = False) -> None:
+        """``with_sender``: call ``handler(request, sender)``, sender being the GUID of the
+        participant that sent the request (as the bus knows it)."""
         self.spec = spec
         self._handler = handler
+        self._with_sender = with_sender
         self._replies: OrderedDict[str, RepT | None] = OrderedDict()
         self._remember = remember
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"srv-{spec.name}")
         self._writer = participant.publisher(spec.reply_topic)
-        self._sub = participant.subscribe(spec.request_topic, self._on_request)
+        self._sub = participant.subscribe(spec.request_topic, self._on_request, with_sender=True)
 
-    def _on_request(self, request: ReqT) -> None:
+    def _on_request(self, request: ReqT, sender: str) -> None:
         rid = request.request_id
         with self._lock:
             if rid in self._replies:
@@ -251,12 +276,12 @@ class ServiceServer(Generic[ReqT, RepT]):
             self._replies[rid] = None
             while len(self._replies) > self._remember:
                 self._replies.popitem(last=False)
-        self._pool.submit(self._answer, request)
+        self._pool.submit(self._answer, request, sender)
 
-    def _answer(self, request: ReqT) -> None:
+    def _answer(self, request: ReqT, sender: str) -> None:
         rid = request.request_id
         try:
-            reply = self._handler(request)
+            reply = self._handler(request, sender) if self._with_sender else self._handler(request)
         except SustainMLError as e:
             reply = self._error_reply(str(e))
         except Exception as e:  # noqa: BLE001 - a bug in a handler still answers the client
@@ -285,15 +310,23 @@ class ServiceClient(Generic[ReqT, RepT]):
     A request is re-sent every ``resend_s`` until the first reply, because a request written
     before the server's reader has discovered ours is not delivered (volatile topics)."""
 
-    def __init__(self, participant: Participant, spec: ServiceSpec[ReqT, RepT]) -> None:
+    def __init__(self, participant: Participant, spec: ServiceSpec[ReqT, RepT], *,
+                 accept: Callable[[str], bool] | None = None) -> None:
+        """``accept(sender)``: whether a reply from that participant (its GUID) may be believed;
+        others are dropped (a reply is only as good as its sender: anyone may write the topic)."""
         self.spec = spec
+        self._accept = accept
         self._waiting: dict[str, queue.Queue[RepT]] = {}
         self._lock = threading.Lock()
         self._prefix = f"{participant.host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._writer = participant.publisher(spec.request_topic)
-        self._sub = participant.subscribe(spec.reply_topic, self._on_reply)
+        self._sub = participant.subscribe(spec.reply_topic, self._on_reply, with_sender=True)
 
-    def _on_reply(self, reply: RepT) -> None:
+    def _on_reply(self, reply: RepT, sender: str) -> None:
+        if self._accept is not None and not self._accept(sender):
+            log.warning("dropped a %s reply from participant %s, which is not the service's node",
+                        self.spec.name, sender or "(unknown)")
+            return
         with self._lock:
             q = self._waiting.get(reply.request_id)
         if q is not None:

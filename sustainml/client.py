@@ -28,6 +28,7 @@ from .bus import Gone, Participant, ServiceClient
 from .config import RuntimeConfig, load_config
 from .exceptions import InvalidProblem, RequestTimeout, TaskFailed
 from .node import TERMINAL, TaskKey, task_key
+from .peers import ENCODER, HARDWARE, ORCHESTRATOR, PROVIDER, Peers
 from .problem import load_problem, problem_from_dict
 from .report import status_name
 from .topics import RepT, ReqT
@@ -122,6 +123,13 @@ class TaskHandle:
         self.client.cancel(self.task_id, reason)
 
 
+#: The kind of node that answers each service: replies from any other participant are dropped.
+_SERVED_BY = {topics.SUBMIT.name: ORCHESTRATOR, topics.RESULTS.name: ORCHESTRATOR,
+              topics.EVIDENCE.name: ORCHESTRATOR, topics.NOTE.name: ORCHESTRATOR,
+              topics.ENCODE.name: ENCODER, topics.CATALOGUE.name: PROVIDER,
+              topics.EXPORT_ONNX.name: PROVIDER, topics.INVENTORY.name: HARDWARE}
+
+
 class Client:
     """A connection to the pipeline. Use as a context manager, or call ``close()``."""
 
@@ -139,10 +147,16 @@ class Client:
         self._services: dict[str, ServiceClient[Any, Any]] = {}
         self._services_lock = threading.Lock()   # two threads asking at once still make one client per service
         self._control = self.bus.publisher(topics.NODE_CONTROL)
+        # Results, statuses and replies are believed only from the nodes that produce them: identity
+        # from the bus (sustainml.peers), not from what a message says.
+        self.peers = Peers(own=self.bus.guid)
         self._subs = [
-            self.bus.subscribe(topics.TASK_RESULT, self._on_result),
-            self.bus.subscribe(topics.TASK_STATUS, self._on_status),
-            self.bus.subscribe(topics.NODE_STATUS, self._on_node, on_gone=self._on_node_gone),
+            self.bus.subscribe(topics.TASK_RESULT, self._believed(topics.TASK_RESULT, self._on_result),
+                               with_sender=True),
+            self.bus.subscribe(topics.TASK_STATUS, self._believed(topics.TASK_STATUS, self._on_status),
+                               with_sender=True),
+            self.bus.subscribe(topics.NODE_STATUS, self._on_node_status, on_gone=self._on_node_gone,
+                               with_sender=True),
         ]
 
     def __enter__(self) -> "Client":
@@ -155,6 +169,17 @@ class Client:
         self.bus.close()
 
     # ---------------------------------------------------------------- subscriptions
+    def _believed(self, spec: topics.TopicSpec[Any], callback: Callable[[Any], None]) -> Callable[[Any, str], None]:
+        def receive(message: Any, sender: str) -> None:
+            self.peers.expire()
+            self.peers.admit_message(spec.name, sender, lambda: callback(message))
+        return receive
+
+    def _on_node_status(self, status: msg.NodeStatus, sender: str) -> None:
+        self.peers.expire()
+        if self.peers.on_status(status, sender):
+            self._on_node(status)
+
     def _on_result(self, result: msg.TaskResult) -> None:
         with self._lock:
             key = task_key(result.task_id)
@@ -182,6 +207,7 @@ class Client:
             callback(status)
 
     def _on_node_gone(self, gone: Gone) -> None:
+        self.peers.forget(gone.key.node)
         with self._lock:
             self._nodes.pop(gone.key.node, None)
             callbacks = list(self._node_callbacks)
@@ -191,7 +217,9 @@ class Client:
     def _service(self, spec: topics.ServiceSpec[ReqT, RepT]) -> ServiceClient[ReqT, RepT]:
         with self._services_lock:
             if spec.name not in self._services:
-                self._services[spec.name] = ServiceClient(self.bus, spec)
+                kind = _SERVED_BY.get(spec.name, "")
+                self._services[spec.name] = ServiceClient(
+                    self.bus, spec, accept=(lambda sender: self.peers.kind_of(sender) == kind) if kind else None)
             return self._services[spec.name]
 
     # ---------------------------------------------------------------- tasks

@@ -34,6 +34,7 @@ from . import msg, topics
 from .bus import Gone, Participant, Publisher, ServiceServer, Subscription
 from .config import RuntimeConfig, load_config, node_params
 from .exceptions import ConfigError, SustainMLError, TaskCancelled
+from .peers import Peers
 from .task_inputs import Outcome, TaskInputs
 from .topics import RepT, ReqT, ServiceSpec, TopicSpec
 
@@ -117,10 +118,17 @@ class Node:
         self._status_lock = threading.Lock()
         self._started_unix_s = time.time()
         self._status = self.bus.publisher(topics.NODE_STATUS)
+        # Who is who on the bus (sustainml.peers): the other nodes' heartbeats, bound to the
+        # participants they come from; inputs are believed only from the nodes that produce them.
+        self.peers = Peers(own=self.bus.guid, own_kind=self.kind, log=self.log)
+        self._rivals: dict[str, msg.NodeStatus] = {}
+        self.bus.subscribe(topics.NODE_STATUS, self._on_peer_status, on_gone=self._on_peer_gone,
+                           with_sender=True)
         self.publish_status(msg.NodeState.NODE_STARTING, message="configuring")
         self._setup()
         self.on_configure()
         self._configured = True
+        self._refuse_a_taken_name()
         self.on_activate()
         self._activate()
         self.create_timer(self.heartbeat_period_s, self._heartbeat)
@@ -150,6 +158,43 @@ class Node:
     def _setup(self) -> None:
         """Runtime wiring of subclasses of Node in this package, before the user's hooks."""
 
+    # ---------------------------------------------------------------- the other nodes
+    def _on_peer_status(self, status: msg.NodeStatus, sender: str) -> None:
+        if status.node == self.name and sender and sender != self.bus.guid:
+            # Another participant announces this node's name: one that was there first makes this
+            # one refuse to start; once this one serves, it keeps serving and says so.
+            first = status.node not in self._rivals
+            self._rivals[status.node] = status
+            if first and self._configured:
+                self.log.error("another participant (%s) announces itself as node %s (pid %d on %s): "
+                               "its messages are refused; stop it, or give one of them another name",
+                               sender, status.node, status.pid, status.host)
+        # The hooks run once the node is configured (what they use exists then); heartbeats repeat.
+        if self.peers.on_status(status, sender) and self._configured:
+            self.on_peer_status(status)
+
+    def _on_peer_gone(self, gone: Gone) -> None:
+        self.peers.forget(gone.key.node)
+        self._rivals.pop(gone.key.node, None)
+        if self._configured:
+            self.on_peer_gone(gone.key.node)
+
+    def _refuse_a_taken_name(self) -> None:
+        """Refuse to start when a live node of the same name was on the bus before this one (two
+        launches of one pipeline, or a node started twice): it would double every task."""
+        rival = self._rivals.get(self.name)
+        if rival is not None and rival.started_unix_s <= self._started_unix_s:
+            raise ConfigError(f"another node named {self.name!r} already serves on this bus (pid "
+                              f"{rival.pid} on {rival.host}, started {time.ctime(rival.started_unix_s)}); "
+                              "stop it first, or give this one another name (--name, or 'name' in the "
+                              "launch file)")
+
+    def on_peer_status(self, status: msg.NodeStatus) -> None:
+        """A believed heartbeat of a node (this one included); see ``sustainml.peers``."""
+
+    def on_peer_gone(self, name: str) -> None:
+        """A node left the bus (its liveliness lapsed)."""
+
     def _activate(self) -> None:
         """Runtime activation of subclasses of Node in this package, after ``on_activate``."""
 
@@ -171,16 +216,19 @@ class Node:
     def create_publisher(self, spec: TopicSpec[T]) -> Publisher[T]:
         return self.bus.publisher(spec)
 
-    def create_subscription(self, spec: TopicSpec[T], callback: Callable[[T], None], *,
-                            on_gone: Callable[[Gone], None] | None = None) -> Subscription[T]:
-        sub = self.bus.subscribe(spec, callback, on_gone=on_gone)
+    def create_subscription(self, spec: TopicSpec[T], callback: Callable[..., None], *,
+                            on_gone: Callable[[Gone], None] | None = None,
+                            with_sender: bool = False) -> Subscription[T]:
+        """``with_sender``: ``callback(message, sender)``, the sender's participant GUID."""
+        sub = self.bus.subscribe(spec, callback, on_gone=on_gone, with_sender=with_sender)
         self._subs.append(sub)
         return sub
 
-    def create_service(self, spec: ServiceSpec[ReqT, RepT], handler: Callable[[ReqT], RepT],
+    def create_service(self, spec: ServiceSpec[ReqT, RepT], handler: Callable[..., RepT],
                        **options: Any) -> ServiceServer[ReqT, RepT]:
         """Answer ``spec``'s requests with ``handler`` on worker threads; ``options`` go to ServiceServer
-        (``workers``, and ``remember``: how many replies are kept for clients that re-send)."""
+        (``workers``; ``remember``: how many replies are kept for clients that re-send;
+        ``with_sender``: the handler also gets the requester's participant GUID)."""
         server = ServiceServer(self.bus, spec, handler, **options)
         self._services.append(server)
         return server
@@ -220,6 +268,7 @@ class Node:
         self.publish_status(state, task_id=task_id, progress=progress, message=message)
 
     def _heartbeat(self) -> None:
+        self.peers.expire()
         with self._status_lock:
             state, task, progress, message = self._state, self._state_task, self._progress, self._message
         self.publish_status(state, task_id=task, progress=progress, message=message)
@@ -346,11 +395,21 @@ class TaskNode(Node, abc.ABC):
 
     def _setup(self) -> None:
         self._publisher = self.create_publisher(self.output) if self.output else None
-        self.create_subscription(topics.NODE_CONTROL, self._on_control)
-        self.create_subscription(topics.TASK_STATUS, self._on_task_status)
+        self.create_subscription(topics.NODE_CONTROL, self._believed(topics.NODE_CONTROL, self._on_control),
+                                 with_sender=True)
+        self.create_subscription(topics.TASK_STATUS, self._believed(topics.TASK_STATUS, self._on_task_status),
+                                 with_sender=True)
         self._subscribed_at = time.monotonic()
-        self._input_subs = [self.create_subscription(spec.topic, partial(self._on_input, input_name))
+        self._input_subs = [self.create_subscription(
+                                spec.topic, self._believed(spec.topic, partial(self._on_input, input_name)),
+                                with_sender=True)
                             for input_name, spec in self.inputs.items()]
+
+    def _believed(self, spec: TopicSpec[T], callback: Callable[[T], None]) -> Callable[[T, str], None]:
+        """A subscription callback that passes on only messages from nodes that may write ``spec``."""
+        def receive(message: T, sender: str) -> None:
+            self.peers.admit_message(spec.name, sender, partial(callback, message))
+        return receive
 
     def publish_output(self, message: Any) -> None:
         """Publish on the output topic before ``process`` returns (e.g. partial results of a long task)."""

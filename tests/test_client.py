@@ -19,6 +19,9 @@ from sustainml.node import task_key
 class FakeBus:
     """Stands in for the DDS participant: the client's subscriptions are kept, so a test can deliver."""
 
+    guid = "fake-participant"
+    host = "fake-host"
+
     def __init__(self, *_: Any, **__: Any) -> None:
         self.callbacks: dict[str, Any] = {}
 
@@ -85,7 +88,7 @@ def test_threads_asking_for_a_service_at_once_share_one_service_client(
     made: list[object] = []
 
     class SlowServiceClient:
-        def __init__(self, bus: object, spec: object) -> None:
+        def __init__(self, bus: object, spec: object, **_: object) -> None:
             time.sleep(0.05)   # creating DDS entities takes a while: the window two threads would share
             made.append(self)
 

@@ -16,6 +16,7 @@ import torch
 
 from sustainml import msg, topics
 from sustainml.bus import Participant
+from sustainml.peers import announce
 from sustainml_nodes.hw_constraints.cache import CACHE_FILE, SCHEMA_VERSION, MeasurementCache, MeasurementKey
 from sustainml.energy_estimate import EstimateEnergySource
 from sustainml_nodes.hw_constraints.measure import measure
@@ -151,7 +152,9 @@ class Orchestrator:
     def __init__(self, bus: Participant) -> None:
         self.answers: dict[int, msg.HardwareMeasurement] = {}
         self.got = threading.Condition()
-        # Writers first: a starting node waits (up to 5 s) until its inputs are matched.
+        # Writers first: a starting node waits (up to 5 s) until its inputs are matched. Announced as
+        # the orchestrator: nodes believe stage inputs only from nodes that produce them.
+        self.announcement = announce(bus, "orchestrator", "orchestrator")
         self.pub_task = bus.publisher(topics.ENCODED_TASK)
         self.pub_candidates = bus.publisher(topics.MODEL_CANDIDATES)
         self.sub = bus.subscribe(topics.HARDWARE_MEASUREMENT, self._on_answer)

@@ -14,6 +14,7 @@ from sustainml import msg, topics
 from sustainml.bus import Gone, Participant
 from sustainml.exceptions import ConfigError, InvalidProblem
 from sustainml.node import Input, TaskContext, TaskNode
+from sustainml.peers import announce
 
 TIMEOUT_S = 30.0
 
@@ -40,6 +41,9 @@ class Bench:
         self.statuses: queue.Queue[msg.NodeStatus] = queue.Queue()
         self.seen: list[msg.NodeStatus] = []
         self.gone: queue.Queue[Gone] = queue.Queue()
+        # The test stands in for the orchestrator: nodes believe stage inputs only from nodes that
+        # produce them (sustainml.peers).
+        self.announcement = announce(self.bus, "orchestrator", "orchestrator")
         self.tasks = self.bus.publisher(topics.ENCODED_TASK)
         self.bus.subscribe(topics.MODEL_CANDIDATES, self.outputs.put)
         self.bus.subscribe(topics.NODE_STATUS, self._on_status, on_gone=self.gone.put)

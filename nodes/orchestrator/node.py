@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from sustainml import msg, topics
-from sustainml.bus import Gone
 from sustainml.exceptions import InvalidProblem
 from sustainml.node import Node, run_node, task_key
+from sustainml.peers import ORCHESTRATOR, Peer
 
 from .store import TaskStore
 from .tasks import Action, TaskBook
@@ -55,15 +55,16 @@ class Orchestrator(Node):
         self.pub_status = self._publishers[msg.TaskStatus]
         # Joined by shutdown before on_shutdown closes the store the event handlers write.
         self.create_thread(self._event_loop, name="orchestrator-events")
-        self.create_subscription(topics.ENCODED_TASK, lambda m: self._post(self.book.on_encoded, m))
-        self.create_subscription(topics.MODEL_CANDIDATES, lambda m: self._post(self.book.on_candidates, m))
-        self.create_subscription(topics.HARDWARE_MEASUREMENT, lambda m: self._post(self.book.on_measurement, m))
-        self.create_subscription(topics.CARBON_FOOTPRINT, lambda m: self._post(self.book.on_footprint, m))
+        # Each node's output is believed only from a node of the kind that produces it (sustainml.peers):
+        # identity from the bus, not from a name in the message.
+        self._believe(topics.ENCODED_TASK, lambda m, _node: self.book.on_encoded(m))
+        self._believe(topics.MODEL_CANDIDATES, lambda m, _node: self.book.on_candidates(m))
+        self._believe(topics.HARDWARE_MEASUREMENT, self._on_measurement)
+        self._believe(topics.CARBON_FOOTPRINT, lambda m, node: self.book.on_footprint(m, node=node.name if node else ""))
         self.create_subscription(topics.STAGE_RECORD, lambda m: self._post(self.book.on_stage_record, m))
         self.create_subscription(topics.TRAINING_FORECAST, lambda m: self._post(self.book.on_forecast, m))
-        self.create_subscription(topics.NODE_STATUS, self._on_node_status, on_gone=self._on_node_gone)
-        self.create_subscription(topics.NODE_CONTROL, self._on_control)
-        self.create_service(topics.SUBMIT, self._submit)
+        self.create_subscription(topics.NODE_CONTROL, self._on_control, with_sender=True)
+        self.create_service(topics.SUBMIT, self._submit, with_sender=True)
         self.create_service(topics.RESULTS, self._results)
         self.create_service(topics.EVIDENCE, self._evidence)
         self.create_service(topics.NOTE, self._note)
@@ -106,9 +107,25 @@ class Orchestrator(Node):
         self.store.close()
 
     # ---------------------------------------------------------------- inputs
-    def _submit(self, request: msg.SubmitRequest) -> msg.SubmitReply:
+    def _believe(self, spec: topics.TopicSpec[Any], handler: Callable[[Any, Peer | None], list[Action]]) -> None:
+        """Subscribe to ``spec``; ``handler(message, node)`` runs on the event thread for the messages
+        of nodes that may write it (``node``: which one; None for the orchestrator's own re-sends)."""
+        def receive(message: Any, sender: str) -> None:
+            self.peers.admit_message(spec.name, sender,
+                                     lambda: self._post(handler, message, self.peers.node_of(sender)))
+        self.create_subscription(spec, receive, with_sender=True)
+
+    def _on_measurement(self, measurement: msg.HardwareMeasurement, node: Peer | None) -> list[Action]:
+        """A hardware node speaks for its own host only (the orchestrator's re-sends excepted)."""
+        if node is not None and node.kind != ORCHESTRATOR and node.host != measurement.host:
+            self.log.warning("refused a hardware measurement for host %s from node %s, which runs on %s",
+                             measurement.host, node.name, node.host)
+            return []
+        return self.book.on_measurement(measurement, node=node.name if node else "")
+
+    def _submit(self, request: msg.SubmitRequest, sender: str) -> msg.SubmitReply:
         try:
-            task_id, _ = self._call(self.book.submit, request.problem)
+            task_id, _ = self._call(self.book.submit, request.problem, sender)
         except InvalidProblem as e:
             return msg.SubmitReply(request_id=request.request_id, accepted=False, error=str(e))
         return msg.SubmitReply(request_id=request.request_id, accepted=True, task_id=task_id)
@@ -135,15 +152,17 @@ class Orchestrator(Node):
                       note.task_id.iteration, note.model, note.device, note.host)
         return msg.NoteReply(request_id=request.request_id, accepted=True, note=note)
 
-    def _on_node_status(self, status: msg.NodeStatus) -> None:
+    # Heartbeats of admitted nodes from the participants that hold their names (Node, sustainml.peers):
+    # a node that is not admitted, or a second participant using a node's name, never reaches the book.
+    def on_peer_status(self, status: msg.NodeStatus) -> None:
         self._post(self.book.on_node_status, status, time.monotonic())
 
-    def _on_node_gone(self, gone: Gone) -> None:
-        self._post(self.book.on_node_gone, gone.key.node, time.monotonic())
+    def on_peer_gone(self, name: str) -> None:
+        self._post(self.book.on_node_gone, name, time.monotonic())
 
-    def _on_control(self, control: msg.NodeControl) -> None:
+    def _on_control(self, control: msg.NodeControl, sender: str) -> None:
         if control.command == msg.ControlCommand.CONTROL_CANCEL_TASK and control.target_node in ("", self.name):
-            self._post(self.book.cancel, control.task_id, control.reason)
+            self._post(self.book.cancel, control.task_id, control.reason, sender)
 
     # ---------------------------------------------------------------- outputs
     def _apply(self, actions: list[Action]) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 from sustainml import msg
 from sustainml.exceptions import InvalidProblem
 from sustainml.node import task_key
-
+from sustainml.plausibility import footprint_problems, measurement_problems
 from sustainml.report import describe_dominance
 
 from . import ranking
@@ -134,6 +134,7 @@ class Task:
     host_deadline: dict[str, float] = field(default_factory=dict)   # monotonic s: its budget with a margin
     revision: int = 0                                            # of the last result published
     last_progress: dict[str, tuple[float, str]] = field(default_factory=dict)  # node -> (progress, message)
+    submitter: str = ""          # the participant (GUID) that submitted it: it alone may cancel it
     stages: list[msg.StageRecord] = field(default_factory=list)           # tracked while it runs
     forecasts: list[msg.TrainingForecast] = field(default_factory=list)
 
@@ -155,12 +156,15 @@ class TaskBook:
         self.nodes: dict[str, NodeInfo] = {}
 
     # ---------------------------------------------------------------- task lifecycle
-    def submit(self, problem: msg.UserInput) -> tuple[msg.TaskId, list[Action]]:
+    def submit(self, problem: msg.UserInput, submitter: str = "") -> tuple[msg.TaskId, list[Action]]:
         """Register a new task (or a new iteration of ``problem.task_id.problem_id``) and start it.
-        Raises InvalidProblem for an unknown problem id."""
+        ``submitter``: the requesting participant, who alone may cancel it. Raises InvalidProblem
+        for an unknown problem id."""
         task_id = self.store.new_task(problem)
         problem.task_id = task_id
-        return task_id, self._start(task_id, problem, time.time())
+        actions = self._start(task_id, problem, time.time())
+        self.tasks[task_key(task_id)].submitter = submitter
+        return task_id, actions
 
     def resume(self, task_id: msg.TaskId, problem: msg.UserInput) -> list[Action]:
         """Restart an unfinished task after an orchestrator restart, from its first stage (the
@@ -221,10 +225,15 @@ class TaskBook:
         task.candidates = task.candidates or candidates
         return self._advance(task)
 
-    def on_measurement(self, measurement: msg.HardwareMeasurement) -> list[Action]:
+    def on_measurement(self, measurement: msg.HardwareMeasurement, node: str = "") -> list[Action]:
+        """``node``: the hardware node that sent it, named in a refusal."""
         task = self.tasks.get(task_key(measurement.task_id))
         if task is None or task.hosts.get(measurement.host) in (DONE, FOOTPRINT):
             return []
+        problems = measurement_problems(measurement)
+        if problems:
+            return self._impossible(task, measurement.host, node or f"the node of host {measurement.host}",
+                                    "measurement", problems)
         answer = task.measurements.get(measurement.host)
         if answer is not None and answer.final_sequence >= 0:
             return []   # the host's last message is in: anything after it is a repeat
@@ -253,11 +262,14 @@ class TaskBook:
                 actions += self.on_footprint(footprint)
         return actions
 
-    def on_footprint(self, footprint: msg.CarbonFootprint) -> list[Action]:
+    def on_footprint(self, footprint: msg.CarbonFootprint, node: str = "") -> list[Action]:
         task = self.tasks.get(task_key(footprint.task_id))
         answer = task.measurements.get(footprint.host) if task is not None else None
         if task is None or task.hosts.get(footprint.host) == DONE:
             return []
+        problems = footprint_problems(footprint)
+        if problems:
+            return self._impossible(task, footprint.host, node or "the carbon tracker", "footprint", problems)
         if answer is None or int(footprint.message_index) not in answer.sequences:
             # It answers a hardware message not read yet: kept until that message comes, which tells
             # whether it is the host's last (dropping it would leave the task waiting for ever).
@@ -409,9 +421,25 @@ class TaskBook:
         self.store.save_result(result)
         return [Action(result), self._status(task, 100.0, message, result.state)]
 
-    def cancel(self, task_id: msg.TaskId, reason: str) -> list[Action]:
+    def _impossible(self, task: Task, host: str, node: str, what: str, problems: list[str]) -> list[Action]:
+        """Refuse a message whose figures make no physical sense: nothing of it is used or stored, and
+        the task goes on without that host (instead of waiting for a figure that will not come)."""
+        why = f"{node} sent an impossible {what} ({'; '.join(problems[:3])}): refused"
+        self.log.warning("task %s: %s", task.label, why)
+        if host in task.hosts and task.hosts[host] != DONE:
+            return self._host_missing(task, host, why)
+        return []
+
+    def cancel(self, task_id: msg.TaskId, reason: str, sender: str = "") -> list[Action]:
+        """Cancel a task at the request of participant ``sender``: only its submitter may ("" = the
+        bus cannot tell senders apart, see sustainml._dds_compat)."""
         task = self.tasks.get(task_key(task_id))
         if task is None:
+            return []
+        if sender and sender != task.submitter:
+            self.log.warning("refused to cancel task %s: asked by participant %s, not by the one that "
+                             "submitted it%s", task.label, sender,
+                             "" if task.submitter else " (not known since the orchestrator restarted)")
             return []
         return self._fail(task, f"cancelled: {reason or 'by the user'}", "", msg.TaskState.TASK_CANCELLED)
 
