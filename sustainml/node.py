@@ -34,6 +34,7 @@ from . import msg, topics
 from .bus import Gone, Participant, Publisher, ServiceServer, Subscription
 from .config import RuntimeConfig, load_config, node_params
 from .exceptions import ConfigError, SustainMLError, TaskCancelled
+from .metrics import start_exporter
 from .peers import Peers
 from .task_inputs import Outcome, TaskInputs
 from .topics import RepT, ReqT, ServiceSpec, TopicSpec
@@ -117,6 +118,8 @@ class Node:
         self._message = ""
         self._status_lock = threading.Lock()
         self._started_unix_s = time.time()
+        # Prometheus metrics, served when SUSTAINML_METRICS_PORT names a port (sustainml.metrics).
+        self.metrics = start_exporter(self.name, self.kind)
         self._status = self.bus.publisher(topics.NODE_STATUS)
         # Who is who on the bus (sustainml.peers): the other nodes' heartbeats, bound to the
         # participants they come from; inputs are believed only from the nodes that produce them.
@@ -133,6 +136,7 @@ class Node:
         self._activate()
         self.create_timer(self.heartbeat_period_s, self._heartbeat)
         self.set_state(msg.NodeState.NODE_IDLE, message="ready")
+        self.metrics.started()
         self.log.info("%s ready on %s (domain %d)", self.name, self.host, self.config.domain_id)
 
     def _release_after_failed_start(self, error: BaseException) -> None:
@@ -153,6 +157,8 @@ class Node:
         finally:
             for server in self._services:
                 server.close()
+            if hasattr(self, "metrics"):
+                self.metrics.stopped()
             self.bus.close()
 
     def _setup(self) -> None:
@@ -269,6 +275,7 @@ class Node:
 
     def _heartbeat(self) -> None:
         self.peers.expire()
+        self.metrics.sync_refusals(self.peers.refused)
         with self._status_lock:
             state, task, progress, message = self._state, self._state_task, self._progress, self._message
         self.publish_status(state, task_id=task, progress=progress, message=message)
@@ -301,6 +308,7 @@ class Node:
                 self.log.warning("%s: a thread was still working %g s after the stop; on_shutdown skipped "
                                  "so that nothing is closed under it", self.name, self.stop_timeout_s)
         finally:
+            self.metrics.stopped()
             self.bus.close()
 
     def _stop_threads(self) -> bool:
@@ -416,6 +424,7 @@ class TaskNode(Node, abc.ABC):
         if self._publisher is None:
             raise TypeError(f"{type(self).__name__} declares no output topic to publish on")
         self._publisher.publish(message)
+        self.metrics.output(message)
 
     def _activate(self) -> None:
         # Announce "ready" only once the inputs are connected (to the orchestrator's writers at
@@ -488,6 +497,7 @@ class TaskNode(Node, abc.ABC):
         task_id: msg.TaskId = message.task_id
         if not task_id.problem_id:
             self.log.warning("dropped a %s without a task id", type(message).__name__)
+            self.metrics.input_rejected("no task id")
             return
         with self._lock:
             if not self._active:
@@ -538,25 +548,31 @@ class TaskNode(Node, abc.ABC):
         repeat again -- the work was stopped, or failed for a reason that is not the input's)."""
         ctx = TaskContext(self, task_id)
         label = f"{task_id.problem_id}/{task_id.iteration}"
+        started = time.monotonic()
         try:
             ctx.progress(0.0, "started")
             output = self.process(ctx, **ready)
             ctx.check_cancelled()
             if output is not None and self._publisher is not None:
                 self._publisher.publish(output)
+                self.metrics.output(output)
             self.set_state(msg.NodeState.NODE_IDLE, task_id=task_id, progress=100.0, message="done")
             self.log.info("task %s done", label)
+            self.metrics.task_finished("done", time.monotonic() - started)
             return Outcome(output=output)
         except TaskCancelled as e:
             self.log.info("%s", e)
+            self.metrics.task_finished("cancelled", time.monotonic() - started)
             if not self.stopping:
                 self.set_state(msg.NodeState.NODE_IDLE, task_id=task_id, message=f"stopped: {e}")
             return None
         except SustainMLError as e:   # the input's fault: the same input gets the same answer
             self.log.warning("task %s rejected: %s", label, e)
+            self.metrics.task_finished("rejected", time.monotonic() - started)
             self.set_state(msg.NodeState.NODE_ERROR, task_id=task_id, message=str(e))
             return Outcome(error=str(e))
         except Exception as e:  # noqa: BLE001 - any bug becomes an error status, the node serves on
+            self.metrics.task_finished("error", time.monotonic() - started)
             self.log.error("task %s failed:\n%s", label, traceback.format_exc())
             self.set_state(msg.NodeState.NODE_ERROR, task_id=task_id,
                            message=f"internal error in {self.name}: {type(e).__name__}: {e}")
