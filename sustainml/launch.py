@@ -41,6 +41,7 @@ import functools
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -71,6 +72,10 @@ NODE_KINDS = {
     "carbon_tracker": "sustainml_nodes.carbon_tracker.node",
 }
 
+#: Kinds whose nodes are named KIND@HOST unless given a name (``Node.unique_per_host``; the
+#: launcher cannot import the nodes, so tests/test_trust.py checks that the two agree).
+UNIQUE_PER_HOST = frozenset({"hw_constraints"})
+
 #: The states of a node that serves: it is ready from the first of them it announces.
 SERVING = (msg.NodeState.NODE_IDLE, msg.NodeState.NODE_BUSY, msg.NodeState.NODE_ERROR)
 #: The signals that stop a launcher and its nodes.
@@ -96,6 +101,16 @@ class LaunchDescription:
     env: dict[str, str] = field(default_factory=dict)   # for every node: DDS config, domain
     source: str = ""                                    # the launch file, for messages
 
+    def admitted(self, host: str) -> str:
+        """``SUSTAINML_ADMIT`` for its nodes: the names its nodes announce (a hardware node without a
+        name of its own is ``hw_constraints@HOST``) and those the launch file or environment admits
+        (nodes on other hosts): a node of any other name holds no task and is not believed."""
+        names = [p for p in self.env.get("SUSTAINML_ADMIT", os.environ.get("SUSTAINML_ADMIT", "")).split(",") if p]
+        for node in self.nodes:
+            per_host = node.name in UNIQUE_PER_HOST and "--name" not in node.cmd
+            names.append(f"{node.name}@{host}" if per_host else node.name)
+        return ",".join(dict.fromkeys(names))
+
     def store_dir(self) -> Path:
         """The folder the nodes keep their stores in: their ``SUSTAINML_STORE_DIR``, else the config's."""
         if self.env.get("SUSTAINML_STORE_DIR"):
@@ -117,11 +132,17 @@ def load_launch(path: str | Path) -> LaunchDescription:
         raise LaunchError(f"launch file {path} is not valid YAML: {e}") from None
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), list) or not data["nodes"]:
         raise LaunchError(f"launch file {path}: expected a mapping with a non-empty 'nodes' list")
-    unknown = set(data) - {"nodes", "dds_config", "domain_id", "env"}
+    unknown = set(data) - {"nodes", "dds_config", "domain_id", "env", "admit"}
     if unknown:
         raise LaunchError(f"launch file {path}: unknown keys {sorted(unknown)}; "
-                          "known: nodes, dds_config, domain_id, env")
+                          "known: nodes, dds_config, domain_id, env, admit")
     env = {str(k): str(v) for k, v in (data.get("env") or {}).items()}
+    admit = data.get("admit") or []
+    if not isinstance(admit, list) or not all(isinstance(a, str) and a.strip() for a in admit):
+        raise LaunchError(f"launch file {path}: 'admit' must be a list of node names (shell-style patterns "
+                          "allowed), e.g. [hw_constraints@gpu01]")
+    if admit:
+        env["SUSTAINML_ADMIT"] = ",".join(a.strip() for a in admit)
     dds = data.get("dds_config", "loopback")
     if dds and dds != "loopback":
         xml = (path.parent / dds).resolve()
@@ -298,7 +319,8 @@ class Launcher:
 
     # ---------------------------------------------------------------- processes
     def _start(self, node: _Running) -> None:
-        env = {**os.environ, **self.description.env, **node.spec.env, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.description.env, **node.spec.env, "PYTHONUNBUFFERED": "1",
+               "SUSTAINML_ADMIT": self.description.admitted(socket.gethostname())}
         try:
             # Its own session and process group: a terminal's Ctrl-C reaches the launcher only (which
             # stops the nodes in order), and the node, its children included, is stopped as a group.

@@ -4,8 +4,10 @@ task book refusing impossible figures and cancellations by anyone but the submit
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
+from pathlib import Path
 
 import pytest
 
@@ -171,3 +173,20 @@ def test_only_the_submitter_cancels_a_task(book: TaskBook, caplog: pytest.LogCap
     assert (task_id.problem_id, task_id.iteration) in book.tasks
     cancelled = results(book.cancel(task_id, "changed my mind", "client-participant"))
     assert cancelled and cancelled[0].state == msg.TaskState.TASK_CANCELLED
+
+
+def test_the_launcher_admits_the_names_its_nodes_announce() -> None:
+    from sustainml.launch import NODE_KINDS, UNIQUE_PER_HOST, NodeSpec, load_launch
+    from sustainml_nodes.hw_constraints.node import HardwareNode
+    from sustainml_nodes.orchestrator.node import Orchestrator
+
+    per_host = {kind for kind, module in NODE_KINDS.items()
+                if any(getattr(cls, "unique_per_host", False) and getattr(cls, "name", "") == kind
+                       for cls in vars(importlib.import_module(module)).values() if isinstance(cls, type))}
+    assert per_host == set(UNIQUE_PER_HOST) and HardwareNode.unique_per_host and not Orchestrator.unique_per_host
+    description = load_launch(Path(__file__).resolve().parent.parent / "launch" / "pipeline.yaml")
+    description.nodes.append(NodeSpec("partner_c", ["partner"]))
+    description.env["SUSTAINML_ADMIT"] = "hw_constraints@gpu01"
+    assert description.admitted("vm").split(",") == [
+        "hw_constraints@gpu01", "orchestrator", "task_encoder", "model_provider", "hw_constraints@vm",
+        "carbon_tracker", "partner_c"]

@@ -135,6 +135,7 @@ class Task:
     revision: int = 0                                            # of the last result published
     last_progress: dict[str, tuple[float, str]] = field(default_factory=dict)  # node -> (progress, message)
     submitter: str = ""          # the participant (GUID) that submitted it: it alone may cancel it
+    refused_cancels: set[str] = field(default_factory=set)   # participants refused, logged once each
     stages: list[msg.StageRecord] = field(default_factory=list)           # tracked while it runs
     forecasts: list[msg.TrainingForecast] = field(default_factory=list)
 
@@ -437,9 +438,11 @@ class TaskBook:
         if task is None:
             return []
         if sender and sender != task.submitter:
-            self.log.warning("refused to cancel task %s: asked by participant %s, not by the one that "
-                             "submitted it%s", task.label, sender,
-                             "" if task.submitter else " (not known since the orchestrator restarted)")
+            if sender not in task.refused_cancels:   # once per task and participant: a flood stays quiet
+                task.refused_cancels.add(sender)
+                self.log.warning("refused to cancel task %s: asked by participant %s, not by the one that "
+                                 "submitted it%s", task.label, sender,
+                                 "" if task.submitter else " (not known since the orchestrator restarted)")
             return []
         return self._fail(task, f"cancelled: {reason or 'by the user'}", "", msg.TaskState.TASK_CANCELLED)
 
