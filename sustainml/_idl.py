@@ -185,8 +185,9 @@ def _annotation(idl_type: str, module: IdlModule) -> tuple[str, str]:
     if idl_type == OCTETS:
         # Not Python's bytes: cyclonedds-python 11 builds no XTypes type object for it, and a topic needs
         # one. Readers get a list of ints (bytes(x) turns it back); writers may pass bytes, hence the
-        # Sequence[int] annotation.
-        return "Annotated[Sequence[int], types.sequence(types.byte)]", "field(default_factory=list)"
+        # Sequence[int] annotation. ``octet`` comes from _dds_compat: the binding built for DDS Security
+        # (0.10.2) has no types.byte; the CDR bytes are the same either way.
+        return "Annotated[Sequence[int], types.sequence(octet)]", "field(default_factory=list)"
     if idl_type.startswith("sequence<"):
         inner, _ = _annotation(idl_type[len("sequence<"):-1], module)
         return _sequence(inner), "field(default_factory=list)"
@@ -212,6 +213,7 @@ def generate(module: IdlModule, *, docstring: tuple[str, ...] | None = None) -> 
             "differ. Field comments and units are in the IDL.",
         )
     annotations = sorted({"final", "key", *(s.extensibility for s in module.structs.values())})
+    uses_octets = any(m.idl_type == OCTETS for s in module.structs.values() for m in s.members)
     out = [
         f'"""{docstring[0]}',
         *docstring[1:],
@@ -223,6 +225,7 @@ def generate(module: IdlModule, *, docstring: tuple[str, ...] | None = None) -> 
         "",
         "from cyclonedds.idl import IdlEnum, IdlStruct, types",
         f"from cyclonedds.idl.annotations import {', '.join(annotations)}",
+        *(["", "from sustainml._dds_compat import octet"] if uses_octets else []),
         "",
         f"__all__ = {sorted([*module.constants, *module.order])!r}",
     ]

@@ -11,6 +11,8 @@ from typing import Annotated
 from cyclonedds.idl import IdlEnum, IdlStruct, types
 from cyclonedds.idl.annotations import appendable, final, key
 
+from sustainml._dds_compat import octet
+
 __all__ = ['Alternative', 'CarbonFootprint', 'CatalogueReply', 'CatalogueRequest', 'ClassCount', 'ColumnProfile', 'Constraints', 'ControlCommand', 'DatasetInfo', 'DatasetProfile', 'Device', 'EncodeReply', 'EncodeRequest', 'EncodedTask', 'Equivalent', 'EvidenceRecord', 'EvidenceReply', 'EvidenceRequest', 'Finding', 'Footprint', 'GreenerVariant', 'HardwareInventory', 'HardwareMeasurement', 'InventoryReply', 'InventoryRequest', 'Measurement', 'ModelCandidate', 'ModelCandidates', 'NodeControl', 'NodeState', 'NodeStatus', 'NoteReply', 'NoteRequest', 'OnnxReply', 'OnnxRequest', 'OptionNote', 'Quality', 'RegionFigure', 'ResultReply', 'ResultRequest', 'StageRecord', 'SubmitReply', 'SubmitRequest', 'TaskId', 'TaskOption', 'TaskReading', 'TaskResult', 'TaskState', 'TaskStatus', 'TrainingForecast', 'Usage', 'UserInput']
 
 
@@ -600,7 +602,7 @@ class OnnxRequest(IdlStruct, typename="sustainml_v1::OnnxRequest"):
 class OnnxReply(IdlStruct, typename="sustainml_v1::OnnxReply"):
     request_id: str = ""
     model: str = ""
-    onnx: Annotated[Sequence[int], types.sequence(types.byte)] = field(default_factory=list)
+    onnx: Annotated[Sequence[int], types.sequence(octet)] = field(default_factory=list)
     input_shape: Annotated[list[types.uint32], types.sequence(types.uint32)] = field(default_factory=list)
     input_name: str = ""
     output_name: str = ""

@@ -446,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_node_command(sub, "sustainml_nodes.hw_constraints.measure_cli")
     from sustainml.codecarbon_import import add_cli as add_codecarbon_import
     add_codecarbon_import(sub)
+    from sustainml.security import add_cli as add_security
+    add_security(sub)
     return parser
 
 
@@ -454,6 +456,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("SUSTAINML_LOG_LEVEL", "WARNING"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        if argv is None:   # the command line (not a call from Python): a secured bus needs the secure binding
+            from .security import use_secure_binding
+            use_secure_binding(getattr(args, "config", None), sys.argv[1:])
         return args.func(args)
     except KeyboardInterrupt:
         print("sustainml: interrupted", file=sys.stderr)

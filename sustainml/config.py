@@ -4,10 +4,13 @@
 ``SUSTAINML_DDS_CONFIG`` (or Cyclone's own ``CYCLONEDDS_URI``) names a Cyclone XML file; without
 either, the embedded default keeps all traffic on the loopback interface with unicast discovery,
 so that the whole pipeline runs on one machine with nothing to set up.
+``SUSTAINML_SECURITY_DIR`` (or ``security_dir`` in the file) secures the bus with DDS Security: the folder
+that ``sustainml security init`` made, holding this host's identities (``sustainml.security``).
 """
 
 import dataclasses
 import ipaddress
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +47,7 @@ class RuntimeConfig:
     dds_config: str = ""         # a Cyclone XML file or inline XML; "" = embedded loopback default
     discovery_tag: str = ""      # Cyclone discovery tag: only participants with the same tag meet
     store_dir: str = "var"       # where nodes keep their local stores (SQLite)
+    security_dir: str = ""       # DDS Security: the folder of 'sustainml security init'; "" = an open bus
     node_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -73,6 +77,8 @@ def load_config(path: str | Path | None = None, *, domain_id: int | None = None,
         cfg.discovery_tag = os.environ["SUSTAINML_DISCOVERY_TAG"]
     if os.environ.get("SUSTAINML_STORE_DIR"):
         cfg.store_dir = os.environ["SUSTAINML_STORE_DIR"]
+    if os.environ.get("SUSTAINML_SECURITY_DIR"):
+        cfg.security_dir = os.environ["SUSTAINML_SECURITY_DIR"]
     if domain_id is not None:
         if not 0 <= domain_id <= 232:
             raise ConfigError(f"domain id {domain_id}: expected an integer from 0 to 232")
@@ -101,6 +107,9 @@ def _from_file(path: Path) -> RuntimeConfig:
     dds = data.get("dds_config", "")
     if dds and not dds.lstrip().startswith("<") and not Path(dds).is_absolute():
         data["dds_config"] = str((path.parent / dds).resolve())
+    security = data.get("security_dir", "")
+    if security and not Path(security).is_absolute():
+        data["security_dir"] = str((path.parent / security).resolve())
     try:
         return RuntimeConfig(**data, node_params=nodes)
     except TypeError as e:
@@ -110,8 +119,15 @@ def _from_file(path: Path) -> RuntimeConfig:
 def apply_dds_config(cfg: RuntimeConfig, *, identity: str = "client") -> None:
     """Point Cyclone DDS at the configured XML. Must run before the first participant is created;
     child processes inherit it through ``CYCLONEDDS_URI``. ``identity``: the process's name on a
-    secured bus (a node's name, "client" for front ends)."""
+    secured bus (a node's name, "client" for front ends), which picks its certificate when
+    ``cfg.security_dir`` is set; without it a node logs once that the bus is open."""
+    # Validate first: a failure leaves the environment as it was.
+    security = _security_fragment(cfg, identity)
     tag = f"<Tag>{cfg.discovery_tag}</Tag>" if cfg.discovery_tag else ""
+    previous = os.environ.get("CYCLONEDDS_URI", "")
+    if previous.find(_SECURITY_MARK) >= 0:
+        # Ours, from an earlier call (perhaps for another identity, or inherited from the launcher).
+        os.environ["CYCLONEDDS_URI"] = previous = previous[:previous.find(_SECURITY_MARK)]
     if cfg.dds_config:
         src = cfg.dds_config.strip()
         if not src.startswith("<"):
@@ -124,6 +140,31 @@ def apply_dds_config(cfg: RuntimeConfig, *, identity: str = "client") -> None:
     elif not os.environ.get("CYCLONEDDS_URI") or os.environ["CYCLONEDDS_URI"].startswith(LOOPBACK_XML[:40]):
         # Unset, or set by us earlier (perhaps with another discovery tag): the embedded default.
         os.environ["CYCLONEDDS_URI"] = LOOPBACK_XML.format(tag=tag)
+    if security:
+        os.environ["CYCLONEDDS_URI"] += _SECURITY_MARK + security
+
+
+#: What ``apply_dds_config`` puts before the <Security> element it appends to ``CYCLONEDDS_URI``.
+_SECURITY_MARK = ",<Domain Id=\"any\">"
+_open_bus_warned = False
+
+
+def _security_fragment(cfg: RuntimeConfig, identity: str) -> str:
+    """The Cyclone <Security> element for ``identity`` (wrapped in its Domain) when the bus is
+    secured; "" (and, for a node, one warning per process) when it is open."""
+    global _open_bus_warned
+    from . import security
+    if not cfg.security_dir:
+        if security.role_of(identity) not in ("client", "operator") and not _open_bus_warned:
+            _open_bus_warned = True
+            logging.getLogger("sustainml.security").warning(
+                security.OPEN_BUS_WARNING.format(domain=cfg.domain_id))
+        return ""
+    if cfg.domain_id > security.DOMAIN_MAX:
+        raise ConfigError(f"domain {cfg.domain_id}: DDS Security covers domains {security.DOMAIN_MIN} to "
+                          f"{security.DOMAIN_MAX} only (Cyclone's access control); choose one of those")
+    security.require_secure_binding()
+    return security.security_xml(cfg.security_dir, identity) + "</Domain>"
 
 
 def node_params(params_type: type[P], values: dict[str, Any], *, node: str) -> P:

@@ -11,6 +11,8 @@ from typing import Annotated
 from cyclonedds.idl import IdlEnum, IdlStruct, types
 from cyclonedds.idl.annotations import final, key
 
+from sustainml._dds_compat import octet
+
 __all__ = ['Alternative', 'BuilderSetting', 'CarbonFootprint', 'CatalogueReply', 'CatalogueRequest', 'ClassCount', 'ColumnProfile', 'ControlCommand', 'DatasetInfo', 'DatasetProfile', 'DeviceInfo', 'EncodeReply', 'EncodeRequest', 'EncodedTask', 'Equivalent', 'EvidenceRecord', 'EvidenceReply', 'EvidenceRequest', 'Finding', 'FootprintDetail', 'GreenerVariant', 'HardwareInventory', 'HardwareMeasurement', 'InventoryReply', 'InventoryRequest', 'JobMeasurement', 'ModelBuilder', 'ModelCandidate', 'ModelCandidates', 'NodeControl', 'NodeState', 'NodeStatus', 'NoteReply', 'NoteRequest', 'OnnxReply', 'OnnxRequest', 'OptionNote', 'QualityFigure', 'RegionFigure', 'ResultReply', 'ResultRequest', 'StageRecord', 'SubmitReply', 'SubmitRequest', 'TaskConstraints', 'TaskId', 'TaskOption', 'TaskReading', 'TaskResult', 'TaskState', 'TaskStatus', 'TrainingForecast', 'UsageProfile', 'UserInput', 'VERSION']
 
 VERSION = 3
@@ -623,7 +625,7 @@ class OnnxRequest(IdlStruct, typename="sustainml::OnnxRequest"):
 class OnnxReply(IdlStruct, typename="sustainml::OnnxReply"):
     request_id: str = ""
     model: str = ""
-    onnx: Annotated[Sequence[int], types.sequence(types.byte)] = field(default_factory=list)
+    onnx: Annotated[Sequence[int], types.sequence(octet)] = field(default_factory=list)
     input_shape: Annotated[list[types.uint32], types.sequence(types.uint32)] = field(default_factory=list)
     input_name: str = ""
     output_name: str = ""
