@@ -7,8 +7,12 @@ the store the page reads holds the latest. The page is static files in ``static/
 ``plotly`` package: nothing is fetched from a network and nothing is built at install time.
 
 Safety: it binds 127.0.0.1 unless told otherwise, and any other address needs a token the operator
-sets (``SUSTAINML_WEB_TOKEN``); requests that change something must come from the page's own origin;
-uploads are size-limited and land in the data folder, the only folder a problem's dataset may name.
+sets (``SUSTAINML_WEB_TOKEN``). Every request must name this server in its Host header (the address it
+listens on, or a name the operator allows in ``SUSTAINML_WEB_HOSTS``), so a page on another name that
+resolves here (DNS rebinding) gets nothing; requests that change something must carry the page's own
+Origin. Bodies and query parameters are bounded and checked before use (one line back, never a
+traceback); uploads are size-limited and land in the data folder, the only folder a problem's dataset
+may name.
 """
 
 from __future__ import annotations
@@ -16,29 +20,38 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
+import os
+import re
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import plotly
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .. import msg, task_types
-from ..client import Client
+from ..client import MAX_RESULTS_PER_PAGE, Client
 from ..config import is_loopback_host
 from ..datasets import DEFAULT_MAX_DATASET_MB, DataPolicy
 from ..exceptions import ConfigError, InvalidProblem, RequestTimeout
-from ..problem import parse_task_id, task_text
-from ..report import encoded_to_dict, result_to_dict, to_plain
+from ..node import TERMINAL
+from ..problem import task_text
+from ..report import encoded_to_dict, result_to_dict, status_name, to_plain
 from . import views
 
-__all__ = ["WebConfig", "create_app", "serve", "BackgroundServer", "TOKEN_ENV", "DEFAULT_PORT"]
+__all__ = ["WebConfig", "create_app", "serve", "BackgroundServer", "TOKEN_ENV", "HOSTS_ENV", "DEFAULT_PORT"]
 
+log = logging.getLogger("sustainml.web")
 
 TOKEN_ENV = "SUSTAINML_WEB_TOKEN"
+#: Host names (``name`` or ``name:port``, comma-separated) the server answers to besides the address it
+#: listens on: the name people type when it listens on another address, or a reverse proxy's name.
+HOSTS_ENV = "SUSTAINML_WEB_HOSTS"
 TOKEN_COOKIE = "sustainml_token"
 DEFAULT_PORT = 8050
 STATIC = resources.files("sustainml.web") / "static"
@@ -55,11 +68,19 @@ _HEADERS = {
 }
 
 
+def allowed_hosts_from_env() -> tuple[str, ...]:
+    """The host names of ``SUSTAINML_WEB_HOSTS`` ("" = none)."""
+    return tuple(name.strip().lower() for name in os.environ.get(HOSTS_ENV, "").split(",") if name.strip())
+
+
 @dataclass
 class WebConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     token: str = ""                  # required for any address but loopback; from SUSTAINML_WEB_TOKEN
+    #: names the Host header may carry besides the address the request came in on (and localhost on
+    #: loopback): ``name`` for any port, ``name:port`` for one; from SUSTAINML_WEB_HOSTS
+    allowed_hosts: tuple[str, ...] = field(default_factory=allowed_hosts_from_env)
     data_dir: Path = Path(".")       # the only folder datasets are read from and uploaded to
     max_upload_mb: float = DEFAULT_MAX_DATASET_MB   # the task encoder's default largest dataset
     timeout_s: float = 15.0          # for each request to a node
@@ -77,6 +98,10 @@ class WebConfig:
             raise ConfigError(f"data folder {self.data_dir} does not exist; create it or give --data-dir")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} is not a TCP port (0-65535)")
+        for name in self.allowed_hosts:
+            if not re.fullmatch(r"(\[[0-9a-f:.]+\]|[0-9a-z_.-]+)(:[0-9]{1,5})?", name):
+                raise ConfigError(f"{HOSTS_ENV}: {name!r} is not a host name (give names such as "
+                                  "sustainml.lab.example or sustainml.lab.example:8050, comma-separated)")
 
 
 
@@ -151,7 +176,12 @@ class WebApp:
                                   "task": task_text(task_id)})
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
+        """Cancel a task the store knows and that has not ended (404 and 409 otherwise)."""
         task_id = _task_id(request)
+        result = await self._stored(task_id)
+        if result.state in TERMINAL:
+            raise web.HTTPConflict(text=f"task {task_text(task_id)} has already ended "
+                                        f"({status_name(result.state)}); there is nothing to cancel")
         await self._dds(self.client.cancel, task_id, "cancelled from the web page")
         return web.json_response({"cancelled": task_text(task_id)})
 
@@ -161,14 +191,21 @@ class WebApp:
         return web.json_response(sorted(task_types.TASK_TYPES))
 
     # ---- results and history
-    async def _result(self, task_id: msg.TaskId) -> dict[str, Any]:
-        """The stored result of one task (iteration 0 = the latest), as the JSON view: its latest
-        revision while it runs, the final one after."""
-        results = await self._dds(self.client.history, task_id.problem_id, int(task_id.iteration), 1,
-                                  timeout_s=self.config.timeout_s)
+    async def _stored(self, task_id: msg.TaskId) -> msg.TaskResult:
+        """The stored result of one task (iteration 0 = the latest): its latest revision while it runs,
+        the final one after. HTTPNotFound when the store has no such task."""
+        try:
+            results = await self._dds(self.client.history, task_id.problem_id, int(task_id.iteration), 1,
+                                      timeout_s=self.config.timeout_s)
+        except InvalidProblem:   # the orchestrator's "no task with problem id ...": the id was checked here
+            results = []
         if not results:
             raise web.HTTPNotFound(text=f"no task {task_text(task_id)} in the store")
-        return result_to_dict(results[0])
+        return results[0]
+
+    async def _result(self, task_id: msg.TaskId) -> dict[str, Any]:
+        """The stored result of one task as the JSON view."""
+        return result_to_dict(await self._stored(task_id))
 
     async def result(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(await self._result(_task_id(request)))
@@ -185,19 +222,25 @@ class WebApp:
                             headers={"Content-Disposition": f'attachment; filename="sustainml-{task}.{fmt}"'})
 
     async def history(self, request: web.Request) -> web.StreamResponse:
+        """One page of past tasks, newest first: ``limit`` of them submitted before ``before`` (a time,
+        absent = the newest). When older ones remain, the ``Link`` header names the next page
+        (``rel="next"``), as the store cut it (tasks of one instant are never split between pages)."""
         problem_id = views.checked_problem_id(request.query.get("problem_id", ""))
-        limit = _int_query(request, "limit", 50, 1, 500)
-        results = await self._dds(self.client.history, problem_id, 0, limit, timeout_s=self.config.timeout_s)
-        return web.json_response([views.history_row(result_to_dict(r)) for r in results])
+        limit = _int_query(request, "limit", 50, 1, MAX_RESULTS_PER_PAGE)
+        before = views.checked_before(request.query.get("before", ""))
+        page = await self._dds(self.client.history_page, problem_id, 0, limit, before_unix_s=before,
+                               timeout_s=self.config.timeout_s)
+        response = web.json_response([views.history_row(result_to_dict(r)) for r in page.results])
+        if page.next_before_unix_s:
+            query = {**({"problem_id": problem_id} if problem_id else {}), "limit": str(limit),
+                     "before": repr(float(page.next_before_unix_s))}
+            response.headers["Link"] = f'<{request.url.with_query(query).path_qs}>; rel="next"'
+        return response
 
     async def compare(self, request: web.Request) -> web.StreamResponse:
-        a = await self._result(parse_task_id(request.query.get("a", "")))
-        b = await self._result(parse_task_id(request.query.get("b", "")))
-        horizon = request.query.get("horizon_days", "")
-        try:
-            horizon_days = float(horizon) if horizon else None
-        except ValueError:
-            raise views.WebInputError(f"horizon_days {horizon!r} is not a number of days") from None
+        ids = [views.checked_task_text(request.query.get(name, "")) for name in ("a", "b")]
+        horizon_days = views.checked_horizon_days(request.query.get("horizon_days", ""))
+        a, b = [await self._result(task_id) for task_id in ids]
         return web.json_response({"a": a, "b": b, "moved": views.compare_results(a, b, horizon_days)})
 
     # ---- live
@@ -236,9 +279,9 @@ class WebApp:
             raise _too_large(self.config.max_upload_mb)
         try:
             reader = await request.multipart()
-        except (AssertionError, ValueError):
+            part = await reader.next()
+        except (AssertionError, ValueError, LookupError):   # aiohttp's words for a malformed form
             raise views.WebInputError("expected a multipart form with a field 'file'") from None
-        part = await reader.next()
         if not isinstance(part, BodyPartReader) or part.name != "file" or not part.filename:
             raise views.WebInputError("expected a multipart form with a field 'file' holding the table")
         name = views.upload_name(part.filename)
@@ -263,7 +306,7 @@ class WebApp:
 
     # ---- shared evidence
     async def evidence(self, request: web.Request) -> web.StreamResponse:
-        filters = {k: request.query.get(k, "")[:200] for k in ("task_type", "device", "model", "host")}
+        filters = {k: views.checked_query_text(k, request.query.get(k, "")) for k in ("task_type", "device", "model", "host")}
         limit = _int_query(request, "limit", 500, 1, 5000)
         reply = await self._dds(self.client.evidence, **filters, limit=limit, timeout_s=self.config.timeout_s)
         return web.json_response(views.evidence_view(reply))
@@ -275,7 +318,10 @@ class WebApp:
         fields = {k: body.get(k, "") for k in ("model", "device", "host", "region", "text", "author")}
         if not all(isinstance(v, str) for v in fields.values()):
             raise views.WebInputError("task, model, device, host, region, text and author must be text")
-        task_id = parse_task_id(str(body.get("task", "")))
+        task = body.get("task", "")
+        if not isinstance(task, str):
+            raise views.WebInputError(f"task {task!r}: expected a task id PROBLEM_ID/ITERATION, as the history lists it")
+        task_id = views.checked_task_text(task, latest=False)
         note = await self._dds(self.client.add_note, task_id, **fields, timeout_s=self.config.timeout_s)
         return web.json_response({**to_plain(note), "task": task_text(task_id)})
 
@@ -284,22 +330,24 @@ async def _json(request: web.Request) -> Any:
     if request.content_type != "application/json":
         raise views.WebInputError(f"expected a JSON body (Content-Type application/json), got "
                                   f"{request.content_type or 'none'}")
+    raw = await request.read()   # at most client_max_size (JSON_LIMIT_BYTES), else 413
     try:
-        return await request.json()
-    except ValueError as e:
-        raise views.WebInputError(f"the body is not valid JSON: {e}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise views.WebInputError(f"the body is not UTF-8 text (byte {e.start}); send JSON") from None
+    return views.parse_json(text)
 
 
 def _task_id(request: web.Request) -> msg.TaskId:
-    return parse_task_id(f"{request.match_info['problem_id']}/{request.match_info['iteration']}")
+    return views.checked_task_id(request.match_info["problem_id"], request.match_info["iteration"])
 
 
 def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     text = request.query.get(name, "")
     if not text:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise views.WebInputError(f"{name} {text!r}: expected a whole number from {low} to {high}")
+    if not re.fullmatch(r"[0-9]{1,9}", text) or not low <= int(text) <= high:
+        raise views.WebInputError(f"{name} {text[:32]!r}: expected a whole number from {low} to {high}")
     return int(text)
 
 
@@ -327,6 +375,9 @@ def _guard(config: WebConfig) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                     ) -> web.StreamResponse:
+        refusal = _host_refusal(request, config)
+        if refusal:
+            return _error(421, refusal)
         set_cookie = False
         if config.token:
             given = request.query.get("token") or request.cookies.get(TOKEN_COOKIE, "")
@@ -338,11 +389,14 @@ def _guard(config: WebConfig) -> Callable[..., Awaitable[web.StreamResponse]]:
                                    "http://HOST:PORT/?token=THE_TOKEN")
             set_cookie = "token" in request.query
         if request.method not in ("GET", "HEAD") and not _same_origin(request):
-            return _error(403, "requests that change something must come from this server's own page")
+            origin = request.headers.get("Origin")
+            return _error(403, "requests that change something must come from this server's own page "
+                               f"(Origin {request.scheme}://{request.host}); got "
+                               + ("no Origin" if origin is None else _one_line(repr(origin[:80]))))
         try:
             response = await handler(request)
         except InvalidProblem as e:          # WebInputError included: the user's input, one line
-            response = _error(400, str(e))
+            response = _error(400, _one_line(str(e)))
         except RequestTimeout as e:
             response = _error(503, f"{e}; is the pipeline running? (the node board at the top says which "
                                    "nodes are up)")
@@ -350,6 +404,11 @@ def _guard(config: WebConfig) -> Callable[..., Awaitable[web.StreamResponse]]:
             if e.status < 400:
                 raise
             response = _error(e.status, e.text or e.reason)
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception:  # noqa: BLE001 - the operator gets the traceback, the page one line
+            log.exception("%s %s failed", request.method, request.path[:200])
+            response = _error(500, "the server failed on this request; its log says why")
         for name, value in _HEADERS.items():
             response.headers.setdefault(name, value)
         if set_cookie:
@@ -358,19 +417,50 @@ def _guard(config: WebConfig) -> Callable[..., Awaitable[web.StreamResponse]]:
     return guard
 
 
+def _host_refusal(request: web.Request, config: WebConfig) -> str:
+    """Why the request's Host header is not this server ("" when it is): see views.host_refusal."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if not sockname:
+        return "the connection has closed"
+    return views.host_refusal(request.headers.get("Host"), str(sockname[0]), int(sockname[1]), config.allowed_hosts)
+
+
 def _same_origin(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True                       # not a browser's cross-site request (curl, a script)
-    return origin == f"{request.scheme}://{request.host}"
+    """Whether a request that changes something comes from this server's own page: a browser sends its
+    page's Origin with every such request; a script must send it too (``Origin: http://HOST:PORT``),
+    which a page on another site cannot forge. The Host header was checked before."""
+    origin = request.headers.get("Origin", "")
+    return bool(origin) and origin.lower() == f"{request.scheme}://{request.host}".lower()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:1000]
 
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+class _MalformedRequestLine(logging.Filter):
+    """aiohttp answers a request that is not HTTP (no Host header, a broken header line) with a 400 of
+    one line, and logs the parser's traceback: a hostile client would fill the operator's log with
+    them. Such a record becomes one line; any other error keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg, record.args = "refused a malformed request from %s: %s", (
+                record.args[0] if isinstance(record.args, tuple) and record.args else "?",
+                _one_line(str(error.message)))
+            record.exc_info, record.exc_text, record.levelno, record.levelname = None, None, logging.INFO, "INFO"
+        return True
+
+
 def create_app(config: WebConfig, client: Client) -> web.Application:
     """The aiohttp application; ``client`` is the DDS connection it serves from (not closed by it)."""
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _MalformedRequestLine) for f in server_log.filters):
+        server_log.addFilter(_MalformedRequestLine())
     app = web.Application(middlewares=[_guard(config)], client_max_size=JSON_LIMIT_BYTES)
     hub = EventHub(asyncio.get_running_loop(), client)
     handlers = WebApp(config, client, hub)

@@ -33,6 +33,11 @@ function el(tag, attrs = {}, ...children) {
 }
 
 async function api(path, options = {}) {
+  return (await apiPage(path, options)).data;
+}
+
+// The reply's data and the path of its next page (the Link header's rel="next"; null when none).
+async function apiPage(path, options = {}) {
   const init = {headers: {}, ...options};
   if (options.json !== undefined) {
     init.method = init.method || "POST";
@@ -44,7 +49,8 @@ async function api(path, options = {}) {
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (e) { data = {error: text}; }
   if (!response.ok) throw new Error((data && data.error) || `${response.status} ${response.statusText}`);
-  return data;
+  const next = /<([^>]*)>\s*;\s*rel="next"/.exec(response.headers.get("Link") || "");
+  return {data, next: next ? next[1] : null};
 }
 
 function grams(g) {
@@ -642,11 +648,15 @@ function scheduleIterate(delay) {
 }
 
 // ------------------------------------------------------------------ history and comparison
-async function loadHistory() {
+// The newest 100 tasks, or the page at ``path`` (the "Older tasks" button's, from the server's Link header).
+async function loadHistory(path = "/api/history?limit=100") {
   const table = $("#history");
-  let rows;
-  try { rows = await api("/api/history?limit=100"); }
+  let rows, next;
+  try { ({data: rows, next} = await apiPage(path)); }
   catch (err) { table.replaceChildren(el("caption", {class: "error"}, err.message)); return; }
+  const older = $("#older-history");
+  older.hidden = !next;
+  older.onclick = next ? () => loadHistory(next) : null;
   const head = el("tr", {}, ["", "task", "submitted", "status", "task type", "options", "recommended", "CO2e total", "export"].map((h) => el("th", {scope: "col"}, h)));
   const body = el("tbody");
   for (const r of rows) {
@@ -831,7 +841,7 @@ function start() {
     s.addEventListener("change", () => scheduleIterate(700));
   }
   $("#s-region").addEventListener("change", () => scheduleIterate(200));
-  $("#refresh-history").addEventListener("click", loadHistory);
+  $("#refresh-history").addEventListener("click", () => loadHistory());
   $("#edit-problem").addEventListener("click", () => { fillForm(state.problem); showPage("describe"); });
   $("#compare").addEventListener("click", compareTicked);
   $("#evidence-filters").addEventListener("submit", loadEvidence);
