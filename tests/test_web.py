@@ -18,7 +18,7 @@ from sustainml import msg
 from sustainml.report import status_name
 from sustainml.web import views
 from sustainml.datasets import DataPolicy
-from sustainml.web.server import TOKEN_ENV, WebConfig
+from sustainml.web.server import HOSTS_ENV, TOKEN_ENV, WebConfig
 from sustainml.exceptions import ConfigError
 
 from conftest import ROOT, WebProcess
@@ -131,6 +131,21 @@ def test_a_request_from_another_site_cannot_change_anything(server):
     assert status == 403 and b"got no Origin" in raw
 
 
+def test_only_requests_that_name_this_server_are_answered(dds, data_dir):
+    """A page on evil.example that resolves to 127.0.0.1 (DNS rebinding) sends Host: evil.example; the
+    server answers its own address, localhost, and the names the operator lists."""
+    web = PageServer("--data-dir", str(data_dir), env={HOSTS_ENV: "sustainml.lab.example"})
+    try:
+        port = web.url.rsplit(":", 1)[1]
+        for host, expected in ((f"evil.example:{port}", 421), (f"127.0.0.1:{int(port) + 1}", 421),
+                               (f"localhost:{port}", 200), (f"sustainml.lab.example:{port}", 200)):
+            status, _, raw = web.request("/api/data", headers={"Host": host})
+            assert status == expected, raw
+        assert b"does not answer to Host 'evil.example" in web.request("/api/data", headers={"Host": "evil.example"})[2]
+    finally:
+        web.stop()
+
+
 def test_no_pipeline_is_reported_not_waited_on(server):
     # The server gives up after its --request-timeout (2 s here); a hang would fail on urlopen's 30 s.
     status, body = server.post_json("/api/submit", {"problem": {"text": "predict wear", "train_region": "DEU"}})
@@ -194,6 +209,14 @@ def test_config_check_refuses_what_would_expose_or_fail(tmp_path):
         WebConfig(data_dir=tmp_path / "missing").check()
     WebConfig(host="::1", data_dir=tmp_path).check()
     WebConfig(host="localhost", data_dir=tmp_path).check()
+
+
+def test_the_host_names_the_operator_allows_come_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(HOSTS_ENV, "SustainML.lab.example, gpu-box:8050,")
+    assert WebConfig(data_dir=tmp_path).allowed_hosts == ("sustainml.lab.example", "gpu-box:8050")
+    monkeypatch.setenv(HOSTS_ENV, "http://evil.example/")
+    with pytest.raises(ConfigError, match=f"{HOSTS_ENV}: 'http://evil.example/' is not a host name"):
+        WebConfig(data_dir=tmp_path).check()
 
 
 def test_a_measurement_budget_is_kept_with_the_problem(tmp_path):
