@@ -457,8 +457,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if argv is None:   # the command line (not a call from Python): a secured bus needs the secure binding
+            from .config import load_config
             from .security import use_secure_binding
-            use_secure_binding(getattr(args, "config", None), sys.argv[1:])
+            use_secure_binding(load_config(getattr(args, "config", None)).security_dir, sys.argv[1:])
         return args.func(args)
     except KeyboardInterrupt:
         print("sustainml: interrupted", file=sys.stderr)

@@ -36,8 +36,9 @@ from xml.sax.saxutils import escape
 
 from .exceptions import ConfigError
 
-__all__ = ["ROLES", "Role", "init_security", "security_xml", "identity_dir", "role_of", "require_secure_binding",
-           "secure_binding_dir", "OPEN_BUS_WARNING"]
+__all__ = ["ROLES", "Role", "init_security", "governance_xml", "permissions_xml", "security_xml", "identity_dir",
+           "identity_folder", "role_of", "require_secure_binding", "secure_binding_dir", "use_secure_binding",
+           "add_cli", "OPEN_BUS_WARNING", "DOMAIN_MIN", "DOMAIN_MAX"]
 
 ORGANISATION = "SustainML"
 #: Domain ids the documents cover: every id Cyclone's access-control plugin accepts (0 to 230; the
@@ -328,13 +329,12 @@ def require_secure_binding() -> None:
                       f"was built without it; {how}")
 
 
-def use_secure_binding(config_path: str | None, argv: list[str]) -> None:
-    """Called first by the ``sustainml`` command: when DDS Security is configured (``SUSTAINML_SECURITY_DIR``
-    or ``security_dir`` in the config file) and the binding in use lacks it while the secure one is
-    installed, run the same command again with that binding first on ``PYTHONPATH``. Processes it
-    starts (the launcher's nodes) inherit the variable, so the whole pipeline runs on one binding."""
-    from .config import load_config
-    if not load_config(config_path).security_dir:
+def use_secure_binding(security_dir: str, argv: list[str]) -> None:
+    """Called first by the ``sustainml`` command with the configured ``security_dir``: when DDS
+    Security is configured and the binding in use lacks it while the secure one is installed, run
+    the same command again with that binding first on ``PYTHONPATH``. Processes it starts (the
+    launcher's nodes) inherit the variable, so the whole pipeline runs on one binding."""
+    if not security_dir:
         return
     from . import _dds_compat
     where = secure_binding_dir()
