@@ -273,7 +273,13 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     with _client(args) as client:
         task_id = msg.TaskId(args.problem_id, args.iteration)
         client.cancel(task_id, args.reason)
-        result = client.wait_result(task_id, timeout_s=args.timeout)
+        try:
+            result = client.wait_result(task_id, timeout_s=args.timeout)
+        except RequestTimeout:
+            raise RequestTimeout(
+                f"task {args.problem_id}/{args.iteration} did not end within {args.timeout:g} s of the request: "
+                "the orchestrator cancels a task only for the client that submitted it (its log says when "
+                "it refused; README 'Security')") from None
     print(f"task {args.problem_id}/{args.iteration}: {result.state.name[5:].lower()}")
     return 0
 
@@ -419,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     _runtime_args(p)
     p.set_defaults(func=cmd_results)
 
-    p = sub.add_parser("cancel", help="cancel a task on every node")
+    p = sub.add_parser("cancel", help="ask the orchestrator to cancel a task (it does for the client that submitted it)")
     p.add_argument("problem_id")
     p.add_argument("iteration", type=int)
     p.add_argument("--reason", default="cancelled by the user")

@@ -341,10 +341,11 @@ class Client:
             self._node_callbacks.append(callback)
 
     def cancel(self, task_id: msg.TaskId, reason: str = "cancelled by the user") -> None:
-        """Ask every node to stop working on the task; the orchestrator reports it cancelled."""
+        """Ask the orchestrator to cancel the task: it does when this client submitted it (identity
+        from the bus), reports it cancelled, and every node stops its work on it."""
         self._control.wait_matched(CONTROL_MATCH_S)   # a client just made has not found the nodes yet
         self._control.publish(msg.NodeControl(command=msg.ControlCommand.CONTROL_CANCEL_TASK,
-                                              task_id=task_id, reason=reason))
+                                              target_node=ORCHESTRATOR, task_id=task_id, reason=reason))
 
     def history(self, problem_id: str = "", iteration: int = 0, limit: int = 20, timeout_s: float = 10.0, *,
                 before_unix_s: float = 0.0) -> list[msg.TaskResult]:

@@ -107,8 +107,15 @@ class LaunchDescription:
         (nodes on other hosts): a node of any other name holds no task and is not believed."""
         names = [p for p in self.env.get("SUSTAINML_ADMIT", os.environ.get("SUSTAINML_ADMIT", "")).split(",") if p]
         for node in self.nodes:
-            per_host = node.name in UNIQUE_PER_HOST and "--name" not in node.cmd
-            names.append(f"{node.name}@{host}" if per_host else node.name)
+            if node.name in UNIQUE_PER_HOST and "--name" not in node.cmd:
+                # Named after the host it reports: its `host` parameter, else SUSTAINML_HOST, else ours.
+                params = [node.cmd[i + 1] for i, arg in enumerate(node.cmd[:-1]) if arg == "--param"]
+                reported = [p.partition("=")[2] for p in params if p.startswith("host=") and p != "host="]
+                env_host = node.env.get("SUSTAINML_HOST") or self.env.get("SUSTAINML_HOST") \
+                    or os.environ.get("SUSTAINML_HOST")
+                names.append(f"{node.name}@{(reported or [env_host or host])[-1]}")
+            else:
+                names.append(node.name)
         return ",".join(dict.fromkeys(names))
 
     def store_dir(self) -> Path:

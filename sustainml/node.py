@@ -403,8 +403,10 @@ class TaskNode(Node, abc.ABC):
 
     def _setup(self) -> None:
         self._publisher = self.create_publisher(self.output) if self.output else None
-        self.create_subscription(topics.NODE_CONTROL, self._believed(topics.NODE_CONTROL, self._on_control),
-                                 with_sender=True)
+        believed_control = self._believed(topics.NODE_CONTROL, self._on_control)
+        self.create_subscription(
+            topics.NODE_CONTROL, lambda control, sender: believed_control(control, sender)
+            if control.target_node in ("", self.name) else None, with_sender=True)
         self.create_subscription(topics.TASK_STATUS, self._believed(topics.TASK_STATUS, self._on_task_status),
                                  with_sender=True)
         self._subscribed_at = time.monotonic()

@@ -154,7 +154,8 @@ def lab(dds: dict[str, str], tmp_path: Path, netns_available: None) -> Iterator[
         render_dds_xml(started.dds_xml, network, tag=dds["SUSTAINML_DISCOVERY_TAG"])
         common = {"dds_config": started.dds_xml, "domain_id": started.domain_id}
         render("orchestrator_host.yaml.in", tmp_path / ORCHESTRATOR_HOST / "launch.yaml", **common,
-               store_dir=tmp_path / ORCHESTRATOR_HOST / "store", node_down_grace_s=GRACE_S)
+               store_dir=tmp_path / ORCHESTRATOR_HOST / "store", node_down_grace_s=GRACE_S,
+               admit=[f"hw_constraints@{host}" for host in HARDWARE_HOSTS])
         for host in HARDWARE_HOSTS:
             render("hardware_host.yaml.in", tmp_path / host / "launch.yaml", **common,
                    store_dir=tmp_path / host / "store", host=host, window_s=window_s[host])

@@ -190,3 +190,5 @@ def test_the_launcher_admits_the_names_its_nodes_announce() -> None:
     assert description.admitted("vm").split(",") == [
         "hw_constraints@gpu01", "orchestrator", "task_encoder", "model_provider", "hw_constraints@vm",
         "carbon_tracker", "partner_c"]
+    description.nodes[3].cmd += ["--param", "host=laptop"]
+    assert "hw_constraints@laptop" in description.admitted("vm").split(",")
