@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sustainml import msg, topics
-from sustainml.exceptions import ConfigError
+from sustainml.exceptions import ConfigError, InvalidProblem
 from sustainml.node import Input, TaskContext, TaskNode, run_node, task_key
+from sustainml.plausibility import measurement_problems
 
 from .footprint import CarbonSettings, compute_footprints
 from .live_intensity import LiveIntensityLookup, make_live_provider
@@ -46,7 +47,8 @@ class CarbonTracker(TaskNode):
         )
         self._devices: dict[str, dict[str, msg.DeviceInfo]] = {}
         self._names_lock = threading.Lock()
-        self.create_subscription(topics.HARDWARE_INVENTORY, self._on_inventory)
+        self.create_subscription(topics.HARDWARE_INVENTORY,
+                                 self._believed(topics.HARDWARE_INVENTORY, self._on_inventory), with_sender=True)
 
     def _on_inventory(self, inventory: msg.HardwareInventory) -> None:
         with self._names_lock:
@@ -58,6 +60,10 @@ class CarbonTracker(TaskNode):
 
     def process(self, ctx: TaskContext, task: msg.EncodedTask, candidates: msg.ModelCandidates,
                 measurement: msg.HardwareMeasurement) -> msg.CarbonFootprint:
+        problems = measurement_problems(measurement)
+        if problems:   # the orchestrator refuses it too, and reports the host missing
+            raise InvalidProblem(f"the measurement of host {measurement.host} makes no physical sense, "
+                                 f"no footprint computed: {'; '.join(problems[:3])}")
         with self._names_lock:
             devices = dict(self._devices.get(measurement.host, {}))
         return compute_footprints(task, candidates, measurement, settings=self.settings, devices=devices)
