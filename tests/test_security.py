@@ -68,6 +68,26 @@ def test_init_writes_one_ca_and_per_identity_files(keys: Path) -> None:
         assert f"<subject_name>CN={identity},O=SustainML</subject_name>" in _signed_content(folder / "permissions.p7s")
 
 
+def test_the_command_adds_identities_under_the_same_ca(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+    parser = argparse.ArgumentParser(prog="sustainml")
+    security.add_cli(parser.add_subparsers())   # what `sustainml security` is (the full CLI imports every node)
+
+    def run(*argv: str) -> int:
+        args = parser.parse_args(["security", "init", str(tmp_path), *argv])
+        result: int = args.func(args)
+        return result
+
+    assert run("--nodes", "orchestrator", "--clients", "client") == 0
+    ca = (tmp_path / "ca.pem").read_bytes()
+    assert run("--nodes", "hw_constraints@gpu1", "--clients", "") == 0
+    assert (tmp_path / "ca.pem").read_bytes() == ca, "a second run replaced the CA: every certificate out there broke"
+    assert {p.name for p in (tmp_path / "identities").iterdir()} == {"orchestrator", "client", "hw_constraints@gpu1"}
+    assert "ca.key stays with the operator" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="'bad name'"):
+        run("--nodes", "bad name", "--clients", "")
+
+
 def test_certificates_name_their_identity_and_chain_to_the_ca(keys: Path) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec
