@@ -142,7 +142,7 @@ class Subscription(Generic[T]):
                     else:
                         self._callback(sample)
                 elif self._on_gone and info.instance_state != InstanceState.Alive:
-                    self._on_gone(Gone(sample.key_sample))
+                    self._on_gone(Gone(_dds_compat.key_sample(sample, self.spec.type)))
             except Exception:  # a callback bug must not kill the DDS listener thread
                 log.exception("callback for %s failed", self.spec.name)
         return bool(samples)
@@ -217,13 +217,19 @@ class Participant:
             return self._topics[spec.name]
 
     def publisher(self, spec: TopicSpec[T]) -> Publisher[T]:
-        return Publisher(DataWriter(self.dp, self.topic(spec), qos=spec.qos), spec)
+        try:
+            return Publisher(DataWriter(self.dp, self.topic(spec), qos=spec.qos), spec)
+        except DDSException as e:   # e.g. a secured bus whose permissions do not let this identity write it
+            raise SustainMLError(f"cannot write {spec.name} as {self.identity!r}: {e}") from e
 
     def subscribe(self, spec: TopicSpec[T], callback: Callable[..., None], *,
                   on_gone: Callable[[Gone], None] | None = None, with_sender: bool = False) -> Subscription[T]:
         """Call ``callback(message)`` for each message, or ``callback(message, sender)`` with
         ``with_sender``: the GUID of the participant that wrote it (see ``sustainml.peers``)."""
-        subscription = Subscription(self, spec, callback, on_gone=on_gone, with_sender=with_sender)
+        try:
+            subscription = Subscription(self, spec, callback, on_gone=on_gone, with_sender=with_sender)
+        except DDSException as e:   # e.g. a secured bus whose permissions do not let this identity read it
+            raise SustainMLError(f"cannot read {spec.name} as {self.identity!r}: {e}") from e
         self._waitset.attach(subscription._alive)
         self._waitset.attach(subscription._not_alive)
         with self._lock:
