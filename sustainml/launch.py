@@ -57,8 +57,8 @@ import yaml
 
 from . import msg, topics
 from .config import load_config
-from .exceptions import LaunchError, SustainMLError
-from .store_lock import StoreInUse, StoreLock
+from .exceptions import ConfigError, LaunchError, SustainMLError
+from .store_lock import StoreLock
 
 __all__ = ["NODE_KINDS", "NodeSpec", "LaunchDescription", "load_launch", "Launcher", "STOP_SIGNALS",
            "LaunchInterrupted", "stop_on_signals", "launch_main"]
@@ -368,12 +368,11 @@ class Launcher:
                               "kill its pid), or give this one another folder (SUSTAINML_STORE_DIR)")
         try:
             self._claim = lock.acquire()
-        except StoreInUse as e:
+        except ConfigError as e:   # StoreInUse, or a folder this user may not write
             raise LaunchError(str(e)) from None
-        except OSError as e:
-            raise LaunchError(f"cannot lock the store folder {folder}: {e}") from None
-        if lock.previous is not None:
-            self._replace(lock.previous.pid, lock.previous.extra.get("nodes") or [])
+        previous = lock.previous
+        if previous is not None and previous.host == lock.holder.host:   # pids mean nothing on another host
+            self._replace(previous.pid, previous.extra.get("nodes") or [])
         lock.write(nodes=[])
 
     def _replace(self, launcher_pid: int, records: list[dict[str, Any]]) -> None:
@@ -393,10 +392,10 @@ class Launcher:
         started = time.monotonic()
         for _, proc in found:
             _signal_pgid(proc.pid, signal.SIGTERM)   # a node stops cleanly on it, as on the guard's
-        _, alive = psutil.wait_procs([proc for _, proc in found], timeout=self.stop_grace_s)
+        alive = _wait_gone([proc for _, proc in found], self.stop_grace_s)
         for proc in alive:
             _signal_pgid(proc.pid, signal.SIGKILL)
-        psutil.wait_procs(alive, timeout=5.0)
+        _wait_gone(alive, 5.0)
         names = ", ".join(f"{name} (pid {proc.pid})" for name, proc in found)
         self._say(None, f"replaced the nodes of an earlier launch on this store folder (launcher pid {launcher_pid}, "
                         f"gone) that were still running: stopped {names} in {time.monotonic() - started:.1f} s"
@@ -529,6 +528,23 @@ def _signal_pgid(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _wait_gone(processes: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+    """Wait until each process ended (exited, or a zombie: not our child, and its new parent may never
+    reap it); those still running after ``timeout_s``."""
+    def running(proc: psutil.Process) -> bool:
+        try:
+            return proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + timeout_s
+    alive = [proc for proc in processes if running(proc)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [proc for proc in alive if running(proc)]
+    return alive
 
 
 _PR_SET_PDEATHSIG = 1   # linux/prctl.h
