@@ -16,13 +16,14 @@ def problem(description: str = "classify tool wear from sensor readings") -> msg
     return msg.UserInput(text=description)
 
 
-def fill(store: TaskStore, count: int, *, at: list[float] | None = None) -> list[msg.TaskId]:
+def fill(store: TaskStore, count: int, *, at: list[float] | None = None, explanation: str = "") -> list[msg.TaskId]:
     """``count`` tasks, each with a stored result; ``at`` sets their submission times (else distinct)."""
     ids = []
     for i in range(count):
         task_id = store.new_task(problem())
         store.save_result(msg.TaskResult(task_id=task_id, state=msg.TaskState.TASK_DONE, task_type="tabular",
-                                         options=[msg.TaskOption(rank=1, model=f"model-{i}", device="cpu")]))
+                                         options=[msg.TaskOption(rank=1, model=f"model-{i}", device="cpu",
+                                                                 note=explanation)]))
         ids.append(task_id)
     times = at if at is not None else [1000.0 + i for i in range(count)]
     with store._lock:
@@ -83,11 +84,39 @@ def test_a_page_reads_only_its_own_rows(store, monkeypatch):
     assert len(page.results) == 50 and len(decoded) == 50
 
 
-def test_the_page_query_uses_the_submission_index(store):
-    plan = store._db.execute("EXPLAIN QUERY PLAN SELECT submitted_unix_s, rowid FROM tasks WHERE submitted_unix_s < ?"
-                             " ORDER BY submitted_unix_s DESC, rowid DESC LIMIT 21", (1.0,)).fetchall()
-    details = " ".join(row[-1] for row in plan)
-    assert "tasks_by_submission" in details and "TEMP B-TREE" not in details
+def test_the_page_query_uses_the_submission_index(store, monkeypatch):
+    queries = []
+    monkeypatch.setattr(store, "_db", _Recording(store._db, queries))
+    store.result_page(limit=20, before_unix_s=1.0)
+    (page_query, params) = queries[0]
+    plan = " ".join(row[-1] for row in store._db.execute("EXPLAIN QUERY PLAN " + page_query, params).fetchall())
+    assert "tasks_by_submission" in plan and "TEMP B-TREE" not in plan
+
+
+class _Recording:
+    """An sqlite3 connection that notes the queries run through it."""
+
+    def __init__(self, db, queries):
+        self._db, self._queries = db, queries
+
+    def execute(self, sql, params=()):
+        self._queries.append((sql, params))
+        return self._db.execute(sql, params)
+
+
+def test_a_page_ends_before_its_results_pass_the_byte_budget(store, monkeypatch):
+    monkeypatch.setattr(store_module, "MAX_PAGE_BYTES", 10_000)
+    ids = fill(store, 30, explanation="x" * 3000)   # a stored result of about 3 KB each
+    (size,) = store._db.execute("SELECT length(result) FROM tasks LIMIT 1").fetchone()
+    pages = walk(store, 200)
+    assert [t for p in pages for t in p] == ids[::-1]
+    assert {len(p) for p in pages[:-1]} == {10_000 // size}
+
+
+def test_a_result_larger_than_the_budget_still_makes_a_page(store, monkeypatch):
+    monkeypatch.setattr(store_module, "MAX_PAGE_BYTES", 100)
+    ids = fill(store, 3, explanation="x" * 3000)
+    assert walk(store, 20) == [[t] for t in ids[::-1]]
 
 
 def test_pages_of_one_problem(store):

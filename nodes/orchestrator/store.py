@@ -27,11 +27,12 @@ from sustainml.report import status_name
 from sustainml.sqlite_file import SqliteFile
 
 __all__ = ["TaskStore", "Evidence", "ResultPage", "SCHEMA_VERSION", "DEFAULT_RESULT_LIMIT", "MAX_RESULT_LIMIT",
-           "MAX_PROBLEM_BYTES", "DEFAULT_EVIDENCE_LIMIT",
+           "MAX_PAGE_BYTES", "MAX_PROBLEM_BYTES", "DEFAULT_EVIDENCE_LIMIT",
            "MAX_EVIDENCE_LIMIT", "MAX_NOTE_CHARS", "MAX_AUTHOR_CHARS"]
 
 DEFAULT_RESULT_LIMIT = 20  # ResultRequest.limit 0 means this many
-MAX_RESULT_LIMIT = 200  # ResultRequest.limit at most (idl/sustainml.idl): a reply stays a few MB at most
+MAX_RESULT_LIMIT = 200  # ResultRequest.limit at most (idl/sustainml.idl)
+MAX_PAGE_BYTES = 1_000_000  # stored results in one page at most (a page of 200 would be ~10 MB): see result_page
 # The largest problem kept (its CDR, as stored): a real one is a few KB; this bounds what one submission
 # can add to the store and to every reply that carries it.
 MAX_PROBLEM_BYTES = 1_000_000
@@ -360,7 +361,9 @@ class TaskStore(SqliteFile):
         """One page of ``results``: at most ``limit`` (0 = DEFAULT_RESULT_LIMIT, at most MAX_RESULT_LIMIT)
         tasks submitted before ``before_unix_s`` (0 = the newest), newest first, and where the next
         (older) page starts. The page is chosen on the submission index and only its rows are read and
-        decoded, so a page costs the same in a store of ten tasks or of a million.
+        decoded, so a page costs the same in a store of ten tasks or of a million. It also ends before
+        its stored results pass MAX_PAGE_BYTES (one task at least): a reply is encoded, sent and decoded
+        whole, and one of a few MB keeps a client waiting seconds, whatever the limit asked.
 
         A page never splits the tasks submitted at one same instant (the cursor is a time): it ends
         before them, or, when more than ``limit`` share the page's first instant, holds all of them.
@@ -374,17 +377,23 @@ class TaskStore(SqliteFile):
         limit = limit or DEFAULT_RESULT_LIMIT
         where, params = _result_filter(problem_id, iteration, before_unix_s)
         with self._lock:
-            # Only (submitted_unix_s, rowid) from the index: one row more than the page says if it is the last.
+            # The page's times, rowids and result sizes (length() reads a blob's size, not the blob), in the
+            # submission index's order; one row more than the page says whether it is the last.
             rows = self._db.execute(
-                f"SELECT submitted_unix_s, rowid FROM tasks {where} ORDER BY submitted_unix_s DESC, rowid DESC"
-                " LIMIT ?", (*params, limit + 1)).fetchall()
-            if len(rows) <= limit:
-                return ResultPage(self._results_of_rows([rowid for _, rowid in rows]), 0.0)
-            edge = rows[limit][0]   # the first instant left out
-            page = [rowid for submitted, rowid in rows[:limit] if submitted > edge]
+                f"SELECT submitted_unix_s, rowid, IFNULL(length(result), 0) FROM tasks {where}"
+                " ORDER BY submitted_unix_s DESC, rowid DESC LIMIT ?", (*params, limit + 1)).fetchall()
+            fit, size = 0, 0
+            for _, _, blob_bytes in rows[:limit]:
+                if fit and size + blob_bytes > MAX_PAGE_BYTES:
+                    break
+                fit, size = fit + 1, size + blob_bytes
+            if fit == len(rows):
+                return ResultPage(self._results_of_rows([rowid for _, rowid, _ in rows]), 0.0)
+            edge = rows[fit][0]   # the first instant left out
+            page = [rowid for submitted, rowid, _ in rows[:fit] if submitted > edge]
             if page:
                 return ResultPage(self._results_of_rows(page), rows[len(page) - 1][0])
-            # More than ``limit`` tasks at the page's first instant: all of them, then what is older.
+            # The page's first instant holds more tasks than fit: all of them, then what is older.
             where_at, params_at = _result_filter(problem_id, iteration, 0.0)
             at = " AND ".join(filter(None, (where_at.removeprefix("WHERE "), "submitted_unix_s = ?")))
             tied = self._db.execute(f"SELECT rowid FROM tasks WHERE {at} ORDER BY rowid DESC",
