@@ -367,10 +367,12 @@ class Client:
 
     def history_page(self, problem_id: str = "", iteration: int = 0, page_size: int = 20, *,
                      before_unix_s: float = 0.0, timeout_s: float = 10.0) -> msg.ResultReply:
-        """One page of past results, newest first: ``results`` (at most ``page_size``, 0 = 20, at most
-        MAX_RESULTS_PER_PAGE; more only when tasks submitted at one instant would be split) submitted
-        before ``before_unix_s`` (0 = the newest), and ``next_before_unix_s``, the ``before_unix_s`` of
-        the next (older) page, 0 when there is none. Raises like ``history``."""
+        """One page of past results, newest first: ``results`` submitted before ``before_unix_s`` (0 = the
+        newest), and ``next_before_unix_s``, the ``before_unix_s`` of the next (older) page, 0 when there
+        is none. A page holds at most ``page_size`` results (0 = 20, at most MAX_RESULTS_PER_PAGE), fewer
+        when they would pass about 1 MB (a result with its options is tens of KB; the orchestrator's
+        store.MAX_PAGE_BYTES), more only when tasks submitted at one instant would be split. Raises like
+        ``history``."""
         request = msg.ResultRequest(problem_id=problem_id, iteration=iteration, limit=page_size,
                                     before_unix_s=before_unix_s)
         reply = self._service(topics.RESULTS).call(request, timeout_s=timeout_s)
