@@ -459,9 +459,11 @@ class TaskBook:
             self.log.warning("node %s restarted (pid %d)", status.node, status.pid)
         elif came_back:
             self.log.info("node %s is back", status.node)
-        # A restarted node lost the inputs it held; one that was cut off may have missed some.
-        # Either way, re-send them once it serves (repeats are dropped by the node).
-        info.needs_resend = info.needs_resend or restarted or came_back
+        # A restarted node lost the inputs it held; one that was cut off may have missed some; one seen
+        # for the first time may have started after this orchestrator resumed its stored tasks (the whole
+        # pipeline restarted: the resumed inputs went out before it listened). Either way, re-send them
+        # once it serves (repeats are dropped by the node).
+        info.needs_resend = info.needs_resend or restarted or came_back or known is None
         if info.needs_resend and status.state in (msg.NodeState.NODE_IDLE, msg.NodeState.NODE_BUSY):
             info.needs_resend = False
             actions += self._resend(info)
