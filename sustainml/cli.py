@@ -476,6 +476,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SustainMLError as e:
         print(f"sustainml: {e}", file=sys.stderr)
         return next((code for kind, code in EXIT_CODES.items() if isinstance(e, kind)), 1)
+    except Exception as e:  # noqa: BLE001 - a bug still ends in one line; the traceback is in the debug log
+        logging.getLogger("sustainml").debug("internal error", exc_info=True)
+        print(f"sustainml: internal error: {type(e).__name__}: {str(e)[:300]} (SUSTAINML_LOG_LEVEL=DEBUG shows where)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from . import msg, topics
 from .bus import Gone, Participant, ServiceClient
 from .config import RuntimeConfig, load_config
 from .exceptions import InvalidProblem, RequestTimeout, TaskFailed
+from .limits import check_message
 from .node import TERMINAL, TaskKey, task_key
 from .peers import ENCODER, HARDWARE, ORCHESTRATOR, PROVIDER, Peers
 from .problem import load_problem, problem_from_dict
@@ -234,6 +235,7 @@ class Client:
             problem = problem_from_dict(problem)
         if problem_id:
             problem.task_id = msg.TaskId(problem_id=problem_id)
+        _check_sendable(problem)
         reply = self._service(topics.SUBMIT).call(msg.SubmitRequest(problem=problem), timeout_s=timeout_s)
         if not reply.accepted:
             raise InvalidProblem(reply.error)
@@ -455,7 +457,16 @@ class Client:
         """The task encoder's reading of a problem, without starting a task."""
         if isinstance(problem, Mapping):
             problem = problem_from_dict(problem)
+        _check_sendable(problem)
         reply = self._service(topics.ENCODE).call(msg.EncodeRequest(problem=problem), timeout_s=timeout_s)
         if reply.error:
             raise InvalidProblem(reply.error)
         return reply.task
+
+
+def _check_sendable(problem: msg.UserInput) -> None:
+    """Refuse, in one line, a problem beyond ``sustainml.limits`` or one DDS cannot carry (a NaN, a
+    lone surrogate), before it is sent: the nodes would refuse it anyway."""
+    refusal = check_message(problem)
+    if refusal:
+        raise InvalidProblem(refusal)

@@ -3,19 +3,20 @@ anything malformed. The keys mirror the IDL's ``UserInput`` fields; README docum
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from . import msg
+from . import limits, msg
 from .exceptions import InvalidProblem
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["load_problem", "problem_from_dict", "problem_to_dict", "parse_task_id", "task_text", "PROBLEM_KEYS"]
+__all__ = ["load_problem", "parse_problem_yaml", "problem_from_dict", "problem_to_dict", "parse_task_id", "task_text", "PROBLEM_KEYS"]
 
 # file key -> UserInput field (short names for the fields people write most)
 _ALIASES = {"task_type": "task_type_hint", "modality": "modality_hint",
@@ -25,43 +26,88 @@ _NESTED: dict[str, type[DataclassInstance]] = {
 _STRUCT_LISTS: dict[str, type[DataclassInstance]] = {"intensity_overrides": msg.RegionFigure}
 _SKIP = {"task_id"}
 _INT_LISTS = {"dataset.input_shape"}
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # the same safe types, parsed in C when it can
 PROBLEM_KEYS = sorted(
     (set(msg.UserInput.__dataclass_fields__) - _SKIP - set(_ALIASES.values())) | set(_ALIASES) | {"problem_id"})
 
 
 def load_problem(path: str | Path) -> msg.UserInput:
+    """The problem in a YAML file. Raises ``InvalidProblem`` with one line, naming the file, for a file
+    that is missing, unreadable, larger than ``limits.MAX_PROBLEM_FILE_BYTES``, not YAML, nested deeper
+    than ``limits.MAX_NESTING_DEPTH`` (checked on the parser's events, before anything recursive
+    builds it), or not a valid problem (``problem_from_dict``)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        with path.open("rb") as f:
+            raw = f.read(limits.MAX_PROBLEM_FILE_BYTES + 1)
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise InvalidProblem(f"problem file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as e:
         raise InvalidProblem(f"cannot read problem file {path}: {e}") from None
+    if len(raw) > limits.MAX_PROBLEM_FILE_BYTES:
+        raise InvalidProblem(f"{path}: a problem file of at most {limits.MAX_PROBLEM_FILE_BYTES:,} bytes expected, "
+                             "a larger one came")
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise InvalidProblem(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
-    if not isinstance(data, Mapping):
-        raise InvalidProblem(f"{path}: expected a mapping of problem fields at the top level, "
-                             f"got {type(data).__name__}")
+        data = parse_problem_yaml(text)
+    except InvalidProblem as e:
+        raise InvalidProblem(f"{path}: {e}") from None
     try:
         return problem_from_dict(data)
     except InvalidProblem as e:
         raise InvalidProblem(f"{path}: {e}") from None
 
 
+def parse_problem_yaml(text: str) -> Mapping[str, Any]:
+    """The mapping a problem's YAML text holds; ``InvalidProblem`` (one line) for anything else.
+    Safe YAML only (no Python objects); the nesting is checked on the parser's event stream, which
+    is iterative, before the recursive composer builds anything."""
+    try:
+        _check_yaml_depth(text)
+        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader (libyaml's when there is one)
+    except yaml.YAMLError as e:
+        if "nesting depth" in str(e):   # libyaml's own limit, met while it reads ahead
+            raise InvalidProblem(f"nesting at most {limits.MAX_NESTING_DEPTH} deep expected, deeper came") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())
+        raise InvalidProblem(f"not valid YAML{where}: {problem[:200]}") from None
+    except RecursionError:   # the depth check makes this unreachable; kept as the last line of defence
+        raise InvalidProblem(f"nesting at most {limits.MAX_NESTING_DEPTH} deep expected, deeper came") from None
+    if not isinstance(data, Mapping):
+        raise InvalidProblem(f"expected a mapping of problem fields at the top level, got {type(data).__name__}")
+    return data
+
+
+def _check_yaml_depth(text: str) -> None:
+    depth = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > limits.MAX_NESTING_DEPTH:
+                where = f" (line {event.start_mark.line + 1})" if event.start_mark else ""
+                raise InvalidProblem(f"nesting at most {limits.MAX_NESTING_DEPTH} deep expected, deeper came{where}")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
 def problem_from_dict(data: Mapping[str, Any]) -> msg.UserInput:
-    """A UserInput from a plain mapping; unknown keys and wrong types are errors, not ignored."""
+    """A UserInput from a plain mapping; unknown keys and wrong types are errors, not ignored, and so
+    are values beyond ``sustainml.limits`` (long texts and lists, huge or non-finite numbers, deep
+    nesting): each an ``InvalidProblem`` of one line."""
+    if not isinstance(data, Mapping):
+        raise InvalidProblem(f"expected a mapping of problem fields, got {limits.shorten(data)}")
+    too_much = limits.check_nesting(data)
+    if too_much:
+        raise InvalidProblem(too_much)
     problem = msg.UserInput()
     for key, value in data.items():
         if key == "problem_id":
             problem.task_id.problem_id = _typed("problem_id", value, str)
             continue
-        name = _ALIASES.get(key, key)
-        if name not in msg.UserInput.__dataclass_fields__ or name in _SKIP:
-            raise InvalidProblem(f"unknown key {key!r}; the keys are: {', '.join(PROBLEM_KEYS)}")
+        name = _ALIASES.get(key, key) if isinstance(key, str) else key
+        if not isinstance(name, str) or name not in msg.UserInput.__dataclass_fields__ or name in _SKIP:
+            raise InvalidProblem(f"unknown key {limits.shorten(key)}; the keys are: {', '.join(PROBLEM_KEYS)}")
         if name in _NESTED:
             setattr(problem, name, _nested(key, value, _NESTED[name]))
         elif name in _STRUCT_LISTS:
@@ -99,11 +145,11 @@ def _given(value: Any) -> bool:
 
 def _nested(key: str, value: Any, cls: type[DataclassInstance]) -> Any:
     if not isinstance(value, Mapping):
-        raise InvalidProblem(f"{key!r} must be a mapping, got {value!r}")
+        raise InvalidProblem(f"{key!r} must be a mapping, got {limits.shorten(value)}")
     obj = cls()
     for sub, sub_value in value.items():
-        if sub not in cls.__dataclass_fields__:
-            raise InvalidProblem(f"unknown key {key}.{sub}; the keys of {key} are: "
+        if not isinstance(sub, str) or sub not in cls.__dataclass_fields__:
+            raise InvalidProblem(f"unknown key {key}.{limits.shorten(sub)}; the keys of {key} are: "
                                  f"{', '.join(cls.__dataclass_fields__)}")
         setattr(obj, sub, _typed(f"{key}.{sub}", sub_value, type(getattr(obj, sub))))
     return obj
@@ -114,41 +160,64 @@ def _struct_list(key: str, value: Any, cls: type[DataclassInstance]) -> list[Any
     items = [value] if isinstance(value, Mapping) else value
     if not isinstance(items, list):
         raise InvalidProblem(f"{key!r} must be a list of mappings with keys {', '.join(cls.__dataclass_fields__)}, "
-                             f"got {value!r}")
+                             f"got {limits.shorten(value)}")
+    if len(items) > limits.MAX_LIST_ITEMS:
+        raise InvalidProblem(f"{key!r}: at most {limits.MAX_LIST_ITEMS:,} items expected, {len(items):,} came")
     return [_nested(f"{key}[{i}]", item, cls) for i, item in enumerate(items)]
+
+
+#: Text fields with more room than ``limits.MAX_NAME_CHARS``.
+_TEXT_LIMITS = {"text": limits.MAX_TEXT_CHARS, "dataset.description": limits.MAX_TEXT_CHARS,
+                "dataset.path": limits.MAX_PATH_CHARS, "problem_id": limits.MAX_ID_CHARS}
+#: The largest value of each whole-number field: its IDL width, or less where a larger one is a typo.
+_INT_LIMITS = {"dataset.num_samples": limits.MAX_COUNT}
 
 
 def _typed(key: str, value: Any, kind: type) -> Any:
     if kind is list:
         items = [value] if isinstance(value, (str, int)) else value
         if not isinstance(items, list):
-            raise InvalidProblem(f"{key!r} must be a list, got {value!r}")
+            raise InvalidProblem(f"{key!r} must be a list, got {limits.shorten(value)}")
+        if len(items) > limits.MAX_LIST_ITEMS:
+            raise InvalidProblem(f"{key!r}: at most {limits.MAX_LIST_ITEMS:,} items expected, {len(items):,} came")
         if key in _INT_LISTS:
             return [_typed(f"{key}[{i}]", v, int) for i, v in enumerate(items)]
         if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in items):
-            raise InvalidProblem(f"{key!r} must be a list of names, got {value!r}")
-        return [str(v) for v in items]
+            raise InvalidProblem(f"{key!r} must be a list of names, got {limits.shorten(value)}")
+        return [_typed(f"{key}[{i}]", v, str) for i, v in enumerate(items)]
     if kind is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise InvalidProblem(f"{key!r} must be text, got {value!r}")
-        return str(value)
+            raise InvalidProblem(f"{key!r} must be text, got {limits.shorten(value)}")
+        if isinstance(value, int) and value.bit_length() > 64:
+            raise InvalidProblem(f"{key!r} must be text, got {limits.shorten(value)}")
+        text = value if isinstance(value, str) else str(value)
+        too_long = limits.check_text(key, text, _TEXT_LIMITS.get(key.split("[")[0], limits.MAX_NAME_CHARS))
+        if too_long:
+            raise InvalidProblem(too_long)
+        return text
     if kind is bool:
         if not isinstance(value, bool):
-            raise InvalidProblem(f"{key!r} must be true or false, got {value!r}")
+            raise InvalidProblem(f"{key!r} must be true or false, got {limits.shorten(value)}")
         return value
     if kind in (int, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidProblem(f"{key!r} must be a number, got {value!r}")
+            raise InvalidProblem(f"{key!r} must be a number, got {limits.shorten(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidProblem(f"{key!r} must be a finite number, got {value}")
         if value < 0:
-            raise InvalidProblem(f"{key!r} must not be negative, got {value!r}")
+            raise InvalidProblem(f"{key!r} must not be negative, got {limits.shorten(value)}")
         if kind is int:
+            high = _INT_LIMITS.get(key.split("[")[0], limits.UINT32_MAX)
+            if value > high:
+                raise InvalidProblem(f"{key!r} is too large: at most {high:,} expected, got {limits.shorten(value)}")
             if value != int(value):
                 raise InvalidProblem(f"{key!r} must be a whole number, got {value!r}")
-            if value > 2**32 - 1 and key != "dataset.num_samples":
-                raise InvalidProblem(f"{key!r} is too large: {value!r}")
             return int(value)
+        if value > limits.MAX_PROBLEM_NUMBER:
+            raise InvalidProblem(f"{key!r} is too large: at most {limits.MAX_PROBLEM_NUMBER:g} expected, "
+                                 f"got {limits.shorten(value)}")
         return float(value)
-    raise InvalidProblem(f"{key!r}: unsupported value {value!r}")
+    raise InvalidProblem(f"{key!r}: unsupported value {limits.shorten(value)}")
 
 
 def parse_task_id(text: str | msg.TaskId) -> msg.TaskId:

@@ -12,8 +12,8 @@ The assumption, ambiguity and contradiction findings are also the task's ``warni
 
 Errors are ``InvalidProblem`` with one line: the field, the value that came, and how to fix it. They
 are kept for what no reading can rescue: no text and no hint, a text about nothing ML-related,
-impossible numbers (negative, not finite, a percentage above 100 for a fraction metric), and regions
-the carbon data lacks. ``require_complete`` adds what the pipeline needs to price a task (a dataset
+impossible numbers (negative, not finite, a percentage above 100 for a fraction metric), regions
+the carbon data lacks, and inputs beyond ``sustainml.limits`` (a text of more than 10,000 characters). ``require_complete`` adds what the pipeline needs to price a task (a dataset
 size and a training region); the node applies it, ``encode`` alone does not, so that a bare text
 can be encoded while the user is still typing.
 """
@@ -30,6 +30,7 @@ from sustainml import msg
 from sustainml.carbon.inputs import check_carbon_fields
 from sustainml.carbon.intensity import RegionIntensity, resolve_region
 from sustainml.exceptions import InvalidProblem, SustainMLError
+from sustainml.limits import check_message
 
 from .knowledge import DeployTarget, Knowledge, MetricInfo, TaskTypeInfo, load_knowledge
 from .task_reading import Reading, prepare, read_task_type
@@ -41,6 +42,7 @@ __all__ = [
     "MAX_EPOCHS",
     "MIN_LATENCY_MS",
     "Knowledge",
+    "check_problem",
     "MetricInfo",
     "TaskTypeInfo",
     "encode",
@@ -82,9 +84,9 @@ def encode(
     ``profile`` is what the dataset profiler found in ``problem.dataset.path``: its rows fill an unknown
     ``dataset.num_samples`` and its sample shape an empty ``dataset.input_shape``.
     """
+    check_problem(problem)
     if knowledge is None:
         knowledge = load_knowledge()
-    _check_numbers(problem)
     text = _problem_text(problem)
     stated = read_constraints(text, knowledge) if text else []
     choice = _choose_task_type(problem, knowledge, _without(text, stated))
@@ -139,6 +141,16 @@ def encode(
         measurement_budget_j=float(problem.measurement_budget_j),
         reuse_only=bool(problem.reuse_only),
     )
+
+
+def check_problem(problem: msg.UserInput) -> None:
+    """The checks that need no reading, cheap for any input: numbers (finite, not negative) and sizes
+    (``sustainml.limits``: a text of at most 10,000 characters...), each an ``InvalidProblem`` of one
+    line. ``encode`` starts with them; the node applies them before handing a problem to a worker."""
+    _check_numbers(problem)
+    refusal = check_message(problem)   # before any reading: reading a text costs time in its length
+    if refusal:
+        raise InvalidProblem(refusal)
 
 
 def require_complete(task: msg.EncodedTask) -> None:

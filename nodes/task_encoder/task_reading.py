@@ -184,8 +184,10 @@ def prepare(knowledge: Knowledge, embedder: TextEmbedder | None = None) -> Exemp
 
 
 def _cues_found(words: Sequence[str], cues: Sequence[str], known: frozenset[str]) -> tuple[str, ...]:
-    """The cues in ``words``: whole words in a row; a misspelt long word also matches (see ``_same_word``)."""
-    return tuple(dict.fromkeys(cue for cue in cues if _contains(words, _cue_words(cue), known)))
+    """The cues in ``words``: whole words in a row; a misspelt long word also matches (see ``_same_word``).
+    Time linear in the text: each cue is looked for where its first word is, not at every word."""
+    index = _WordIndex(words)
+    return tuple(dict.fromkeys(cue for cue in cues if _contains(index, _cue_words(cue), known)))
 
 
 @lru_cache(maxsize=4096)
@@ -193,11 +195,34 @@ def _cue_words(cue: str) -> tuple[str, ...]:
     return tuple(_words(cue))
 
 
-def _contains(words: Sequence[str], phrase: Sequence[str], known: frozenset[str]) -> bool:
-    n = len(phrase)
+class _WordIndex:
+    """Where each distinct word of a text is, and its distinct words by first letter and length."""
+
+    def __init__(self, words: Sequence[str]) -> None:
+        self.words = words
+        self.at: dict[str, list[int]] = {}
+        for i, word in enumerate(words):
+            self.at.setdefault(word, []).append(i)
+        self.by_shape: dict[tuple[str, int], list[str]] = {}
+        for word in self.at:
+            self.by_shape.setdefault((word[:1], len(word)), []).append(word)
+
+    def starts(self, cue: str, known: frozenset[str]) -> list[int]:
+        """The positions of the words that ``_same_word`` takes for ``cue``, in order."""
+        found = list(self.at.get(cue, ()))
+        if len(cue) >= 6:
+            for length in (len(cue) - 1, len(cue), len(cue) + 1):
+                for word in self.by_shape.get((cue[:1], length), ()):
+                    if word != cue and _same_word(word, cue, known):
+                        found += self.at[word]
+        return sorted(found)
+
+
+def _contains(index: _WordIndex, phrase: Sequence[str], known: frozenset[str]) -> bool:
+    n, words = len(phrase), index.words
     return n > 0 and any(
-        all(_same_word(w, c, known) for w, c in zip(words[i : i + n], phrase, strict=True))
-        for i in range(len(words) - n + 1)
+        i + n <= len(words) and all(_same_word(w, c, known) for w, c in zip(words[i + 1 : i + n], phrase[1:], strict=True))
+        for i in index.starts(phrase[0], known)
     )
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sustainml.carbon.intensity import find_region
+from sustainml.limits import MAX_NUMBER_DIGITS
 
 from .knowledge import Knowledge
 
@@ -45,7 +46,12 @@ class Stated:
 
 def read_constraints(text: str, knowledge: Knowledge) -> list[Stated]:
     """Every constraint value stated in ``text``, in the order of the text; at most one per field,
-    the first, except regions (a training and a serving one may both be named)."""
+    the first, except regions (a training and a serving one may both be named).
+
+    A run of more than ``MAX_NUMBER_DIGITS`` digits is no constraint anyone states: it is read as
+    "#" characters (the positions in the text stay the same), so that no pattern spends time
+    quadratic in its length."""
+    text = _LONG_NUMBER.sub(lambda m: "#" * len(m.group(0)), text)
     found: list[Stated] = []
     for reader in (_latency, _train_hours, _co2, _usage, _samples, _epochs, _quality, _regions):
         found.extend(reader(text, knowledge))
@@ -62,6 +68,7 @@ def read_constraints(text: str, knowledge: Knowledge) -> list[Stated]:
 
 # ---------------------------------------------------------------- numbers and units
 
+_LONG_NUMBER = re.compile(r"[\d.,]{%d,}" % (MAX_NUMBER_DIGITS + 1))
 _NUMBER = r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
 _COUNT = _NUMBER + r"\s*(?P<mult>k|thousand|m|mio|mln|million|millions|bn|billion)?\b"
 _MULTIPLIERS = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mio": 1e6, "mln": 1e6, "million": 1e6,
