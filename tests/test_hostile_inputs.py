@@ -277,10 +277,9 @@ def test_many_words_are_read_in_time_linear_in_the_text():
 # ==================================================================== over DDS, on a pipeline of this module
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningPipeline, dict[str, str]]]:
-    """A pipeline of this module's own (raw messages on its topics must not disturb other tests), with
-    the task encoder's time limit short enough to trip."""
+    """A pipeline of this module's own: raw messages on its topics must not disturb other tests."""
     env = private_domain(tmp_path_factory.mktemp("hostile") / "store", tag="hostile")
-    description = fast_pipeline(task_encoder={"encode_timeout_s": "20"})
+    description = fast_pipeline()
     description.env.update(env)
     with pytest.MonkeyPatch.context() as mp:
         use_environment(mp, env)
@@ -312,10 +311,10 @@ PIECES = ["9", "1,", "1.", "1 ", "k ", "under ", "ms ", "a", "aa-", " ", "\n", "
 
 
 def hostile_texts(rng: random.Random, count: int) -> Iterator[str]:
-    """Half beyond the limits (refused at once, by size or by a character DDS cannot carry), half within
-    them: runs and mixtures of what the constraint patterns and the cue reader look for."""
+    """Two thirds beyond the limits (refused at once, by size or by a character DDS cannot carry), one
+    third within them: runs and mixtures of what the constraint patterns and the cue reader look for."""
     for i in range(count):
-        if i % 2 == 0:
+        if i % 3 != 2:
             yield rng.choice([rng.choice(PIECES) * (limits.MAX_TEXT_CHARS + 1 + rng.choice([0, 10, 10**5, 10**6 // 2])),
                               "classify photos" + rng.choice(["\0", "\ud800", "\udfff"]) + "of welds"])
         else:
@@ -324,7 +323,7 @@ def hostile_texts(rng: random.Random, count: int) -> Iterator[str]:
 
 
 @pytest.mark.pipeline
-@pytest.mark.timeout(900)   # about 110 real encodes: 30 s on an idle 2-core VM, minutes on a busy one
+@pytest.mark.timeout(900)   # about 73 real encodes: seconds on an idle 2-core VM, minutes on a busy one
 def test_at_least_two_hundred_hostile_texts_through_the_encode_service(pipeline_env):
     before = node_pids(pipeline_env)
     rng = random.Random(SEED)
@@ -332,7 +331,7 @@ def test_at_least_two_hundred_hostile_texts_through_the_encode_service(pipeline_
     outcomes: dict[str, int] = {"encoded": 0, "refused": 0}
     lock = threading.Lock()
 
-    with Client() as client:   # one client: each encode is one request, three at a time
+    with Client() as client:   # one client: each encode is one request, two at a time (the service's threads)
         def encode(text: str) -> float:
             started = time.monotonic()
             try:
@@ -340,6 +339,8 @@ def test_at_least_two_hundred_hostile_texts_through_the_encode_service(pipeline_
             except InvalidProblem as e:
                 line = str(e)
                 assert line and "\n" not in line and "Traceback" not in line, line[:500]
+                # the input's fault, said so: never a worker lost, a time limit or a bug
+                assert not any(w in line for w in ("encoder worker", "internal error", "took longer")), line
                 with lock:
                     outcomes["refused"] += 1
             else:
@@ -348,10 +349,10 @@ def test_at_least_two_hundred_hostile_texts_through_the_encode_service(pipeline_
                     outcomes["encoded"] += 1
             return time.monotonic() - started
 
-        with ThreadPoolExecutor(3) as pool:
+        with ThreadPoolExecutor(2) as pool:
             took = list(pool.map(encode, texts))
     assert sum(outcomes.values()) == len(texts) >= 200
-    assert outcomes["refused"] >= len(texts) // 2
+    assert outcomes["refused"] >= 2 * len(texts) // 3
     assert max(took) < 60, f"slowest encode {max(took):.1f} s"
     assert node_pids(pipeline_env) == before
     assert not tracebacks(pipeline_env), "\n".join(tracebacks(pipeline_env)[:20])

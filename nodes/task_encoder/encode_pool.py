@@ -7,7 +7,7 @@ workers (the default) the next task is encoded at once by the other while a kill
 Problems and encoded tasks cross the pipe as their CDR bytes, the same bytes DDS carries.
 
 A worker ignores SIGINT (the launcher's Ctrl-C goes to the node, which closes the pool), dies with the
-node (parent-death signal on Linux, and the end of its pipe everywhere) and never touches DDS.
+node (it watches its parent pid, and the end of its pipe) and never touches DDS.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -31,6 +32,7 @@ __all__ = ["EncodePool", "EncodeTimeout", "EncoderUnavailable", "PoolSettings"]
 
 log = logging.getLogger("sustainml.task_encoder")
 
+_CALLERS = 3   # threads of the node that encode at once: the task worker and the service's two
 _STOP_CHECK_S = 0.2   # how often a wait for a worker looks whether its task still matters (Units: s)
 
 
@@ -117,13 +119,16 @@ class EncodePool:
         ``TaskCancelled`` as soon as ``stopped()`` says why the work is of no use any more (the task
         ended, the node stops): the worker is then stopped too."""
         timeout_s = self.settings.timeout_s
-        started = time.monotonic()
+        # Every encode ends within timeout_s (it is stopped there), so a caller waits for a worker at
+        # most as long as the callers before it take: the node has three (its task thread and two
+        # service threads).
+        wait_s = _CALLERS * timeout_s
         try:
-            worker = self._idle.get(timeout=timeout_s)
+            worker = self._idle.get(timeout=wait_s)
         except queue.Empty:
-            raise EncodeTimeout(f"no encoder worker was free within {timeout_s:g} s (all "
+            raise EncodeTimeout(f"no encoder worker was free within {wait_s:g} s (all "
                                 f"{self.settings.workers} busy); try again") from None
-        left = max(0.1, timeout_s - (time.monotonic() - started))
+        left = timeout_s
         try:
             worker.conn.send_bytes(bytes([1 if complete else 0]) + problem.serialize())
             deadline = time.monotonic() + left
@@ -214,9 +219,18 @@ class EncodePool:
 
 # -------------------------------------------------------------------- in the worker process
 def _die_with_parent() -> None:
-    with contextlib.suppress(Exception):
-        import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    """Exit as soon as the node's process is gone (its pid no longer this process's parent), even in
+    the middle of an encode. Not PR_SET_PDEATHSIG: that fires when the *thread* that started the
+    worker ends, and a replacement worker is started from a short-lived thread."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 def _serve(conn: Connection, data_dir: str, max_dataset_mb: float) -> None:
