@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from .. import msg
+from .. import limits, msg
 from ..datasets import TABLE_FORMATS, DataPolicy, resolve_dataset
 from ..exceptions import InvalidProblem
 from ..launch import NODE_KINDS
@@ -46,15 +46,16 @@ _NUMBER_MEANING = {
 
 
 #: Bounds on what a JSON body may hold, checked before anything reads it: a problem is three levels
-#: deep (``{"problem": {"intensity_overrides": [{...}]}}``), its numbers are counts, seconds, joules and
-#: grams far below 1e15 (and a page's JavaScript counts exactly only to 2**53), and its texts are a few
-#: sentences. What a number or a text of one field may be is the problem reader's rule, not this one.
+#: deep (``{"problem": {"intensity_overrides": [{...}]}}``), its numbers are at most the largest a
+#: problem may give (and a page's JavaScript counts exactly only to 2**53), its texts at most a
+#: problem's longest, its lists at most a problem's longest (``sustainml.limits``). What one field may
+#: hold is the problem reader's rule (``sustainml.problem``), applied after these.
 MAX_JSON_DEPTH = 8
-MAX_NUMBER = 1e15
-MAX_TEXT_CHARS = 10_000
-MAX_ITEMS = 1_000
+MAX_NUMBER = limits.MAX_PROBLEM_NUMBER
+MAX_TEXT_CHARS = limits.MAX_TEXT_CHARS
+MAX_ITEMS = limits.MAX_LIST_ITEMS
 #: The largest iteration a task id may name (the message's uint32).
-MAX_ITERATION = 2**32 - 1
+MAX_ITERATION = limits.UINT32_MAX
 _MAX_INT_DIGITS = 16   # a longer integer is refused before Python converts it (a 30,000-digit number is slow)
 
 
