@@ -268,9 +268,10 @@ def orchestrator(dds: dict[str, str]) -> Iterator[subprocess.Popen]:
 
 
 def test_published_records_reach_a_subscriber_for_a_task_the_orchestrator_knows(orchestrator, run_store):
-    with Client() as client:
-        task = client.submit({"text": "predict tool wear", "task_type": "tabular_regression",
-                              "dataset": {"num_samples": 2000, "num_features": 8}, "train_region": "DEU"})
+    # One client submits and, later, cancels: the orchestrator cancels a task only for its submitter.
+    submitter = Client()
+    task = submitter.submit({"text": "predict tool wear", "task_type": "tabular_regression",
+                             "dataset": {"num_samples": 2000, "num_features": 8}, "train_region": "DEU"})
     problem_id = task.task_id.problem_id
 
     received: list[msg.StageRecord] = []
@@ -315,7 +316,7 @@ def test_published_records_reach_a_subscriber_for_a_task_the_orchestrator_knows(
 
     # The orchestrator keeps them with the task: in its result when the task ends (here cancelled,
     # since no other node runs), and a stage tracked after that is added to the stored result.
-    with Client() as client:
+    with submitter as client:
         client.cancel(task.task_id)
         ended = _wait_for(lambda: _latest(client, problem_id), lambda r: r.state == msg.TaskState.TASK_CANCELLED)
         assert ended.stages == sent and ended.forecasts[-1].epochs_done == 3
