@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from sustainml import msg
+from sustainml import limits, msg
 from sustainml.exceptions import InvalidProblem
 from sustainml_nodes.orchestrator import store as store_module
 from sustainml_nodes.orchestrator.store import MAX_PROBLEM_BYTES, MAX_RESULT_LIMIT, TaskStore
@@ -142,15 +142,16 @@ def test_a_cursor_that_is_not_a_time_is_refused(store, before):
 
 
 def test_a_problem_too_large_to_keep_is_refused_in_one_line(store):
-    with pytest.raises(InvalidProblem, match=r"^the problem is 1\.\d MB as stored; at most 1 MB") as refused:
+    with pytest.raises(InvalidProblem, match=f"^the problem as stored: at most {MAX_PROBLEM_BYTES:,} bytes expected, ") \
+            as refused:
         store.new_task(problem("x" * (MAX_PROBLEM_BYTES + 1000)))
     assert "\n" not in str(refused.value)
     assert store.results() == []
     store.new_task(problem("x" * (MAX_PROBLEM_BYTES - 1000)))   # just under: kept
 
 
-def test_the_limit_is_the_stores_own_constant():
-    assert store_module.MAX_PROBLEM_BYTES == MAX_PROBLEM_BYTES == 1_000_000
+def test_a_stored_problem_may_be_as_large_as_a_problem_file():
+    assert MAX_PROBLEM_BYTES == limits.MAX_PROBLEM_FILE_BYTES
 
 
 # ---------------------------------------------------------------- the service and the client

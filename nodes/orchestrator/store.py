@@ -22,6 +22,7 @@ from typing import Any
 
 from sustainml import msg
 from sustainml.exceptions import InvalidProblem
+from sustainml.limits import MAX_PROBLEM_FILE_BYTES
 from sustainml.msg_upgrade import UpgradeError, interface_version, upgrade_v1
 from sustainml.report import status_name
 from sustainml.sqlite_file import SqliteFile
@@ -33,9 +34,9 @@ __all__ = ["TaskStore", "Evidence", "ResultPage", "SCHEMA_VERSION", "DEFAULT_RES
 DEFAULT_RESULT_LIMIT = 20  # ResultRequest.limit 0 means this many
 MAX_RESULT_LIMIT = 200  # ResultRequest.limit at most (idl/sustainml.idl)
 MAX_PAGE_BYTES = 1_000_000  # stored results in one page at most (a page of 200 would be ~10 MB): see result_page
-# The largest problem kept (its CDR, as stored): a real one is a few KB; this bounds what one submission
-# can add to the store and to every reply that carries it.
-MAX_PROBLEM_BYTES = 1_000_000
+# The largest problem kept (its CDR, as stored), that of the largest problem file: a real one is a few
+# KB; this bounds what one submission, from a file or not, adds to the store and to replies that carry it.
+MAX_PROBLEM_BYTES = MAX_PROBLEM_FILE_BYTES
 DEFAULT_EVIDENCE_LIMIT = 500  # EvidenceRequest.limit 0 means this many
 MAX_EVIDENCE_LIMIT = 5000  # keeps one reply a few MB at most
 MAX_NOTE_CHARS = 2000
@@ -195,8 +196,8 @@ class TaskStore(SqliteFile):
         now = time.time()
         blob = stored.serialize()
         if len(blob) > MAX_PROBLEM_BYTES:
-            raise InvalidProblem(f"the problem is {len(blob) / 1e6:.1f} MB as stored; at most "
-                                 f"{MAX_PROBLEM_BYTES / 1e6:g} MB are kept: shorten its description or lists")
+            raise InvalidProblem(f"the problem as stored: at most {MAX_PROBLEM_BYTES:,} bytes expected, "
+                                 f"{len(blob):,} came; shorten its text or its lists")
         with self._transaction() as db:
             problem_id = problem.task_id.problem_id
             if problem_id:
