@@ -26,6 +26,7 @@ from cyclonedds.topic import Topic
 from . import _dds_compat
 from .config import RuntimeConfig, apply_dds_config, load_config
 from .exceptions import RequestTimeout, SustainMLError
+from .limits import check_message
 from .topics import ServiceReply, ServiceRequest, ServiceSpec, TopicSpec
 
 __all__ = ["Participant", "Publisher", "Subscription", "ServiceClient", "Gone"]
@@ -273,6 +274,13 @@ class ServiceServer(Generic[ReqT, RepT]):
 
     def _on_request(self, request: ReqT, sender: str) -> None:
         rid = request.request_id
+        problem = check_message(request)
+        if problem is not None:   # answered at once, the handler never sees it
+            log.warning("refused a %s request from participant %s: %s", self.spec.name, sender or "(unknown)", problem)
+            reply = self._error_reply(f"request refused: {problem}")
+            reply.request_id = rid[:256] if isinstance(rid, str) else ""
+            self._writer.publish(reply)
+            return
         with self._lock:
             if rid in self._replies:
                 done = self._replies[rid]

@@ -418,7 +418,7 @@ class TaskNode(Node, abc.ABC):
     def _believed(self, spec: TopicSpec[T], callback: Callable[[T], None]) -> Callable[[T, str], None]:
         """A subscription callback that passes on only messages from nodes that may write ``spec``."""
         def receive(message: T, sender: str) -> None:
-            self.peers.admit_message(spec.name, sender, partial(callback, message))
+            self.peers.admit_message(spec.name, sender, partial(callback, message), message=message)
         return receive
 
     def publish_output(self, message: Any) -> None:

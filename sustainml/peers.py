@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import msg, topics
+from .limits import check_message
 
 __all__ = ["Peers", "Peer", "PRODUCERS", "admitted_from_env", "announce", "ORCHESTRATOR"]
 
@@ -192,10 +193,18 @@ class Peers:
         return self.kind_of(sender) in kinds
 
     def admit_message(self, topic: str, sender: str, deliver: Callable[[], None],
-                      now: float | None = None) -> None:
+                      now: float | None = None, *, message: Any = None) -> None:
         """Deliver a message now if its sender may write ``topic``; hold it a while if the sender is
-        not identified yet (its first heartbeat may come after its first output); else refuse it."""
+        not identified yet (its first heartbeat may come after its first output); else refuse it.
+        With ``message``, one outside the input limits (``sustainml.limits``) is refused first."""
         now = time.monotonic() if now is None else now
+        if message is not None:
+            problem = check_message(message)
+            if problem is not None:
+                with self._lock:
+                    self._refuse_once("out of bounds", sender, f"refused a message on {topic} from participant "
+                                                              f"{sender or '(unknown)'}: {problem}")
+                return
         if self.believes(topic, sender):
             deliver()
             return

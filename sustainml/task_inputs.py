@@ -71,6 +71,7 @@ class TaskInputs:
         self._held: OrderedDict[TaskKey, _Held] = OrderedDict()
         self._finished: OrderedDict[TaskKey, str] = OrderedDict()   # key -> why (cancelled, done, failed)
         self._outcomes: OrderedDict[Hashable, Any] = OrderedDict()  # fire -> _IN_WORK or Outcome
+        self._fires: dict[TaskKey, list[Hashable]] = {}   # the firings of each task with an outcome slot
         self._queue: list[Work] = []
 
     # ---------------------------------------------------------------- what arrives
@@ -110,8 +111,12 @@ class TaskInputs:
                           "error" if outcome.error else "output")
             return outcome
         self._outcomes[fire] = _IN_WORK
+        self._fires.setdefault(key, []).append(fire)
         while len(self._outcomes) > self.remember_outcomes:
             self._outcomes.popitem(last=False)
+        if len(self._fires) > self.remember_outcomes:   # tasks that never ended: forget the oldest
+            for old in list(self._fires)[: len(self._fires) - self.remember_outcomes]:
+                del self._fires[old]
         self._queue.append(Work(key, task_id, ready, fire))
         return None
 
@@ -129,6 +134,10 @@ class TaskInputs:
             self._finished.popitem(last=False)
         if self._held.pop(key, None) is not None:
             self.log.info("dropped held inputs of %s/%d: task %s", key[0], key[1], why)
+        # An ended task's inputs are dropped from now on (``offer``), so its outcomes would never be
+        # answered again: keeping them (an output each, 50-80 KB for a carbon footprint) only grew memory.
+        for fire in self._fires.pop(key, []):
+            self._outcomes.pop(fire, None)
         dropped = [work for work in self._queue if work.key == key]
         if dropped:
             self._queue = [work for work in self._queue if work.key != key]

@@ -17,7 +17,7 @@ from typing import Any
 
 from sustainml import msg, topics
 from sustainml.exceptions import InvalidProblem
-from sustainml.node import Node, run_node, task_key
+from sustainml.node import TERMINAL, Node, run_node, task_key
 from sustainml.peers import ORCHESTRATOR, Peer
 
 from .store import TaskStore
@@ -65,8 +65,9 @@ class Orchestrator(Node):
         self.create_subscription(topics.TRAINING_FORECAST, lambda m: self._post(self.book.on_forecast, m))
         self.create_subscription(topics.NODE_CONTROL, self._on_control, with_sender=True)
         self.create_service(topics.SUBMIT, self._submit, with_sender=True)
-        self.create_service(topics.RESULTS, self._results)
-        self.create_service(topics.EVIDENCE, self._evidence)
+        # Replies kept for clients that re-send: a results page or an evidence reply is up to ~1 MB.
+        self.create_service(topics.RESULTS, self._results, remember=32)
+        self.create_service(topics.EVIDENCE, self._evidence, remember=32)
         self.create_service(topics.NOTE, self._note)
         self.create_timer(1.0, lambda: self._post(self.book.on_tick, time.monotonic()))
 
@@ -112,7 +113,8 @@ class Orchestrator(Node):
         of nodes that may write it (``node``: which one; None for the orchestrator's own re-sends)."""
         def receive(message: Any, sender: str) -> None:
             self.peers.admit_message(spec.name, sender,
-                                     lambda: self._post(handler, message, self.peers.node_of(sender)))
+                                     lambda: self._post(handler, message, self.peers.node_of(sender)),
+                                     message=message)
         self.create_subscription(spec, receive, with_sender=True)
 
     def _on_measurement(self, measurement: msg.HardwareMeasurement, node: Peer | None) -> list[Action]:
@@ -127,6 +129,7 @@ class Orchestrator(Node):
         try:
             task_id, _ = self._call(self.book.submit, request.problem, sender)
         except InvalidProblem as e:
+            self.metrics.input_rejected("invalid problem")
             return msg.SubmitReply(request_id=request.request_id, accepted=False, error=str(e))
         return msg.SubmitReply(request_id=request.request_id, accepted=True, task_id=task_id)
 
@@ -172,6 +175,10 @@ class Orchestrator(Node):
             self._publishers[type(message)].publish(message)
             if isinstance(message, msg.TaskResult):
                 self._bound_history(message.task_id)
+                if message.state in TERMINAL:
+                    outcome = {msg.TaskState.TASK_DONE: "done", msg.TaskState.TASK_CANCELLED: "cancelled"}
+                    self.metrics.task_finished(outcome.get(message.state, "error"),
+                                               max(0.0, message.finished_unix_s - message.submitted_unix_s))
 
     def _bound_history(self, task_id: msg.TaskId) -> None:
         """Transient-local writers keep every instance; forget the oldest finished tasks. A task counts
