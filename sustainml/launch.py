@@ -328,6 +328,9 @@ class Launcher:
     def _start(self, node: _Running) -> None:
         env = {**os.environ, **self.description.env, **node.spec.env, "PYTHONUNBUFFERED": "1",
                "SUSTAINML_ADMIT": self.description.admitted(socket.gethostname())}
+        if node.spec.cmd[3:5] != ["sustainml.cli", "node"] and "SUSTAINML_NODE_NAME" not in node.spec.env:
+            # A `cmd:` program on our runtime announces itself under its entry's name, the name admitted.
+            env["SUSTAINML_NODE_NAME"] = node.spec.name
         try:
             # Its own session and process group: a terminal's Ctrl-C reaches the launcher only (which
             # stops the nodes in order), and the node, its children included, is stopped as a group.

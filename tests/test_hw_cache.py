@@ -181,12 +181,20 @@ class Orchestrator:
 
 
 @pytest.mark.slow
+class PatientHardwareNode(HardwareNode):
+    """The hardware node, waiting at shutdown for its ahead-of-time profiling (a model at a time: long on
+    a loaded machine) so that it closes its store and releases the store's lock before the next one
+    opens it in this same process (a real restart is a new process: its lock dies with the old one)."""
+
+    stop_timeout_s = 120.0
+
+
 def test_a_restarted_hardware_node_answers_from_its_store(dds: dict[str, str]) -> None:
     bus = Participant()
     try:
         orchestrator = Orchestrator(bus)
         params = HwParams(window_s=0.15, train_batch_size=4)
-        node = HardwareNode(params=params)
+        node = PatientHardwareNode(params=params)
         try:
             first = orchestrator.ask(1)
         finally:
@@ -194,7 +202,7 @@ def test_a_restarted_hardware_node_answers_from_its_store(dds: dict[str, str]) -
         assert [m.cached for m in first.measurements] == [False]
         assert (Path(dds["SUSTAINML_STORE_DIR"]) / CACHE_FILE).is_file()
 
-        node = HardwareNode(params=params)
+        node = PatientHardwareNode(params=params)
         try:
             second = orchestrator.ask(2)
         finally:

@@ -240,12 +240,12 @@ _INTRUDER = """
 import sys
 from sustainml.bus import Participant
 from sustainml import topics
-from cyclonedds.core import DDSException
+from sustainml.exceptions import SustainMLError
 bus = Participant(identity=sys.argv[1])
 try:
     bus.publisher(topics.HARDWARE_MEASUREMENT)
     print("writer made")
-except DDSException as e:
+except SustainMLError as e:   # the bus's one line for DDS_RETCODE_NOT_ALLOWED_BY_SECURITY
     print("refused:", e)
 bus.close()
 """
