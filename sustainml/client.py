@@ -172,13 +172,15 @@ class Client:
     # ---------------------------------------------------------------- subscriptions
     def _believed(self, spec: topics.TopicSpec[Any], callback: Callable[[Any], None]) -> Callable[[Any, str], None]:
         def receive(message: Any, sender: str) -> None:
-            self.peers.expire()
             self.peers.admit_message(spec.name, sender, lambda: callback(message))
         return receive
 
     def _on_node_status(self, status: msg.NodeStatus, sender: str) -> None:
+        believed = self.peers.on_status(status, sender)
+        # Held messages expire only here, just after statuses were read: a dispatcher busy with a
+        # backlog of results must not refuse them for want of a status it has not read yet.
         self.peers.expire()
-        if self.peers.on_status(status, sender):
+        if believed:
             self._on_node(status)
 
     def _on_result(self, result: msg.TaskResult) -> None:

@@ -175,8 +175,12 @@ class Node:
                 self.log.error("another participant (%s) announces itself as node %s (pid %d on %s): "
                                "its messages are refused; stop it, or give one of them another name",
                                sender, status.node, status.pid, status.host)
+        believed = self.peers.on_status(status, sender)
+        # Held messages expire only here, just after a status was read (heartbeats come every second):
+        # a dispatcher busy with a backlog must not refuse them for want of a status not read yet.
+        self.peers.expire()
         # The hooks run once the node is configured (what they use exists then); heartbeats repeat.
-        if self.peers.on_status(status, sender) and self._configured:
+        if believed and self._configured:
             self.on_peer_status(status)
 
     def _on_peer_gone(self, gone: Gone) -> None:
@@ -274,7 +278,6 @@ class Node:
         self.publish_status(state, task_id=task_id, progress=progress, message=message)
 
     def _heartbeat(self) -> None:
-        self.peers.expire()
         self.metrics.sync_refusals(self.peers.refused)
         with self._status_lock:
             state, task, progress, message = self._state, self._state_task, self._progress, self._message
